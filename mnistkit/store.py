@@ -22,11 +22,11 @@ from pathlib import Path
 import pandas as pd
 import torch
 from filelock import FileLock
-from tqdm.auto import tqdm
 
 from .config import RunConfig, resolve_device
 from .files import atomic_write_bytes, atomic_write_text
 from .models import build_model, count_parameters
+from .progress import bar as progress_bar
 from .trainer import fit
 
 MANIFEST = "manifest.json"
@@ -146,7 +146,7 @@ class Store:
         """Every run of ``configs`` (in order), training the missing ones in ``jobs`` processes."""
         runs: list[Run | None] = [self.load(c) for c in configs]
         todo = [i for i, run in enumerate(runs) if run is None]
-        bar = tqdm(total=len(configs), initial=len(configs) - len(todo), desc="runs",
+        bar = progress_bar(total=len(configs), initial=len(configs) - len(todo), desc="runs",
                    unit="run", disable=not progress or not todo)
         if jobs <= 1 or len(todo) <= 1:
             for i in todo:

@@ -19,13 +19,13 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from . import data
 from .config import RunConfig, resolve_device
-from .models import build_model
 from .errors import ConfigError
 from .files import atomic_torch_save
+from .models import build_model
+from .progress import bar as progress_bar
 
 EVAL_BATCH = 2000
 METRICS = ("train_loss", "train_acc", "test_loss", "test_acc")
@@ -194,7 +194,7 @@ def fit(config: RunConfig, checkpoint: Path | None = None, progress: bool = True
         history.rows = ckpt["history"]
 
     log = _tracker(tracker, config)
-    bar = tqdm(range(len(history.rows), config.epochs), desc=config.label(), disable=not progress,
+    bar = progress_bar(range(len(history.rows), config.epochs), desc=config.label(), disable=not progress,
                initial=len(history.rows), total=config.epochs, unit="epoch", leave=False)
     for epoch in bar:
         start = time.perf_counter()

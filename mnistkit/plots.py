@@ -1,0 +1,144 @@
+"""Figures for the report: each function takes a DataFrame and returns a matplotlib Figure."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from .data import MEAN, STD
+
+sns.set_theme(style="whitegrid", context="notebook")
+
+
+def save(fig, name: str, folder) -> None:
+    """Write ``fig`` as ``folder/name.png`` (nothing when ``folder`` is None)."""
+    if folder is not None:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        fig.savefig(Path(folder) / f"{name}.png", dpi=110, bbox_inches="tight")
+
+
+def training_history(history: pd.DataFrame, title: str = ""):
+    """Train and test loss (left) and accuracy (right) per epoch."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
+    for split, style in (("train", "-o"), ("test", "-s")):
+        left.plot(history["epoch"], history[f"{split}_loss"], style, label=split)
+        right.plot(history["epoch"], 100 * history[f"{split}_acc"], style, label=split)
+    left.set(xlabel="epoch", ylabel="cross-entropy loss", title="loss")
+    right.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
+    for ax in (left, right):
+        ax.legend()
+        ax.set_xticks(history["epoch"])
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def settings_bars(summary: pd.DataFrame):
+    """Mean test accuracy per setting with +-1 std error bars, and the assignment's reported figure."""
+    fig, ax = plt.subplots(figsize=(10, 0.42 * len(summary) + 1.2))
+    y = np.arange(len(summary))
+    ax.barh(y, 100 * summary["mean"], xerr=100 * summary["std"], color="tab:blue", alpha=0.8,
+            capsize=3, label="mnistkit (mean +- std over seeds)")
+    if "reported" in summary and summary["reported"].notna().any():
+        ax.scatter(100 * summary["reported"], y, marker="x", color="black", zorder=3, label="assignment (1 run)")
+    ax.set_yticks(y, [f"{s}. {label}" for s, label in zip(summary["setting"], summary["label"])])
+    ax.invert_yaxis()
+    low = 100 * min(summary["mean"].min(), summary.get("reported", summary["mean"]).min())
+    ax.set_xlim(max(0, low - 1), 100)
+    ax.set(xlabel="test accuracy (%)")
+    ax.legend(loc="lower left")
+    fig.tight_layout()
+    return fig
+
+
+def factorial_heatmaps(factorial: pd.DataFrame):
+    """Mean test accuracy over seeds for learning rate x batch size, one panel per optimizer."""
+    optimizers = list(dict.fromkeys(factorial["optimizer"]))
+    fig, axes = plt.subplots(1, len(optimizers), figsize=(3.6 * len(optimizers), 3.2), squeeze=False)
+    vmin, vmax = 100 * factorial["test_acc"].min(), 100 * factorial["test_acc"].max()
+    for ax, opt in zip(axes[0], optimizers):
+        table = (factorial[factorial.optimizer == opt].groupby(["lr", "batch_size"])["test_acc"].mean()
+                 .unstack("batch_size") * 100)
+        sns.heatmap(table, annot=True, fmt=".1f", cmap="viridis", vmin=vmin, vmax=vmax, cbar=False, ax=ax)
+        ax.set(title=opt, xlabel="batch size", ylabel="learning rate")
+    fig.tight_layout()
+    return fig
+
+
+def variance_shares(variance: pd.DataFrame):
+    """Share of test-accuracy variance explained by each source, as horizontal bars."""
+    fig, ax = plt.subplots(figsize=(6, 2.6))
+    sns.barplot(x=100 * variance["share"], y=variance["source"], color="tab:blue", ax=ax)
+    for i, share in enumerate(variance["share"]):
+        ax.text(100 * share + 0.5, i, f"{100 * share:.1f}%", va="center")
+    ax.set(xlabel="share of variance (%)", ylabel="", xlim=(0, 110))
+    fig.tight_layout()
+    return fig
+
+
+def accuracy_by_class(per_class: pd.DataFrame):
+    """Test accuracy per digit, one bar per method (every column but ``digit``)."""
+    long = per_class.melt(id_vars="digit", var_name="method", value_name="accuracy")
+    fig, ax = plt.subplots(figsize=(8, 3.2))
+    sns.barplot(long.assign(accuracy=100 * long["accuracy"]), x="digit", y="accuracy", hue="method", ax=ax)
+    ax.set(ylabel="test accuracy (%)", ylim=(max(0, 100 * long["accuracy"].min() - 5), 100))
+    ax.legend(loc="lower left")
+    fig.tight_layout()
+    return fig
+
+
+def accuracy_curves(curves: pd.DataFrame, hue: str, style: str | None = None, title: str = ""):
+    """Test accuracy per epoch, one line per ``hue`` (mean over seeds, band: +-1 std)."""
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    frame = curves.assign(test_acc_pct=100 * curves["test_acc"])
+    sns.lineplot(frame, x="epoch", y="test_acc_pct", hue=hue, style=style, errorbar="sd", marker="o", ax=ax)
+    ax.set(ylabel="test accuracy (%)", title=title)
+    ax.set_xticks(sorted(frame["epoch"].unique()))
+    fig.tight_layout()
+    return fig
+
+
+def size_curve(runs: pd.DataFrame):
+    """Test accuracy against training-set size (log axis): seeds as dots, mean +- std as a line."""
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    summary = runs.groupby("size")["test_acc"].agg(["mean", "std"]).fillna(0).reset_index()
+    ax.errorbar(summary["size"], 100 * summary["mean"], yerr=100 * summary["std"], fmt="-o", capsize=4,
+                label="mean +- std")
+    ax.scatter(runs["size"], 100 * runs["test_acc"], color="gray", s=12, alpha=0.7, label="one seed")
+    ax.set_xscale("log")
+    ax.set_xticks(summary["size"], [f"{s:,}" for s in summary["size"]])
+    ax.minorticks_off()
+    ax.set(xlabel="training images", ylabel="test accuracy (%)")
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def confusion(matrix: pd.DataFrame, title: str = ""):
+    """The confusion matrix with the diagonal masked, so the mistakes stand out."""
+    fig, ax = plt.subplots(figsize=(4.8, 4.2))
+    mask = np.eye(len(matrix), dtype=bool)
+    sns.heatmap(matrix, mask=mask, annot=True, fmt="d", cmap="Reds", cbar=False, ax=ax,
+                linewidths=0.5, linecolor="lightgray")
+    ax.set(title=title, xlabel="predicted", ylabel="true")
+    fig.tight_layout()
+    return fig
+
+
+def gallery(images, errors: pd.DataFrame, n: int = 24, columns: int = 12, title: str = ""):
+    """The first ``n`` misclassified test digits, each captioned 'true -> predicted'."""
+    n = min(n, len(errors))
+    rows = max(1, -(-n // columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(columns * 0.8, rows * 1.0), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i < n:
+            ax.imshow(images[i, 0] * STD + MEAN, cmap="gray_r", vmin=0, vmax=1)
+            ax.set_title(f"{errors['true'].iloc[i]}→{errors['predicted'].iloc[i]}", fontsize=9)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
