@@ -355,7 +355,8 @@ def q3(params: dict, store: Store | None = None, progress: bool = True) -> dict:
          "learned_parameters": int(cnn_runs["parameters"].iloc[0]), "feature_dim": 84},
         {"method": "SIFT-BoVW-SVM", "test_acc": result.test_acc, "test_acc_std": np.nan,
          "train_seconds": result.train_seconds, "inference_ms_per_image": result.inference_ms_per_image,
-         "learned_parameters": result.feature_dim * 10 + 10, "feature_dim": result.feature_dim},
+         "learned_parameters": result.config["words"] * 128 + result.feature_dim * 10 + 10,
+         "feature_dim": result.feature_dim},
     ])
     per_class = pd.DataFrame({"digit": range(10), "SIFT-BoVW-SVM": result.per_class_acc,
                               "LeNet": _per_class(first)})
