@@ -58,9 +58,9 @@ from filelock import FileLock
 from joblib import Parallel, delayed
 from scipy import sparse
 from threadpoolctl import threadpool_limits
-from tqdm.auto import tqdm
 
 from .errors import ConfigError
+from .progress import bar as progress_bar
 
 # mnistkit.data and mnistkit.store import torch (~0.9 GB resident); they are imported inside the
 # functions that need them, so that the worker processes, which import this module, stay small.
@@ -247,7 +247,7 @@ def _parallel(fn, images, config, progress, desc, *args):
     parts = Parallel(n_jobs=config.jobs, return_as="generator")(
         delayed(fn)(chunk, *args, config) for chunk in chunks
     )
-    return list(tqdm(parts, total=len(chunks), desc=desc, unit="chunk", disable=not progress))
+    return list(progress_bar(parts, total=len(chunks), desc=desc, unit="chunk", disable=not progress))
 
 
 def encode(images: np.ndarray, centers: np.ndarray, config: BovwConfig, progress=True, desc="encode"):

@@ -85,8 +85,8 @@ def accuracy_by_class(per_class: pd.DataFrame):
     long = per_class.melt(id_vars="digit", var_name="method", value_name="accuracy")
     fig, ax = plt.subplots(figsize=(8, 3.2))
     sns.barplot(long.assign(accuracy=100 * long["accuracy"]), x="digit", y="accuracy", hue="method", ax=ax)
-    ax.set(ylabel="test accuracy (%)", ylim=(max(0, 100 * long["accuracy"].min() - 5), 100))
-    ax.legend(loc="lower left")
+    ax.set(ylabel="test accuracy (%)", ylim=(max(0, 100 * long["accuracy"].min() - 2), 100))
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, frameon=False)
     fig.tight_layout()
     return fig
 
