@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import copy
 import json
-import platform
 import resource
 import time
 from pathlib import Path
@@ -36,7 +35,7 @@ from torchvision.datasets import MNIST
 from torchvision.transforms import Compose, Normalize, ToTensor
 
 from . import data, trainer
-from .config import RunConfig, resolve_device
+from .config import RunConfig, device_name, resolve_device
 from .errors import ConfigError
 from .files import atomic_write_text
 from .models import build_model
@@ -143,19 +142,6 @@ class MnistkitPipeline:
         model = self.model if model is None else model
         trainer.train_epoch(model, optimizer, scheduler, x, y, self.config, generator)
         return trainer.evaluate(model, tx, ty)["test_acc"], len(y) + len(ty)
-
-
-def device_name(device: str) -> str:
-    """The GPU's name, or the CPU model from /proc/cpuinfo (the platform's processor elsewhere)."""
-    if torch.device(device).type == "cuda":
-        return torch.cuda.get_device_name(device)
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _reset_peak(device: str) -> None:

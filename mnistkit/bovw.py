@@ -59,7 +59,7 @@ from joblib import Parallel, delayed
 from scipy import sparse
 from threadpoolctl import threadpool_limits
 
-from .errors import ConfigError
+from .errors import ConfigError, check_number, from_mapping
 from .progress import bar as progress_bar
 
 # mnistkit.data and mnistkit.store import torch (~0.9 GB resident); they are imported inside the
@@ -70,15 +70,6 @@ VERSION = 1
 FEATURE_MAPS = ("linear", "chi2")
 CHUNK = 500  # images per parallel task; one task's descriptors take 500 x K x 512 bytes
 KMEANS_EPOCHS = 10  # MiniBatchKMeans passes over the sample at most (it stops after ~6)
-
-
-def _number(name, value, low, high=None, integer=True):
-    kind = int if integer else (int, float)
-    ok = isinstance(value, kind) and not isinstance(value, bool) and math.isfinite(value)
-    ok = ok and value >= low and (high is None or value <= high)
-    if not ok:
-        what = "an integer" if integer else "a number"
-        raise ConfigError(name, value, f"must be {what} >= {low}" + ("" if high is None else f" and <= {high}"))
 
 
 @dataclass(frozen=True)
@@ -103,19 +94,19 @@ class BovwConfig:
         from .data import check_subset
 
         check_subset(self.subset)
-        _number("subset_seed", self.subset_seed, 0)
-        _number("upscale", self.upscale, 28, 224)
-        _number("step", self.step, 1, self.upscale)
-        _number("patch", self.patch, 1, self.upscale, integer=False)
-        _number("words", self.words, 2, 8192)
-        _number("kmeans_sample", self.kmeans_sample, self.words)
-        _number("levels", self.levels, 1, 4)
-        _number("power", self.power, 0.05, 1, integer=False)
+        check_number("subset_seed", self.subset_seed, 0, integer=True)
+        check_number("upscale", self.upscale, 28, 224, integer=True)
+        check_number("step", self.step, 1, self.upscale, integer=True)
+        check_number("patch", self.patch, 1, self.upscale, integer=False)
+        check_number("words", self.words, 2, 8192, integer=True)
+        check_number("kmeans_sample", self.kmeans_sample, self.words, integer=True)
+        check_number("levels", self.levels, 1, 4, integer=True)
+        check_number("power", self.power, 0.05, 1, integer=False)
         if self.feature_map not in FEATURE_MAPS:
             raise ConfigError("feature_map", self.feature_map, f"must be one of {list(FEATURE_MAPS)}")
-        _number("C", self.C, 1e-6, 1e6, integer=False)
-        _number("seed", self.seed, 0)
-        _number("jobs", self.jobs, 1, 64)
+        check_number("C", self.C, 1e-6, 1e6, integer=False)
+        check_number("seed", self.seed, 0, integer=True)
+        check_number("jobs", self.jobs, 1, 64, integer=True)
         descriptors = (self.subset or 60_000) * len(grid(self))
         if self.words > descriptors:
             raise ConfigError("words", self.words, f"must be at most the {descriptors} training descriptors")
@@ -125,11 +116,7 @@ class BovwConfig:
     @classmethod
     def from_dict(cls, values: dict) -> "BovwConfig":
         """Build a config from a mapping; an unknown key raises ``ConfigError``."""
-        names = [f.name for f in dataclasses.fields(cls)]
-        for name in values:
-            if name not in names:
-                raise ConfigError(name, values[name], f"is not a BoVW parameter; known: {names}")
-        return cls(**values)
+        return from_mapping(cls, values, "BoVW parameter")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

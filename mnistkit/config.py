@@ -5,13 +5,14 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
+import platform
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 
 from .data import check_subset
-from .errors import ConfigError
+from .errors import ConfigError, check_number, from_mapping
 from .models import check_model
 
 # Bump when a change to the training code changes the numbers: old runs are then not reused.
@@ -35,18 +36,17 @@ def resolve_device(device: str) -> str:
     raise ConfigError("device", device, "must be 'auto', 'cpu', 'cuda' or 'cuda:N'")
 
 
-def _number(name, value, low=None, high=None, low_open=False, integer=False):
-    kind = int if integer else (int, float)
-    ok = isinstance(value, kind) and not isinstance(value, bool) and math.isfinite(value)
-    if ok and low is not None:
-        ok = value > low if low_open else value >= low
-    if ok and high is not None:
-        ok = value <= high
-    if not ok:
-        what = "an integer" if integer else "a number"
-        bound = "" if low is None else f" {'>' if low_open else '>='} {low}"
-        bound += "" if high is None else f" and <= {high}"
-        raise ConfigError(name, value, f"must be {what}{bound}")
+def device_name(device: str) -> str:
+    """The GPU's name, or the CPU model from /proc/cpuinfo (the platform's processor elsewhere)."""
+    if torch.device(device).type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def _choice(name, value, allowed):
@@ -81,19 +81,19 @@ class RunConfig:
             raise ConfigError("model_kw", self.model_kw, "must be a mapping of model keyword arguments")
         check_model(self.model, self.model_kw)
         _choice("optimizer", self.optimizer, OPTIMIZERS)
-        _number("lr", self.lr, 0, low_open=True)
-        _number("momentum", self.momentum, 0, 1)
+        check_number("lr", self.lr, 0, low_open=True)
+        check_number("momentum", self.momentum, 0, 1)
         if self.momentum and self.optimizer not in ("sgd", "rmsprop"):
             raise ConfigError("momentum", self.momentum, f"only SGD and RMSprop take momentum, not {self.optimizer}")
-        _number("weight_decay", self.weight_decay, 0)
-        _number("batch_size", self.batch_size, 1, integer=True)
-        _number("epochs", self.epochs, 1, integer=True)
+        check_number("weight_decay", self.weight_decay, 0)
+        check_number("batch_size", self.batch_size, 1, integer=True)
+        check_number("epochs", self.epochs, 1, integer=True)
         check_subset(self.subset)
-        _number("subset_seed", self.subset_seed, 0, integer=True)
-        _number("seed", self.seed, 0, integer=True)
+        check_number("subset_seed", self.subset_seed, 0, integer=True)
+        check_number("seed", self.seed, 0, integer=True)
         _choice("schedule", self.schedule, SCHEDULES)
-        _number("warmup_epochs", self.warmup_epochs, 0, self.epochs)
-        _number("label_smoothing", self.label_smoothing, 0, 1)
+        check_number("warmup_epochs", self.warmup_epochs, 0, self.epochs)
+        check_number("label_smoothing", self.label_smoothing, 0, 1)
         _choice("augment", self.augment, AUGMENTS)
         if not isinstance(self.deterministic, bool):
             raise ConfigError("deterministic", self.deterministic, "must be true or false")
@@ -102,11 +102,7 @@ class RunConfig:
     @classmethod
     def from_dict(cls, values: dict) -> "RunConfig":
         """Build a config from a mapping; an unknown key raises ``ConfigError``."""
-        names = [f.name for f in dataclasses.fields(cls)]
-        for key in values:
-            if key not in names:
-                raise ConfigError(key, values[key], f"is not a run parameter; known: {names}")
-        return cls(**values)
+        return from_mapping(cls, values, "run parameter")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -1,4 +1,7 @@
-"""The two kinds of error a user can cause, each with a message that says how to fix it."""
+"""The two kinds of error a user can cause, and the checks that raise them before any work starts."""
+
+import dataclasses
+import math
 
 
 class ConfigError(ValueError):
@@ -12,3 +15,27 @@ class ConfigError(ValueError):
 class DataError(RuntimeError):
     """An MNIST file is missing or damaged; the message names the file and the fix."""
 
+
+
+def check_number(name, value, low=None, high=None, low_open=False, integer=False) -> None:
+    """Raise ``ConfigError`` unless ``value`` is a finite number (an int if ``integer``) in range."""
+    kind = int if integer else (int, float)
+    ok = isinstance(value, kind) and not isinstance(value, bool) and math.isfinite(value)
+    if ok and low is not None:
+        ok = value > low if low_open else value >= low
+    if ok and high is not None:
+        ok = value <= high
+    if not ok:
+        what = "an integer" if integer else "a number"
+        bound = "" if low is None else f" {'>' if low_open else '>='} {low}"
+        bound += "" if high is None else f" and <= {high}"
+        raise ConfigError(name, value, f"must be {what}{bound}")
+
+
+def from_mapping(cls, values: dict, what: str):
+    """``cls(**values)`` for a dataclass; a key that is not one of its fields raises ``ConfigError``."""
+    names = [f.name for f in dataclasses.fields(cls)]
+    for key in values:
+        if key not in names:
+            raise ConfigError(key, values[key], f"is not a {what}; known: {names}")
+    return cls(**values)

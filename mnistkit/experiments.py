@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import platform
 import time
 from itertools import product
 from pathlib import Path
@@ -21,7 +20,7 @@ import torch
 import yaml
 
 from . import data
-from .config import RunConfig, resolve_device
+from .config import RunConfig, device_name, resolve_device
 from .errors import ConfigError
 from .files import atomic_write_text
 from .store import Store
@@ -264,11 +263,8 @@ def _curves(runs, **labels) -> pd.DataFrame:
 
 
 def mean_std(frame: pd.DataFrame, by, value="test_acc") -> pd.DataFrame:
-    """Mean, std (ddof=1; 0 for one seed) and count of ``value`` per group, in group order."""
-    g = frame.groupby(by, sort=False)[value]
-    out = g.agg(["mean", "std", "count"]).reset_index()
-    out["std"] = out["std"].fillna(0.0)
-    return out
+    """Mean, std (ddof=1; NaN for a single seed) and count of ``value`` per group, in group order."""
+    return frame.groupby(by, sort=False)[value].agg(["mean", "std", "count"]).reset_index()
 
 
 def setting_label(s: dict) -> str:
@@ -310,12 +306,10 @@ def q2(params: dict, store: Store | None = None) -> dict:
     """The hyperparameter study: per-seed runs, per-setting mean +- std, the factorial sweep and
     the share of variance each factor explains."""
     store = store or Store()
-    rows = []
-    for i, reported, config in _q2_settings(params):
-        run = store.run_all([config], progress=False)[0]
-        setting = {**params["q2"]["settings"][i]}
-        rows.append(_row(run, setting=i + 1, label=setting_label({**config.to_dict()}), reported=reported))
-    runs = pd.DataFrame(rows)
+    items = list(_q2_settings(params))
+    fetched = store.run_all([config for *_, config in items], progress=False)
+    runs = pd.DataFrame([_row(run, setting=i + 1, label=setting_label(config.to_dict()), reported=reported)
+                         for (i, reported, config), run in zip(items, fetched)])
     summary = mean_std(runs, ["setting", "label"])
     summary["reported"] = [runs.loc[runs.setting == s, "reported"].iloc[0] for s in summary.setting]
     summary["seconds"] = runs.groupby("setting", sort=False)["seconds"].mean().values
@@ -435,20 +429,9 @@ def write_summary(path, summary: dict) -> None:
     atomic_write_text(Path(path), json.dumps(summary, indent=2, sort_keys=True) + "\n")
 
 
-def cpu_name() -> str:
-    """The processor's model name (Linux), else what ``platform`` knows."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "cpu"
-
-
 def environment(params: dict) -> dict:
     """Where and with what the report ran: profile, device, torch version, threads, jobs."""
     device = resolve_device(params["device"])
-    name = torch.cuda.get_device_name(device) if device.startswith("cuda") else cpu_name()
+    name = device_name(device)
     return {"profile": params["profile"], "device": device, "device_name": name, "torch": torch.__version__,
             "threads": torch.get_num_threads(), "jobs": params["jobs"]}

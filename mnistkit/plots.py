@@ -41,7 +41,7 @@ def settings_bars(summary: pd.DataFrame):
     """Mean test accuracy per setting with +-1 std error bars, and the assignment's reported figure."""
     fig, ax = plt.subplots(figsize=(10, 0.42 * len(summary) + 1.2))
     y = np.arange(len(summary))
-    ax.barh(y, 100 * summary["mean"], xerr=100 * summary["std"], color="tab:blue", alpha=0.8,
+    ax.barh(y, 100 * summary["mean"], xerr=100 * summary["std"].fillna(0), color="tab:blue", alpha=0.8,
             capsize=3, label="mnistkit (mean +- std over seeds)")
     if "reported" in summary and summary["reported"].notna().any():
         ax.scatter(100 * summary["reported"], y, marker="x", color="black", zorder=3, label="assignment (1 run)")
@@ -50,7 +50,7 @@ def settings_bars(summary: pd.DataFrame):
     low = 100 * min(summary["mean"].min(), summary.get("reported", summary["mean"]).min())
     ax.set_xlim(max(0, low - 1), 100)
     ax.set(xlabel="test accuracy (%)")
-    ax.legend(loc="lower left")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.5 / len(summary) - 0.08), ncol=2, frameon=False)
     fig.tight_layout()
     return fig
 

@@ -1,7 +1,6 @@
 """Run store: reuse without training, keys, damaged entries, resume after SIGKILL, concurrency."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
