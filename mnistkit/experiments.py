@@ -340,7 +340,7 @@ def q3(params: dict, store: Store | None = None, progress: bool = True) -> dict:
     best = q2(params, store)
     setting = best["best"]["setting"]
     cnn_runs = best["runs"][best["runs"].setting == setting]
-    first = store.load(_first_config(params, setting - 1))
+    first = store.load(setting_config(params, setting - 1))
     result = bovw.run(bovw_config(params), root=store.root, progress=progress)
     table = pd.DataFrame([
         {"method": f"LeNet ({best['best']['label']})", "test_acc": cnn_runs["test_acc"].mean(),
@@ -357,7 +357,8 @@ def q3(params: dict, store: Store | None = None, progress: bool = True) -> dict:
     return {"table": table, "bovw": result, "per_class": per_class, "cnn_runs": cnn_runs}
 
 
-def _first_config(params, index) -> RunConfig:
+def setting_config(params, index) -> RunConfig:
+    """The first-seed run config of q2's setting number ``index`` (0-based)."""
     return next(c for i, _, c in _q2_settings(params) if i == index)
 
 
