@@ -16,7 +16,7 @@ from .errors import ConfigError, check_number, from_mapping
 from .models import check_model
 
 # Bump when a change to the training code changes the numbers: old runs are then not reused.
-CODE_VERSION = 1
+CODE_VERSION = 2
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 SCHEDULES = ("constant", "cosine")
