@@ -147,5 +147,5 @@ def batches(images, labels, batch_size: int, generator: torch.Generator | None =
         if order is None:
             yield images[start : start + batch_size], labels[start : start + batch_size]
         else:
-            idx = order[start : start + batch_size]
-            yield images[idx], labels[idx]
+            idx = order[start : start + batch_size]  # index_select: x[idx]'s result, 2-3x faster
+            yield images.index_select(0, idx), labels.index_select(0, idx)
