@@ -33,7 +33,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, RandomSampler
 from torchvision.datasets import MNIST
 from torchvision.transforms import Compose, Normalize, ToTensor
 
@@ -80,7 +80,7 @@ class SeedPipeline:
     name = "seed"
 
     def __init__(self, model: str, batch_size: int, seed: int, device: str, limit: int | None = None):
-        self.device, self.limit = device, limit
+        self.device, self.limit, self.seed = device, limit, seed
         torch.manual_seed(seed)
         self.model = assignment_model(model).to(device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=LR)
@@ -90,23 +90,34 @@ class SeedPipeline:
         root = str(data.data_root())
         train = MNIST(root=root, train=True, download=True, transform=transform)
         test = MNIST(root=root, train=False, download=True, transform=transform)
-        # the assignment's shuffle=True, drawn from a generator of its own so that the order does
-        # not depend on what the other pipeline draws from the global one
-        self.train_loader = DataLoader(train, batch_size=batch_size, shuffle=True,
-                                       generator=torch.Generator().manual_seed(seed))
+        self.train_loader = self._shuffled(train, batch_size)
         self.test_loader = DataLoader(test, batch_size=batch_size)
+
+    def _shuffled(self, dataset, batch_size) -> DataLoader:
+        """The assignment's ``shuffle=True`` loader, its order drawn from a generator of its own.
+
+        A sampler with the seed's generator gives the order of ``data.batches`` with the same seed
+        (a ``DataLoader(generator=...)`` would first draw a worker seed from it), and the order
+        does not depend on what the other pipeline draws from the global generator.
+        """
+        sampler = RandomSampler(dataset, generator=torch.Generator().manual_seed(self.seed))
+        return DataLoader(dataset, batch_size=batch_size, sampler=sampler)
 
     def epoch(self, model=None, limit=None) -> tuple[float, int]:
         """Train one epoch, then test; returns (test accuracy, images seen).
 
-        With ``model`` (a warm-up copy), that model is trained by an Adam of its own.
+        With ``model`` (a warm-up copy), that model is trained by an Adam and a shuffle of its own,
+        so the measured run sees the same batches as mnistkit's.
         """
-        optimizer = self.optimizer if model is None else torch.optim.Adam(model.parameters(), lr=LR)
+        optimizer, loader = self.optimizer, self.train_loader
         if model is None:
             model, limit = self.model, self.limit
+        else:
+            optimizer = torch.optim.Adam(model.parameters(), lr=LR)
+            loader = self._shuffled(loader.dataset, loader.batch_size)
         model.train()
         running_loss, seen = 0.0, 0
-        for i, (images, labels) in enumerate(self.train_loader):
+        for i, (images, labels) in enumerate(loader):
             if limit is not None and i == limit:
                 break
             images, labels = images.to(self.device), labels.to(self.device)

@@ -79,7 +79,7 @@ class Dropout(nn.Module):
 
 class SelfAttention(nn.Module):
     """``nn.MultiheadAttention(batch_first=True)`` as self-attention: the same parameters, drawn in
-    the same order, and the same mathematics, with ``Dropout`` on the attention weights."""
+    the same order, and the same mathematics; on CPU, ``Dropout`` drops attention weights."""
 
     def __init__(self, dim, heads, dropout):
         super().__init__()
@@ -95,11 +95,11 @@ class SelfAttention(nn.Module):
         b, n, dim = x.shape
         qkv = F.linear(x, self.in_proj_weight, self.in_proj_bias)
         q, k, v = qkv.view(b, n, 3, self.heads, dim // self.heads).permute(2, 0, 3, 1, 4)
-        if self.training and self.dropout.p:
+        if self.training and self.dropout.p and x.device.type == "cpu":
             weights = torch.softmax(q @ k.transpose(-2, -1) * q.shape[-1] ** -0.5, dim=-1)
             out = self.dropout(weights) @ v
-        else:
-            out = F.scaled_dot_product_attention(q, k, v)
+        else:  # PyTorch's fused attention, as nn.MultiheadAttention runs it (with its dropout off the CPU)
+            out = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout.p if self.training else 0.0)
         return self.out_proj(out.transpose(1, 2).reshape(b, n, dim))
 
 

@@ -8,7 +8,6 @@ from argparse import Namespace
 import pytest
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, RandomSampler
 
 from mnistkit import bench, data, trainer
 from mnistkit.__main__ import main
@@ -20,15 +19,25 @@ KEYS = {"ratio", "seed_s", "mnistkit_s", "seed_acc", "mnistkit_acc", "device", "
 
 
 def test_seed_pipeline_and_mnistkit_batches_hold_the_same_images_in_the_same_order():
-    seed = bench.SeedPipeline("lenet", 64, 0, "cpu")
-    train = seed.train_loader.dataset
-    assert sorted(seed.train_loader.sampler) == list(range(data.TRAIN_SIZE))  # every image once an epoch
-    loader = DataLoader(train, batch_size=64, sampler=RandomSampler(train, generator=torch.Generator().manual_seed(3)))
+    seed = bench.SeedPipeline("lenet", 64, 3, "cpu")
+    assert sorted(seed._shuffled(seed.train_loader.dataset, 64).sampler) == list(range(data.TRAIN_SIZE))
     x, y = data.load(True)
     ours = data.batches(x, y, 64, torch.Generator().manual_seed(3))
-    for (a, la), (b, lb), _ in zip(loader, ours, range(3)):
+    for (a, la), (b, lb), _ in zip(seed.train_loader, ours, range(3)):
         assert torch.equal(la, lb)
         torch.testing.assert_close(a, b, rtol=0, atol=1e-6)  # ToTensor + Normalize == data.load
+
+
+def test_after_the_warm_up_both_pipelines_train_on_the_same_first_batch():
+    config = RunConfig(model="lenet", batch_size=64, seed=4, device="cpu")
+    seed, ours = bench.SeedPipeline("lenet", 64, 4, "cpu", limit=2), bench.MnistkitPipeline(config)
+    for p in (seed, ours):
+        p.epoch(copy.deepcopy(p.model), 2)
+    _, seed_labels = next(iter(seed.train_loader))
+    generator = torch.Generator().set_state(ours.generator.get_state())
+    x, y = data.load(True)
+    _, our_labels = next(data.batches(x, y, 64, generator))
+    assert torch.equal(seed_labels, our_labels)
 
 
 def test_tiny_bench_returns_the_documented_keys_and_writes_its_record(tmp_path):
