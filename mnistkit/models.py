@@ -50,10 +50,10 @@ class DoubleConvLeNet(LeNet):
 class Dropout(nn.Module):
     """``nn.Dropout`` whose CPU mask is drawn five times faster than PyTorch's Bernoulli sampler.
 
-    On a 2-core CPU, ``bernoulli_`` took 40% of a ViT training step. Here each element is kept
-    when a 32-bit integer from NumPy's SFC64 generator is at least ``p * 2**32`` (so it is dropped
-    with probability ``p``, to 2**-32), and kept elements are scaled by ``1 / (1 - p)``, as in
-    ``nn.Dropout``. The generator is seeded for every call from torch's global generator: one seed
+    On a 2-core CPU, dropout (its ``bernoulli_`` masks) took 40% of a ViT training step. Here each
+    element is kept when a 32-bit integer from NumPy's SFC64 generator is at least ``p * 2**32``
+    (so it is dropped with probability ``p``, to 2**-32), and kept elements are scaled by
+    ``1 / (1 - p)``, as in ``nn.Dropout``. The generator is seeded for every call from torch's global generator: one seed
     (``torch.manual_seed``) fixes every mask, and a checkpoint of torch's RNG state resumes them.
     On other devices this is ``F.dropout``.
     """
