@@ -61,7 +61,6 @@ class Dropout(nn.Module):
     def __init__(self, p: float):
         super().__init__()
         self.p = p
-        self.threshold = np.uint32(min(round(p * 2**32), 2**32 - 1))
 
     def forward(self, x):
         if not self.training or self.p == 0:
@@ -70,7 +69,7 @@ class Dropout(nn.Module):
             return F.dropout(x, self.p, training=True)
         seed = int(torch.randint(2**63 - 1, (), dtype=torch.int64))
         bits = np.random.SFC64(seed).random_raw(-(-x.numel() // 2)).view(np.uint32)[: x.numel()]
-        keep = torch.from_numpy(bits >= self.threshold).view(x.shape)
+        keep = torch.from_numpy(bits >= np.uint32(min(round(self.p * 2**32), 2**32 - 1))).view(x.shape)
         return x * keep.to(x.dtype).div_(1 - self.p)
 
     def extra_repr(self) -> str:

@@ -128,7 +128,7 @@ def keep_freed_memory() -> None:
 
     A training step frees and reallocates the same activation buffers thousands of times; with
     glibc's defaults, blocks above a moving threshold are unmapped when freed (and the heap top is
-    trimmed), so every step pays page faults to get them back: 15% of a ViT epoch on 2 cores, in a
+    trimmed), so every step pays page faults to get them back: 14% of a ViT epoch on 2 cores, in a
     process that also ran the DataLoader pipeline. Pinning the thresholds (blocks under 32 MB come
     from the heap; up to 1 GB of free heap is kept) removes those faults. A no-op without glibc.
     """
