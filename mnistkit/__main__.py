@@ -74,7 +74,14 @@ def cmd_bovw(args) -> dict:
 
 
 def cmd_bench(args) -> dict:
+    import torch
+
     from . import bench
+
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ConfigError("--threads", args.threads, "must be an integer >= 1")
+        torch.set_num_threads(args.threads)
 
     return bench.main(args)
 
@@ -127,6 +134,8 @@ def parser() -> argparse.ArgumentParser:
     m.add_argument("--epochs", type=int, default=2, help="timed epochs per pipeline, after a warm-up")
     m.add_argument("--device", default="auto")
     m.add_argument("--seed", type=int, default=0)
+    m.add_argument("--threads", type=int, default=None,
+                   help="intra-op threads for both pipelines (default: one per core; a stored run uses 1)")
     m.add_argument("--out", default="build/bench.json")
     m.set_defaults(func=cmd_bench)
 

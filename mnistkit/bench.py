@@ -37,7 +37,7 @@ from torch.utils.data import DataLoader, RandomSampler
 from torchvision.datasets import MNIST
 from torchvision.transforms import Compose, Normalize, ToTensor
 
-from . import data, trainer
+from . import data, numerics, trainer
 from .config import RunConfig, device_name, resolve_device
 from .errors import ConfigError
 from .files import atomic_write_text
@@ -259,7 +259,7 @@ def run(model: str = "lenet", batch_size: int = 64, epochs: int = 2, device: str
         print(table(summary, ratio, timings))
     if out:
         record = {"device": device, "device_name": device_name(device), "torch": torch.__version__,
-                  "threads": torch.get_num_threads(), "model": model, "batch_size": batch_size,
+                  "threads": torch.get_num_threads(), "kernels": {k: v for k, v in numerics.fingerprint().items() if k != "threads"}, "model": model, "batch_size": batch_size,
                   "epochs": epochs, "seed": seed, "limit_batches": limit_batches, "warmup_batches": warm,
                   "ratio": ratio, "summary": summary, "epochs_timed": timings}
         Path(out).parent.mkdir(parents=True, exist_ok=True)

@@ -59,6 +59,7 @@ from joblib import Parallel, delayed
 from scipy import sparse
 from threadpoolctl import threadpool_limits
 
+from . import numerics
 from .errors import ConfigError, check_number, from_mapping
 from .progress import bar as progress_bar
 
@@ -122,8 +123,10 @@ class BovwConfig:
         return dataclasses.asdict(self)
 
     def key(self) -> str:
-        """Stable 12-hex hash of every field and ``VERSION``; the store folder is ``bovw-<key>``."""
-        blob = json.dumps({**self.to_dict(), "version": VERSION}, sort_keys=True)
+        """Stable 12-hex hash of every field, ``VERSION`` and the kernels NumPy, its BLAS and OpenCV
+        compute with (``numerics.baseline_fingerprint``); the store folder is ``bovw-<key>``."""
+        values = {**self.to_dict(), "version": VERSION, "numerics": numerics.baseline_fingerprint()}
+        blob = json.dumps(values, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
@@ -141,6 +144,7 @@ class BovwResult:
     seconds: float  # the whole computation, data loading included
     stages: dict[str, float]  # seconds of load, vocabulary, encode_train, fit, encode_test, predict
     config: dict
+    numerics: dict = dataclasses.field(default_factory=dict)  # numerics.baseline_fingerprint() of the run
     reused: bool = False
 
 
@@ -367,4 +371,5 @@ def _compute(config: BovwConfig, progress: bool) -> BovwResult:
         seconds=time.perf_counter() - begin,
         stages=stages,
         config=config.to_dict(),
+        numerics=numerics.baseline_fingerprint(),
     )

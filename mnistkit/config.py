@@ -11,12 +11,13 @@ from pathlib import Path
 
 import torch
 
+from . import numerics
 from .data import check_subset
 from .errors import ConfigError, check_number, from_mapping
 from .models import check_model
 
 # Bump when a change to the training code changes the numbers: old runs are then not reused.
-CODE_VERSION = 2
+CODE_VERSION = 3
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 SCHEDULES = ("constant", "cosine")
@@ -111,10 +112,13 @@ class RunConfig:
         return dataclasses.replace(self, **changes)
 
     def key(self) -> str:
-        """Stable hash of everything that changes the numbers (the device resolved to a type)."""
+        """Stable hash of everything that changes the numbers: the values, the device type, the code
+        version and, on a CPU, the kernels and thread count (``numerics.fingerprint``)."""
         values = self.to_dict()
         values["device"] = torch.device(resolve_device(self.device)).type
         values["code_version"] = CODE_VERSION
+        if values["device"] == "cpu":
+            values["numerics"] = numerics.fingerprint()
         blob = json.dumps(values, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 

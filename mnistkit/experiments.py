@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 import yaml
 
-from . import data
+from . import data, numerics
 from .config import RunConfig, device_name, resolve_device
 from .errors import ConfigError
 from .files import atomic_write_text
@@ -431,8 +431,13 @@ def write_summary(path, summary: dict) -> None:
 
 
 def environment(params: dict) -> dict:
-    """Where and with what the report ran: profile, device, torch version, threads, jobs."""
+    """Where and with what the report ran: profile, device, torch version, threads per run, jobs and,
+    on a CPU, the pinned kernels (``numerics.fingerprint``)."""
     device = resolve_device(params["device"])
     name = device_name(device)
-    return {"profile": params["profile"], "device": device, "device_name": name, "torch": torch.__version__,
-            "threads": torch.get_num_threads(), "jobs": params["jobs"]}
+    env = {"profile": params["profile"], "device": device, "device_name": name, "torch": torch.__version__,
+           "threads": numerics.RUN_THREADS if device == "cpu" else torch.get_num_threads(), "jobs": params["jobs"]}
+    if device == "cpu":
+        env["numerics"] = numerics.fingerprint()
+        env["kernels"] = ", ".join(f"{k} {v}" for k, v in env["numerics"].items() if k != "threads")
+    return env

@@ -23,6 +23,7 @@ import pandas as pd
 import torch
 from filelock import FileLock
 
+from . import numerics
 from .config import RunConfig, resolve_device
 from .files import atomic_write_bytes, atomic_write_text
 from .models import build_model, count_parameters
@@ -130,6 +131,8 @@ class Store:
                 "device": torch.device(resolve_device(config.device)).type,
                 "torch": torch.__version__,
             }
+            if info["device"] == "cpu":
+                info["numerics"] = numerics.fingerprint()
             weights = io.BytesIO()
             torch.save({k: v.cpu() for k, v in model.state_dict().items()}, weights)
             write_entry(folder, {

@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from . import data
+from . import data, numerics
 from .config import RunConfig, resolve_device
 from .errors import ConfigError
 from .files import atomic_torch_save
@@ -288,8 +288,15 @@ def fit(config: RunConfig, checkpoint: Path | None = None, progress: bool = True
 
     With ``checkpoint``, state is saved there after every epoch and a run found there resumes
     from its last finished epoch. ``tracker="wandb"`` also logs every epoch to Weights & Biases.
+    On a CPU it computes with ``numerics.RUN_THREADS`` threads, so its numbers do not depend on
+    the machine's core count.
     """
     device = resolve_device(config.device)
+    with numerics.run_threads(torch.device(device).type):
+        return _fit(config, device, checkpoint, progress, tracker)
+
+
+def _fit(config: RunConfig, device: str, checkpoint, progress: bool, tracker: str):
     keep_freed_memory()
     set_deterministic(config.deterministic)
     generator = seed_everything(config.seed)

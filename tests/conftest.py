@@ -9,6 +9,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("MNISTKIT_DATA", str(ROOT / "build" / "data"))
 sys.path.insert(0, str(ROOT))
+import mnistkit  # noqa: E402,F401  pins the CPU kernels before a test module loads torch or NumPy
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 
 import pytest
 import yaml
@@ -12,7 +13,8 @@ from conftest import ROOT, files_under
 from mnistkit import experiments
 from mnistkit.__main__ import main
 
-TIMING = re.compile(r"seconds|_ms_|threads|jobs")
+sys.path.insert(0, str(ROOT / "tests" / "golden"))
+import cases  # noqa: E402
 
 
 def test_the_committed_parameter_files_and_notebook_defaults_are_valid():
@@ -103,23 +105,18 @@ def test_papermill_run_with_a_bad_parameter_fails_at_the_top_with_nothing_stored
     assert files_under(store) == []
 
 
-def _build_smoke(tmp_path, store):
+def _build_smoke(tmp_path, store, *options):
     env = {**os.environ, "MNISTKIT_STORE": str(store)}
     out, figures = tmp_path / "report", tmp_path / "figures"
-    result = subprocess.run(["bash", "build.sh", "--profile", "smoke", "--out", str(out), "--figures", str(figures)],
-                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    result = subprocess.run(["bash", "build.sh", "--profile", "smoke", "--out", str(out), "--figures", str(figures),
+                             *options], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     return out, figures
 
 
-def _numbers(summary: dict) -> dict:
-    """The summary without its timings, which differ from run to run."""
-    return {k: _numbers(v) if isinstance(v, dict) else v for k, v in summary.items() if not TIMING.search(k)}
-
-
-def test_smoke_report_builds_with_every_section_and_is_reproducible(tmp_path):
+def test_smoke_report_builds_with_every_section_and_gives_the_golden_numbers_with_any_jobs(tmp_path):
     store = tmp_path / "runs"
-    out, figures = _build_smoke(tmp_path / "first", store)
+    out, figures = _build_smoke(tmp_path / "first", store, "--jobs", "1")
     html = (out / "report.html").read_text()
     for heading in ("1. LeNet, logged at every epoch", "2. Hyperparameters", "3. The best CNN against SIFT",
                     "4. Doubling the convolutional layers", "5. Training-set size", "6. A 2-layer Transformer",
@@ -140,10 +137,15 @@ def test_smoke_report_builds_with_every_section_and_is_reproducible(tmp_path):
     assert 0 < summary["q1"]["test_acc"] <= 1 and 0 < summary["q3"]["bovw_test_acc"] <= 1
     assert set(summary["q5"]["test_acc_mean"]) == {"200", "500", "1000"}
 
-    # The same profile again, in a fresh store: the same numbers, byte for byte.
-    _, figures2 = _build_smoke(tmp_path / "second", tmp_path / "runs2")
+    # The committed golden numbers (tests/golden/make.py), then the same profile again with two
+    # training processes, in a fresh store: the same numbers, bit for bit.
+    golden = json.loads((ROOT / "tests" / "golden" / "smoke_summary.json").read_text())
+    diff = cases.differences(golden, cases.numbers(summary))
+    assert not diff, "the smoke report differs from tests/golden/smoke_summary.json:\n" + "\n".join(diff)
+    _, figures2 = _build_smoke(tmp_path / "second", tmp_path / "runs2", "--jobs", "2")
     again = json.loads((figures2 / "summary.json").read_text())
-    assert json.dumps(_numbers(again), sort_keys=True) == json.dumps(_numbers(summary), sort_keys=True)
+    diff = cases.differences(golden, cases.numbers(again))
+    assert not diff, "with --jobs 2 the smoke report differs from tests/golden/smoke_summary.json:\n" + "\n".join(diff)
     for folder in store.iterdir():
         if (folder / "history.csv").exists():
             twin = tmp_path / "runs2" / folder.name / "history.csv"

@@ -1,0 +1,61 @@
+"""The golden cases: short CPU runs covering every model and optimizer path, and a small BoVW run.
+
+``compute(name)`` returns what ``runs.json`` holds for a case: the final metrics of each epoch as
+exact floats and the sha256 of the trained weights. ``make.py`` writes them; ``test_golden.py``
+recomputes and compares them bit for bit, on any x86-64 CPU with AVX2.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+COMMON = dict(subset=500, subset_seed=0, epochs=2, batch_size=50, seed=0, device="cpu")
+RUNS = {
+    "lenet_adam": dict(model="lenet", optimizer="adam", lr=1e-3),
+    "double_conv_lenet_adam": dict(model="double_conv_lenet", optimizer="adam", lr=1e-3),
+    "vit_adam_dropout": dict(model="vit", optimizer="adam", lr=1e-3),
+    "lenet_sgd_momentum": dict(model="lenet", optimizer="sgd", lr=0.05, momentum=0.9, weight_decay=1e-4),
+    "lenet_rmsprop": dict(model="lenet", optimizer="rmsprop", lr=1e-3),
+    "vit_adamw_cosine_smoothing_shift": dict(
+        model="vit", model_kw={"norm_first": True}, optimizer="adamw", lr=2e-3, weight_decay=0.05,
+        schedule="cosine", warmup_epochs=0.5, label_smoothing=0.1, augment="shift"),
+}
+BOVW = dict(subset=300, upscale=28, step=4, patch=2.0, words=32, kmeans_sample=3_000, levels=2, jobs=1)
+TIMING = re.compile(r"seconds|_ms_|threads|jobs")  # summary keys that differ from run to run
+
+
+def compute(name: str) -> dict:
+    """Train golden case ``name`` (or run the BoVW case for ``"bovw"``) and return its numbers."""
+    if name == "bovw":
+        from mnistkit.bovw import BovwConfig, _compute
+
+        result = _compute(BovwConfig(**BOVW), progress=False)
+        return {"test_acc": result.test_acc, "per_class_acc": result.per_class_acc}
+    from mnistkit.config import RunConfig
+    from mnistkit.trainer import fit
+
+    model, history = fit(RunConfig(**COMMON, **RUNS[name]), progress=False)
+    weights = hashlib.sha256()
+    for key, tensor in sorted(model.state_dict().items()):
+        weights.update(key.encode())
+        weights.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    epochs = [{k: row[k] for k in ("train_loss", "train_acc", "test_loss", "test_acc")} for row in history.rows]
+    return {"epochs": epochs, "weights_sha256": weights.hexdigest()}
+
+
+def numbers(summary: dict) -> dict:
+    """A report's summary.json without its timings (and thread and job counts)."""
+    return {k: numbers(v) if isinstance(v, dict) else v for k, v in summary.items() if not TIMING.search(k)}
+
+
+def differences(expected, actual, path: str = "") -> list[str]:
+    """Every leaf where ``actual`` differs from ``expected``, as 'path: expected -> actual' lines."""
+    if isinstance(expected, dict) and isinstance(actual, dict):
+        out = []
+        for key in sorted(set(expected) | set(actual), key=str):
+            out += differences(expected.get(key, "<missing>"), actual.get(key, "<missing>"), f"{path}.{key}".lstrip("."))
+        return out
+    if isinstance(expected, list) and isinstance(actual, list) and len(expected) == len(actual):
+        return [line for i, (e, a) in enumerate(zip(expected, actual)) for line in differences(e, a, f"{path}[{i}]")]
+    return [] if expected == actual else [f"{path}: {expected!r} -> {actual!r}"]

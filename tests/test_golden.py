@@ -1,0 +1,34 @@
+"""The cross-machine check: short CPU runs and a small BoVW run give exactly the committed numbers.
+
+``tests/golden/runs.json`` was written by ``tests/golden/make.py`` on another machine; every
+x86-64 CPU with AVX2 must reproduce it bit for bit (``mnistkit.numerics`` pins the kernels). A
+difference is a bug to fix, not to skip: the failure lists every value that differs.
+"""
+
+import json
+import sys
+
+import pytest
+
+from conftest import ROOT
+
+sys.path.insert(0, str(ROOT / "tests" / "golden"))
+import cases  # noqa: E402
+
+GOLDEN = json.loads((ROOT / "tests" / "golden" / "runs.json").read_text())
+
+
+@pytest.mark.parametrize("name", [*cases.RUNS, "bovw"])
+def test_golden_run_is_reproduced_bit_for_bit(name):
+    from mnistkit import numerics
+
+    assert numerics.fingerprint() == GOLDEN["numerics"], "this process computes with other kernels than the golden runs"
+    diff = cases.differences(GOLDEN["runs"][name], cases.compute(name))
+    assert not diff, f"{name} differs from tests/golden/runs.json:\n" + "\n".join(diff)
+
+
+def test_differences_lists_every_changed_value():
+    expected = {"a": 1.0, "b": {"c": [0.5, 0.25]}, "d": 2}
+    actual = {"a": 1.0, "b": {"c": [0.5, 0.2500001]}, "e": 3}
+    assert cases.differences(expected, actual) == [
+        "b.c[1]: 0.25 -> 0.2500001", "d: 2 -> '<missing>'", "e: '<missing>' -> 3"]
