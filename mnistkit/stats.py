@@ -1,0 +1,105 @@
+"""The statistics behind every comparison in the report: intervals over seeds and paired tests.
+
+Two kinds of evidence, each from the field's standard test (scipy.stats):
+
+- Over seeds: a difference of two configurations' mean accuracies with a 95% Welch t interval
+  (each seed is one independent training run; the two arms need not have equal spreads).
+- On the test images: McNemar's exact test on two single models' 10,000 predictions (Dietterich,
+  1998), which uses only the images on which exactly one of them is right.
+
+``verdict`` turns an interval into the word the report uses: "better", "worse" or "level".
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+
+@dataclass(frozen=True)
+class Difference:
+    """``a - b`` of two means over seeds, with its 95% interval (NaN where a side has one seed)."""
+
+    a_mean: float
+    b_mean: float
+    diff: float
+    lo: float
+    hi: float
+    a_n: int
+    b_n: int
+
+    @property
+    def ci95(self) -> list:
+        return [self.lo, self.hi]
+
+    @property
+    def verdict(self) -> str:
+        return verdict(self.lo, self.hi)
+
+
+def verdict(lo: float, hi: float) -> str:
+    """'better' if the whole interval lies above 0, 'worse' if below, else 'level' (also for no interval)."""
+    if math.isnan(lo) or math.isnan(hi):
+        return "level"
+    return "better" if lo > 0 else "worse" if hi < 0 else "level"
+
+
+def mean_ci(values, confidence: float = 0.95) -> tuple[float, float, float]:
+    """Mean and Student-t interval of ``values``; the interval is NaN for a single value."""
+    x = np.asarray(values, dtype=float)
+    mean = float(x.mean())
+    if len(x) < 2:
+        return mean, math.nan, math.nan
+    half = float(stats.t.ppf(0.5 + confidence / 2, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x)))
+    return mean, mean - half, mean + half
+
+
+def difference(a, b, confidence: float = 0.95) -> Difference:
+    """Mean of ``a`` minus mean of ``b`` with a Welch t interval (Welch-Satterthwaite degrees of freedom).
+
+    A side with a single value has no spread of its own: the other side's variance stands in for
+    both when it has at least two values; with one value on each side the interval is NaN.
+    """
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    diff = float(a.mean() - b.mean())
+    va = a.var(ddof=1) if len(a) > 1 else math.nan
+    vb = b.var(ddof=1) if len(b) > 1 else math.nan
+    if math.isnan(va) and math.isnan(vb):
+        return Difference(float(a.mean()), float(b.mean()), diff, math.nan, math.nan, len(a), len(b))
+    if math.isnan(va) or math.isnan(vb):  # one run on one side (a deterministic baseline, say)
+        v, n = (vb, len(b)) if math.isnan(va) else (va, len(a))
+        se = math.sqrt(v / n + v)
+        dof = n - 1
+    else:
+        se = math.sqrt(va / len(a) + vb / len(b))
+        if se == 0:
+            return Difference(float(a.mean()), float(b.mean()), diff, diff, diff, len(a), len(b))
+        dof = se**4 / ((va / len(a)) ** 2 / (len(a) - 1) + (vb / len(b)) ** 2 / (len(b) - 1))
+    half = float(stats.t.ppf(0.5 + confidence / 2, dof) * se)
+    return Difference(float(a.mean()), float(b.mean()), diff, diff - half, diff + half, len(a), len(b))
+
+
+@dataclass(frozen=True)
+class McNemar:
+    """McNemar's exact test of two classifiers on the same images."""
+
+    only_a: int  # images only the first classifies correctly
+    only_b: int  # images only the second classifies correctly
+    p: float  # two-sided exact p-value (binomial, 1/2, on the discordant images)
+
+    @property
+    def significant(self) -> bool:
+        return self.p < 0.05
+
+
+def mcnemar(pred_a, pred_b, labels) -> McNemar:
+    """Compare two classifiers' predictions of ``labels`` with McNemar's exact test."""
+    right_a = np.asarray(pred_a) == np.asarray(labels)
+    right_b = np.asarray(pred_b) == np.asarray(labels)
+    only_a, only_b = int((right_a & ~right_b).sum()), int((right_b & ~right_a).sum())
+    n = only_a + only_b
+    p = 1.0 if n == 0 else float(stats.binomtest(only_a, n, 0.5).pvalue)
+    return McNemar(only_a, only_b, p)

@@ -1,0 +1,44 @@
+"""The hyperparameter study: draws fixed by a seed, within the space; fANOVA finds what matters."""
+
+import math
+
+import numpy as np
+import pytest
+
+from mnistkit import study
+
+
+def test_draws_are_fixed_by_the_seed_and_stay_in_the_space():
+    settings = study.draw(48, seed=0)
+    assert settings == study.draw(48, seed=0) and settings != study.draw(48, seed=1)
+    assert len(settings) == 48 and {s["optimizer"] for s in settings} == {"adam", "sgd", "rmsprop"}
+    for s in settings:
+        assert 1e-4 <= s["lr"] <= 1e-1 and 32 <= s["batch_size"] <= 512 and 1e-6 <= s["weight_decay"] <= 1e-2
+        assert ("momentum" in s) == (s["optimizer"] == "sgd")
+    # Log scale: about as many learning rates below 3e-3 as above.
+    below = sum(s["lr"] < math.sqrt(1e-4 * 1e-1) for s in settings)
+    assert 14 <= below <= 34
+
+
+def _values(settings, fn):
+    rng = np.random.default_rng(0)
+    return [fn(s) + rng.normal(0, 1e-4) for s in settings]
+
+
+@pytest.mark.parametrize("name, fn", [
+    ("lr", lambda s: -abs(math.log10(s["lr"]) + 2.5)),
+    ("optimizer", lambda s: {"adam": 0.99, "rmsprop": 0.98, "sgd": 0.90}[s["optimizer"]]),
+    ("batch_size", lambda s: -math.log2(s["batch_size"]) / 10),
+])
+def test_fanova_gives_the_one_parameter_that_matters_most_of_the_importance(name, fn):
+    settings = study.draw(48, seed=0)
+    found = study.importances(settings, _values(settings, fn))
+    main = {k: v for k, v in found.items() if k in study.SPACE}
+    assert sum(main.values()) == pytest.approx(1.0)
+    assert max(main, key=main.get) == name and main[name] > 0.7
+
+
+def test_momentum_importance_comes_from_the_sgd_trials():
+    settings = study.draw(48, seed=0)
+    found = study.importances(settings, _values(settings, lambda s: s.get("momentum", 0.9)))
+    assert found["momentum (within SGD)"] > 0.7
