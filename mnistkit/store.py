@@ -193,18 +193,15 @@ class Store:
 
     def run_all(self, specs: list, jobs: int = 1, progress: bool = True) -> list:
         """Every result of ``specs`` (in order), computing the missing ones: THE place where the
-        report's entries are computed. Entries that start worker processes of their own (the BoVW
-        baseline) run first, one at a time in this process; training runs then share ``jobs``
-        processes on a CPU."""
+        report's entries are computed. Training runs share ``jobs`` processes on a CPU; entries
+        that start worker processes of their own (the BoVW baseline) then run one at a time in
+        this process, once those processes are gone, so that their memory never adds up."""
         results: list = [self.load(s) for s in specs]
         todo = [i for i, found in enumerate(results) if found is None]
         bar = progress_bar(total=len(specs), initial=len(specs) - len(todo), desc="runs",
                            unit="run", disable=not progress or not todo)
         alone = [i for i in todo if entry(specs[i]).processes > 1]
         shared = [i for i in todo if i not in alone]
-        for i in alone:
-            results[i] = self.run(specs[i], progress=progress)
-            bar.update()
         if jobs <= 1 or len(shared) <= 1:
             for i in shared:
                 results[i] = self.run(specs[i], progress=progress)
@@ -220,6 +217,9 @@ class Store:
                     found = results[futures[future]] = self.load(specs[futures[future]])
                     found.reused = False
                     bar.update()
+        for i in alone:
+            results[i] = self.run(specs[i], progress=progress)
+            bar.update()
         bar.close()
         return results
 

@@ -160,3 +160,15 @@ def test_any_entry_goes_through_the_one_sequence_lock_load_compute_write(tmp_pat
     results = store.run_all([Counting(7), TINY.replace(epochs=1), Counting(9)], progress=False)
     assert [r.value for r in (results[0], results[2])] == [7, 9] and Counting.calls == 3
     assert results[1].config == TINY.replace(epochs=1) and not results[1].reused
+
+
+def test_run_all_shares_training_among_processes_then_runs_self_parallel_entries_alone(tmp_path):
+    class Alone(Counting):
+        processes = 2  # starts workers of its own: computed in this process, after the pool
+
+    Counting.calls = 0
+    specs = [Alone(1), TINY.replace(epochs=1, seed=1), TINY.replace(epochs=1, seed=2)]
+    results = Store(tmp_path).run_all(specs, jobs=2, progress=False)
+    assert results[0].value == 1 and Counting.calls == 1
+    assert [r.config.seed for r in results[1:]] == [1, 2] and not any(r.reused for r in results[1:])
+    assert all((tmp_path / s.key() / "manifest.json").exists() for s in specs[1:])
