@@ -11,11 +11,6 @@ import pandas as pd
 TEST_SIZE = 10_000
 
 
-def mean_std(frame: pd.DataFrame, by, value: str = "test_acc") -> pd.DataFrame:
-    """Mean, std (ddof=1; NaN for a single seed) and count of ``value`` per group, in group order."""
-    return frame.groupby(by, sort=False)[value].agg(["mean", "std", "count"]).reset_index()
-
-
 def variance_shares(frame: pd.DataFrame, factors, value: str = "test_acc") -> pd.DataFrame:
     """Share of the variance of ``value`` explained by each factor's main effect, by their
     interactions, and by the seed (within-cell noise), for a balanced full-factorial frame.
