@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # mnistkit's one entry point.
-#   ./build.sh                     the full report: build/report.{ipynb,html,pdf} and figures/
+#   ./build.sh                     the full report: build/report.{ipynb,html,pdf}, figures/, docs/index.html
 #   ./build.sh test                the test suite
 #   ./build.sh --profile smoke     every section in seconds (parameters/smoke.yaml)
 #   ./build.sh --only q2           one question (q1 ... q6) of the chosen profile
@@ -96,6 +96,9 @@ report() {
     --TemplateExporter.extra_template_basedirs=mnistkit/report_template --template offline
   html_to_pdf "$out/report.html" "$out/report.pdf"
   log "report built in $((SECONDS - start)) s: $out/report.ipynb, $out/report.html, $out/report.pdf"
+  if [ "$profile" = full ] && [ -z "$only" ]; then  # the published copy, served by GitHub Pages from docs/
+    mkdir -p docs && cp "$out/report.html" docs/index.html && log "published: docs/index.html"
+  fi
 }
 
 case "${1:-}" in

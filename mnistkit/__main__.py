@@ -88,9 +88,12 @@ def cmd_bench(args) -> dict:
 
 def cmd_params(args) -> dict:
     from .experiments import load_params
+    from .params import notebook_cell
 
     params = load_params(args.file, overrides=dict(_model_kw(args.set)))
-    return {"file": args.file, "profile": params["profile"], "only": params["only"] or "all", "valid": True}
+    if args.cell:
+        print(notebook_cell(), end="")
+    return {"file": args.file or "none", "profile": params.profile, "only": params.only or "all", "valid": True}
 
 
 def parser() -> argparse.ArgumentParser:
@@ -128,7 +131,7 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--jobs", type=int, help="processes for descriptor extraction")
     b.set_defaults(func=cmd_bovw)
 
-    m = sub.add_parser("bench", help="the seed's training pipeline against mnistkit's, side by side")
+    m = sub.add_parser("bench", help="the assignment's training pipeline against mnistkit's, side by side")
     m.add_argument("--model", default="lenet", choices=sorted(MODELS))
     m.add_argument("--batch-size", type=int, default=64)
     m.add_argument("--epochs", type=int, default=2, help="timed epochs per pipeline, after a warm-up")
@@ -140,7 +143,8 @@ def parser() -> argparse.ArgumentParser:
     m.set_defaults(func=cmd_bench)
 
     v = sub.add_parser("params", help="validate a report parameter file without running anything")
-    v.add_argument("file")
+    v.add_argument("file", nargs="?", help="a YAML file (default: none, the schema's defaults)")
+    v.add_argument("--cell", action="store_true", help="also print report.ipynb's parameters cell, made from the schema")
     v.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE")
     v.set_defaults(func=cmd_params)
 

@@ -4,7 +4,7 @@ It measures the wall time of one "epoch" (one training pass over the 60,000 trai
 one pass over the 10,000 test images) for two pipelines with the same model, loss
 (cross-entropy), optimizer (Adam, lr 1e-3), batch size and seed:
 
-* ``seed``: the assignment's code, re-implemented faithfully: torchvision's ``MNIST`` decoding and
+* ``assignment``: the assignment's code, re-implemented faithfully: torchvision's ``MNIST`` decoding and
   normalizing every image on access (``ToTensor`` + ``Normalize((0.5,), (0.5,))``),
   ``DataLoader(shuffle=True)``, each batch moved with ``.to(device)``, ``loss.item()`` after every
   step, and a test loop under ``torch.no_grad()`` with the same batch size and ``.item()`` sums.
@@ -74,10 +74,10 @@ def assignment_model(model: str) -> nn.Module:
     return AssignmentViT() if model == "vit" else build_model(model)
 
 
-class SeedPipeline:
+class AssignmentPipeline:
     """The assignment's data loading, training loop and test loop."""
 
-    name = "seed"
+    name = "assignment"
 
     def __init__(self, model: str, batch_size: int, seed: int, device: str, limit: int | None = None):
         self.device, self.limit, self.seed = device, limit, seed
@@ -96,7 +96,7 @@ class SeedPipeline:
     def _shuffled(self, dataset, batch_size) -> DataLoader:
         """The assignment's ``shuffle=True`` loader, its order drawn from a generator of its own.
 
-        A sampler with the seed's generator gives the order of ``data.batches`` with the same seed
+        A sampler with the run seed's generator gives the order of ``data.batches`` with the same seed
         (a ``DataLoader(generator=...)`` would first draw a worker seed from it), and the order
         does not depend on what the other pipeline draws from the global generator.
         """
@@ -233,8 +233,8 @@ def run(model: str = "lenet", batch_size: int = 64, epochs: int = 2, device: str
         raise ConfigError("limit_batches", limit_batches, "must be an integer >= 1, or None for whole epochs")
     device = resolve_device(device)
     config = config.replace(device=device)
-    trainer.keep_freed_memory()  # process-wide, so the seed pipeline has it too
-    pipelines = [SeedPipeline(model, batch_size, seed, device, limit_batches), MnistkitPipeline(config, limit_batches)]
+    trainer.keep_freed_memory()  # process-wide, so the assignment pipeline has it too
+    pipelines = [AssignmentPipeline(model, batch_size, seed, device, limit_batches), MnistkitPipeline(config, limit_batches)]
 
     warm = min(warmup_batches, limit_batches or warmup_batches)
     for p in pipelines:
@@ -254,7 +254,7 @@ def run(model: str = "lenet", batch_size: int = 64, epochs: int = 2, device: str
         seconds = sum(r["seconds"] for r in rows) / len(rows)
         summary[name] = {"s": seconds, "images_per_s": sum(r["images"] for r in rows) / sum(r["seconds"] for r in rows),
                          "peak_mb": max(r["peak_mb"] for r in rows), "acc": rows[-1]["acc"]}
-    ratio = summary["seed"]["s"] / summary["mnistkit"]["s"]
+    ratio = summary["assignment"]["s"] / summary["mnistkit"]["s"]
     if progress:
         print(table(summary, ratio, timings))
     if out:
@@ -264,20 +264,20 @@ def run(model: str = "lenet", batch_size: int = 64, epochs: int = 2, device: str
                   "ratio": ratio, "summary": summary, "epochs_timed": timings}
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(Path(out), json.dumps(record, indent=2) + "\n")
-    return {"ratio": ratio, "seed_s": summary["seed"]["s"], "mnistkit_s": summary["mnistkit"]["s"],
-            "seed_acc": summary["seed"]["acc"], "mnistkit_acc": summary["mnistkit"]["acc"],
-            "seed_peak_mb": summary["seed"]["peak_mb"], "mnistkit_peak_mb": summary["mnistkit"]["peak_mb"],
+    return {"ratio": ratio, "assignment_s": summary["assignment"]["s"], "mnistkit_s": summary["mnistkit"]["s"],
+            "assignment_acc": summary["assignment"]["acc"], "mnistkit_acc": summary["mnistkit"]["acc"],
+            "assignment_peak_mb": summary["assignment"]["peak_mb"], "mnistkit_peak_mb": summary["mnistkit"]["peak_mb"],
             "device": device, "model": model, "batch_size": batch_size, "epochs": epochs,
             "threads": torch.get_num_threads()}
 
 
 def table(summary: dict, ratio: float, timings: dict) -> str:
     """The human-readable result: one row per pipeline, then the ratio and each epoch's."""
-    lines = [f"{'pipeline':<10}{'s/epoch':>10}{'images/s':>11}{'peak MB':>10}{'test acc':>10}"]
+    lines = [f"{'pipeline':<12}{'s/epoch':>10}{'images/s':>11}{'peak MB':>10}{'test acc':>10}"]
     for name, s in summary.items():
-        lines.append(f"{name:<10}{s['s']:>10.2f}{s['images_per_s']:>11,.0f}{s['peak_mb']:>10,.0f}{s['acc']:>10.4f}")
-    per_epoch = ", ".join(f"{a['seconds'] / b['seconds']:.2f}" for a, b in zip(timings["seed"], timings["mnistkit"]))
-    lines.append(f"ratio seed/mnistkit: {ratio:.2f} (per epoch: {per_epoch})")
+        lines.append(f"{name:<12}{s['s']:>10.2f}{s['images_per_s']:>11,.0f}{s['peak_mb']:>10,.0f}{s['acc']:>10.4f}")
+    per_epoch = ", ".join(f"{a['seconds'] / b['seconds']:.2f}" for a, b in zip(timings["assignment"], timings["mnistkit"]))
+    lines.append(f"ratio assignment/mnistkit: {ratio:.2f} (per epoch: {per_epoch})")
     return "\n".join(lines)
 
 

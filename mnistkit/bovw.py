@@ -4,8 +4,8 @@ Each 28x28 digit is resized to 56x56 and OpenCV SIFT describes a dense grid of 1
 (every 4 px, keypoint size 4: a 24 px window), RootSIFT-normalized. MiniBatchKMeans on 100,000
 sampled training descriptors gives 1,024 visual words. A digit becomes the word counts of a
 1x1 + 2x2 + 4x4 spatial pyramid (21,504 sparse features), square-rooted (Hellinger) and
-L2-normalized, and a one-vs-rest ``LinearSVC`` (C=1) classifies them. ``run`` stores each
-config's result under the run store, so it is computed once.
+L2-normalized, and a one-vs-rest ``LinearSVC`` (C=1) classifies them. A ``BovwConfig`` is an
+entry of the run store (``store.Entry``): computed once, then read.
 
 How the defaults were chosen (2-core machine shared with other jobs: times vary up to 2x).
 Tuning used a balanced 10,000-image training subset and the first 5,000 test images, where the
@@ -54,7 +54,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from filelock import FileLock
 from joblib import Parallel, delayed
 from scipy import sparse
 from threadpoolctl import threadpool_limits
@@ -128,6 +127,21 @@ class BovwConfig:
         values = {**self.to_dict(), "version": VERSION, "numerics": numerics.baseline_fingerprint()}
         blob = json.dumps(values, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+    # The run store's Entry protocol: the baseline is stored, locked and reused like a training run.
+
+    @property
+    def processes(self) -> int:
+        return self.jobs
+
+    def folder_name(self) -> str:
+        return f"bovw-{self.key()}"
+
+    def compute(self, folder: Path, progress: bool) -> dict[str, bytes]:
+        return _files(_compute(self, progress))
+
+    def read(self, folder: Path, files: dict[str, bytes]) -> "BovwResult":
+        return BovwResult(**json.loads(files["result.json"]), reused=True)
 
 
 @dataclass
@@ -282,45 +296,15 @@ def classifier(config: BovwConfig):
     return make_pipeline(svm)
 
 
-def folder(config: BovwConfig, root: Path | str | None = None) -> Path:
-    """Where ``config``'s result is stored: ``<root>/bovw-<key>``, root defaulting to the run store's."""
-    from .store import default_root
-
-    return Path(root if root is not None else default_root()) / f"bovw-{config.key()}"
-
-
-def load(config: BovwConfig, root: Path | str | None = None) -> BovwResult | None:
-    """The finished result for ``config`` from the store, or None (a damaged entry is cleared)."""
-    from .store import read_entry
-
-    files = read_entry(folder(config, root))
-    if files is None:
-        return None
-    return BovwResult(**json.loads(files["result.json"]), reused=True)
-
-
 def run(config: BovwConfig | dict, root: Path | str | None = None, progress: bool = True) -> BovwResult:
-    """The result for ``config``: read from the store when finished there, else computed and stored.
-
-    Trains on the configured training images and tests on all 10,000 test images. A dict is
-    validated by ``BovwConfig.from_dict`` first, so a bad parameter raises before anything is written.
-    """
-    from .store import write_entry
+    """The result for ``config``, from the store under ``root`` (default: the run store's) or computed
+    and stored there now. A dict is validated by ``BovwConfig.from_dict`` first, so a bad parameter
+    raises before anything is written. The report plans the baseline like a training run instead."""
+    from .store import Store
 
     if isinstance(config, dict):
         config = BovwConfig.from_dict(config)
-    found = load(config, root)
-    if found is not None:
-        return found
-    target = folder(config, root)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(target.parent / f"{target.name}.lock")):
-        found = load(config, root)  # another process may have finished it while this one waited
-        if found is not None:
-            return found
-        result = _compute(config, progress)
-        write_entry(target, _files(result))
-    return result
+    return Store(root).run(config, progress=progress)
 
 
 def _files(result: BovwResult) -> dict[str, bytes]:

@@ -1,14 +1,13 @@
-"""One function per question of the assignment: list its runs, fetch them from the store, return frames.
+"""The report's runs: the plan of every question's store entries, training what is missing, and
+each question's result object built from the store.
 
-``load_params`` validates a whole parameter set (every run of every question is built and
-checked) before anything trains. ``train_missing`` trains what the store lacks, in parallel.
-The question functions then only read the store and return pandas DataFrames; they know
-nothing of plots.
+Data flows one way: ``params.Params`` -> ``plan`` (every training run and the BoVW baseline) ->
+``train_missing`` (``Store.run_all`` computes what the store lacks) -> ``q1`` ... ``q6``,
+``failures`` (read the store, return ``results`` objects). Nothing here knows of plots or cells.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
 from itertools import product
@@ -17,42 +16,37 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-import yaml
 
-from . import data, numerics
+from . import data, numerics, results
+from .bovw import BovwConfig
 from .config import RunConfig, device_name, resolve_device
 from .errors import ConfigError
 from .files import atomic_write_text
+from .params import QUESTIONS, Params
 from .store import Store
 from .trainer import predict
 
-QUESTIONS = ("q1", "q2", "q3", "q4", "q5", "q6")
-RUN_FIELDS = [f.name for f in dataclasses.fields(RunConfig)]
-TOP_KEYS = ("profile", "only", "jobs", "device", "seeds", "train_subset", "figures_dir", "progress", *QUESTIONS)
-NOTEBOOK = Path(__file__).resolve().parents[1] / "report.ipynb"
-SECTION_KEYS = {
-    "q1": ("epochs", "seed"),
-    "q2": ("epochs", "settings", "factorial"),
-    "q3": ("bovw",),
-    "q4": ("epochs",),
-    "q5": ("sizes", "epochs"),
-    "q6": ("sizes", "epochs", "seeds", "recipes"),
-}
-FACTORS = ("optimizer", "lr", "batch_size")
 CNNS = ("lenet", "double_conv_lenet")
 
 
 # ---------------------------------------------------------------- parameters
 
 
-def _keys(name: str, value, allowed) -> dict:
-    if not isinstance(value, dict):
-        raise ConfigError(name, value, f"must be a mapping with keys from {list(allowed)}")
-    for key in value:
-        if key not in allowed:
-            raise ConfigError(f"{name}.{key}" if name else key, value[key],
-                              f"is not a parameter; allowed here: {list(allowed)}")
-    return value
+def check(params: Params) -> Params:
+    """``params`` once every run and the baseline of every question has been built from them (each
+    value checked by its config's own rules); raises ConfigError naming the first fault."""
+    plan(params)
+    return params
+
+
+def load_params(path=None, overrides: dict | None = None) -> Params:
+    """The report's parameters: the schema's defaults, then a YAML file, then ``overrides``, checked
+    as the notebook checks them; a bad key or value raises ConfigError before any work."""
+    params = Params.from_yaml(path, overrides) if path is not None else Params.from_dict(overrides or {})
+    return check(params)
+
+
+# ---------------------------------------------------------------- the plan
 
 
 def _config(name: str, **values) -> RunConfig:
@@ -63,186 +57,113 @@ def _config(name: str, **values) -> RunConfig:
         raise ConfigError(f"{name}.{err.name}", err.value, err.allowed) from None
 
 
-def _seeds(name, value) -> list:
-    if not isinstance(value, list) or not value or not all(isinstance(s, int) and not isinstance(s, bool)
-                                                           and s >= 0 for s in value):
-        raise ConfigError(name, value, "must be a non-empty list of integers >= 0")
-    return value
+def _base(params: Params, name: str, **values) -> RunConfig:
+    values.setdefault("subset", params.train_subset)
+    return _config(name, device=params.device, **values)
 
 
-def notebook_defaults(notebook: Path = NOTEBOOK) -> dict:
-    """The values of the report's cell tagged ``parameters``: what papermill starts from."""
-    cells = json.loads(Path(notebook).read_text())["cells"]
-    source = next("".join(c["source"]) for c in cells if "parameters" in c["metadata"].get("tags", []))
-    namespace: dict = {}
-    exec(source, {}, namespace)
-    return namespace
-
-
-def load_params(path=None, overrides: dict | None = None) -> dict:
-    """The report's parameters: the notebook's defaults, then a YAML file, then ``overrides``,
-    validated as papermill would see them; a bad key or value raises ConfigError."""
-    params = notebook_defaults()
-    if path is not None:
-        path = Path(path)
-        if not path.exists():
-            raise ConfigError("parameter file", str(path), "no such file")
-        values = yaml.safe_load(path.read_text()) or {}
-        _keys("", values, TOP_KEYS)
-        params.update(values)
-    params.update(overrides or {})
-    return validate(params)
-
-
-def validate(params: dict) -> dict:
-    """Check every key and value and build every run config; raise ConfigError naming the first fault."""
-    _keys("", params, TOP_KEYS)
-    missing = [k for k in TOP_KEYS if k not in params]
-    if missing:
-        raise ConfigError(missing[0], None, "is missing from the parameters")
-    if params["only"] is not None and params["only"] not in QUESTIONS:
-        raise ConfigError("only", params["only"], f"must be null or one of {list(QUESTIONS)}")
-    if isinstance(params["jobs"], bool) or not isinstance(params["jobs"], int) or params["jobs"] < 1:
-        raise ConfigError("jobs", params["jobs"], "must be an integer >= 1")
-    if params["progress"] not in ("notebook", "terminal", "none"):
-        raise ConfigError("progress", params["progress"], "must be 'notebook', 'terminal' or 'none'")
-    if params["figures_dir"] is not None and not isinstance(params["figures_dir"], str):
-        raise ConfigError("figures_dir", params["figures_dir"], "must be a folder path or null")
-    if not isinstance(params["profile"], str):
-        raise ConfigError("profile", params["profile"], "must be a name")
-    resolve_device(params["device"])
-    _seeds("seeds", params["seeds"])
-    try:
-        data.check_subset(params["train_subset"])
-    except ConfigError as err:
-        raise ConfigError("train_subset", err.value, err.allowed) from None
-    for q in QUESTIONS:
-        _keys(q, params[q], SECTION_KEYS[q])
-        for key in SECTION_KEYS[q]:
-            if key not in params[q]:
-                raise ConfigError(f"{q}.{key}", None, "is missing from the parameters")
-    for q in ("q5", "q6"):
-        sizes = params[q]["sizes"]
-        if not isinstance(sizes, list) or not sizes:
-            raise ConfigError(f"{q}.sizes", sizes, "must be a non-empty list of subset sizes")
-        for i, size in enumerate(sizes):
-            try:
-                data.check_subset(size)
-            except ConfigError as err:
-                raise ConfigError(f"{q}.sizes[{i}]", size, err.allowed) from None
-    _seeds("q6.seeds", params["q6"]["seeds"])
-    _keys("q2.factorial", params["q2"]["factorial"], ("epochs", "momentum", *FACTORS))
-    for factor in FACTORS:
-        levels = params["q2"]["factorial"].get(factor)
-        if not isinstance(levels, list) or len(levels) < 2:
-            raise ConfigError(f"q2.factorial.{factor}", levels, "must be a list of at least two levels")
-    if not isinstance(params["q2"]["settings"], list) or not params["q2"]["settings"]:
-        raise ConfigError("q2.settings", params["q2"]["settings"], "must be a non-empty list of settings")
-    for i, setting in enumerate(params["q2"]["settings"]):
-        _keys(f"q2.settings[{i}]", setting, (*RUN_FIELDS, "reported"))
-    for name, recipe in _keys("q6.recipes", params["q6"]["recipes"], params["q6"]["recipes"]).items():
-        _keys(f"q6.recipes.{name}", recipe, (*RUN_FIELDS, "vit", "lenet"))
-    plan(params)
-    from .bovw import BovwConfig
-
-    try:
-        bovw_config(params, BovwConfig)
-    except ConfigError as err:
-        raise ConfigError(f"q3.bovw.{err.name}", err.value, err.allowed) from None
-    return params
-
-
-def bovw_config(params: dict, cls=None):
-    """The baseline's config: the parameter file's ``q3.bovw`` on the report's training set."""
-    if cls is None:
-        from .bovw import BovwConfig as cls
-    values = {"subset": params["train_subset"], **(params["q3"]["bovw"] or {})}
-    return cls.from_dict(values)
-
-
-# ---------------------------------------------------------------- the runs of each question
-
-
-def _base(params, name, **values) -> RunConfig:
-    values.setdefault("subset", params["train_subset"])
-    return _config(name, device=params["device"], **values)
-
-
-def _sized(params, name, size, seed, **values) -> RunConfig:
+def _sized(params: Params, name: str, size, seed: int, **values) -> RunConfig:
     """A run on ``size`` balanced images (subset drawn with ``seed``), or on the full set for None."""
-    size = params["train_subset"] if size is None else size
+    size = params.train_subset if size is None else size
     return _base(params, name, subset=size, subset_seed=seed if size is not None else 0, seed=seed, **values)
 
 
-def _q2_settings(params):
-    q = params["q2"]
-    for i, setting in enumerate(q["settings"]):
+def q2_settings(params: Params):
+    """``(setting number from 1, reported accuracy, config)`` for every setting and seed of question 2."""
+    for number, setting in enumerate(params.q2.settings, start=1):
         values = {k: v for k, v in setting.items() if k != "reported"}
-        values.setdefault("epochs", q["epochs"])
-        for seed in params["seeds"]:
-            yield i, setting.get("reported"), _base(params, f"q2.settings[{i}]", seed=seed, **values)
+        values.setdefault("epochs", params.q2.epochs)
+        for seed in params.seeds:
+            yield number, setting.get("reported"), _base(params, f"q2.settings[{number - 1}]", seed=seed, **values)
 
 
-def _q2_factorial(params):
-    f = params["q2"]["factorial"]
-    for opt, lr, bs in product(f["optimizer"], f["lr"], f["batch_size"]):
-        momentum = f.get("momentum", 0.0) if opt == "sgd" else 0.0
-        for seed in params["seeds"]:
-            yield _base(params, "q2.factorial", optimizer=opt, lr=lr, batch_size=bs, momentum=momentum,
-                        epochs=f["epochs"], seed=seed)
+def q2_factorial(params: Params):
+    f = params.q2.factorial
+    for opt, lr, bs in product(f.optimizer, f.lr, f.batch_size):
+        for seed in params.seeds:
+            yield _base(params, "q2.factorial", optimizer=opt, lr=lr, batch_size=bs,
+                        momentum=f.momentum if opt == "sgd" else 0.0, epochs=f.epochs, seed=seed)
 
 
-def _q6_runs(params):
-    q = params["q6"]
-    for name, recipe in q["recipes"].items():
+def q6_runs(params: Params):
+    """``(recipe, model, config)`` for every recipe, model, size and seed of question 6."""
+    q = params.q6
+    for name, recipe in q.recipes.items():
         values = {k: v for k, v in recipe.items() if k not in ("vit", "lenet")}
-        values.setdefault("epochs", q["epochs"])
-        for model, size, seed in product(("vit", "lenet"), q["sizes"], q["seeds"]):
-            kw = recipe.get(model) or {}
-            yield name, model, size, _sized(params, f"q6.recipes.{name}", size, seed, model=model,
-                                            model_kw=kw, **values)
+        values.setdefault("epochs", q.epochs)
+        for model, size, seed in product(("vit", "lenet"), q.sizes, q.seeds):
+            yield name, model, _sized(params, f"q6.recipes.{name}", size, seed, model=model,
+                                      model_kw=recipe.get(model) or {}, **values)
 
 
-def plan(params: dict) -> dict:
-    """Every run config of every question, by question: what the report needs from the store."""
+def bovw_config(params: Params) -> BovwConfig:
+    """The baseline's config: the parameter file's ``q3.bovw`` on the report's training set."""
+    try:
+        return BovwConfig.from_dict({"subset": params.train_subset, **params.q3.bovw})
+    except ConfigError as err:
+        raise ConfigError(f"q3.bovw.{err.name}", err.value, err.allowed) from None
+
+
+def plan(params: Params) -> dict:
+    """Every store entry of every question, by question: the training runs (``RunConfig``) and the
+    BoVW baseline (``BovwConfig``) the report reads."""
+    q2 = [c for *_, c in q2_settings(params)]
     runs = {
-        "q1": [_base(params, "q1", epochs=params["q1"]["epochs"], seed=params["q1"]["seed"])],
-        "q2": [c for _, _, c in _q2_settings(params)] + list(_q2_factorial(params)),
-        "q4": [_base(params, "q4", model=m, epochs=params["q4"]["epochs"], seed=s)
-               for m in CNNS for s in params["seeds"]],
-        "q5": [_sized(params, "q5", size, s, epochs=params["q5"]["epochs"])
-               for size in params["q5"]["sizes"] for s in params["seeds"]],
-        "q6": [c for *_, c in _q6_runs(params)],
+        "q1": [_base(params, "q1", epochs=params.q1.epochs, seed=params.q1.seed)],
+        "q2": q2 + list(q2_factorial(params)),
+        "q3": q2 + [bovw_config(params)],
+        "q4": [_base(params, "q4", model=m, epochs=params.q4.epochs, seed=s) for m in CNNS for s in params.seeds],
+        "q5": [_sized(params, "q5", size, s, epochs=params.q5.epochs) for size in params.q5.sizes for s in params.seeds],
+        "q6": [c for *_, c in q6_runs(params)],
     }
-    runs["q3"] = runs["q2"]
     return runs
 
 
-def _cost(config: RunConfig) -> float:
-    """Rough relative cost, to start the longest runs first."""
-    size = data.TRAIN_SIZE if config.subset is None else config.subset
-    return size * config.epochs * (8 if config.model == "vit" else 2 if config.model != "lenet" else 1)
+def _cost(spec) -> float:
+    """Rough relative cost, to start the longest computations first."""
+    if isinstance(spec, BovwConfig):
+        return (spec.subset or data.TRAIN_SIZE) * 30
+    size = data.TRAIN_SIZE if spec.subset is None else spec.subset
+    return size * spec.epochs * (8 if spec.model == "vit" else 2 if spec.model != "lenet" else 1)
 
 
-def train_missing(params: dict, store: Store | None = None, progress: bool = True) -> dict:
-    """Train every run the selected questions need that the store lacks; returns counts."""
+def _key(spec) -> str:
+    return spec.folder_name() if isinstance(spec, BovwConfig) else spec.key()
+
+
+def train_missing(params: Params, store: Store | None = None, progress: bool = True) -> dict:
+    """Compute every entry the selected questions need that the store lacks (``Store.run_all``).
+
+    Returns the training runs needed (``runs``) and trained now (``trained``), the same for the
+    baselines (``baselines``, ``baselines_computed``), and the seconds it took. The question
+    functions then only read the store.
+    """
     store = store or Store()
     wanted = plan(params)
-    questions = [params["only"]] if params["only"] else QUESTIONS
-    configs = list({c.key(): c for q in questions for c in wanted[q]}.values())
-    missing = sorted((c for c in configs if store.load(c) is None), key=_cost, reverse=True)
+    questions = [params.only] if params.only else QUESTIONS
+    specs = list({_key(c): c for q in questions for c in wanted[q]}.values())
+    missing = sorted((c for c in specs if store.load(c) is None), key=_cost, reverse=True)
     start = time.perf_counter()
-    jobs = 1 if resolve_device(params["device"]).startswith("cuda") else params["jobs"]
+    jobs = 1 if resolve_device(params.device).startswith("cuda") else params.jobs
     store.run_all(missing, jobs=jobs, progress=progress)
-    return {"runs": len(configs), "trained": len(missing), "seconds": time.perf_counter() - start}
+
+    def runs(items):
+        return sum(isinstance(c, RunConfig) for c in items)
+
+    return {"runs": runs(specs), "trained": runs(missing), "baselines": len(specs) - runs(specs),
+            "baselines_computed": len(missing) - runs(missing), "seconds": time.perf_counter() - start}
 
 
-# ---------------------------------------------------------------- frames
+# ---------------------------------------------------------------- reading the store
+
+
+def _read(store: Store, specs: list) -> list:
+    """The stored results of ``specs``; a missing one is computed (``train_missing`` normally did)."""
+    return store.run_all(specs, progress=False)
 
 
 def _row(run, **extra) -> dict:
-    c = run.config
-    final = run.final
+    c, final = run.config, run.final
     return {**extra, "model": c.model, "optimizer": c.optimizer, "lr": c.lr, "batch_size": c.batch_size,
             "momentum": c.momentum, "weight_decay": c.weight_decay, "schedule": c.schedule,
             "seed": c.seed, "epochs": len(run.history), "test_acc": final["test_acc"],
@@ -251,72 +172,40 @@ def _row(run, **extra) -> dict:
             "run": run.key}
 
 
-def _curves(runs, **labels) -> pd.DataFrame:
-    frames = []
-    for run, extra in runs:
-        h = run.history.copy()
-        for k, v in {**labels, **extra}.items():
-            h[k] = v
-        h["seed"] = run.config.seed
-        frames.append(h)
-    return pd.concat(frames, ignore_index=True)
+def _curves(labelled) -> pd.DataFrame:
+    """Every run's history, one row per epoch, with the run's labels and seed as columns."""
+    return pd.concat([run.history.assign(**labels, seed=run.config.seed) for run, labels in labelled],
+                     ignore_index=True)
 
 
-def mean_std(frame: pd.DataFrame, by, value="test_acc") -> pd.DataFrame:
-    """Mean, std (ddof=1; NaN for a single seed) and count of ``value`` per group, in group order."""
-    return frame.groupby(by, sort=False)[value].agg(["mean", "std", "count"]).reset_index()
+def _size(run) -> int:
+    return run.config.subset or data.TRAIN_SIZE
 
 
-def setting_label(s: dict) -> str:
-    parts = [s["optimizer"], f"lr={s['lr']:g}", f"bs={s['batch_size']}"]
-    if s.get("momentum"):
-        parts.append(f"m={s['momentum']:g}")
-    if s.get("weight_decay"):
-        parts.append(f"wd={s['weight_decay']:g}")
-    if s.get("schedule", "constant") != "constant":
-        parts.append(s["schedule"])
-    return " ".join(parts)
+def q1(params: Params, store: Store | None = None) -> results.Q1Result:
+    run = _read(store or Store(), plan(params)["q1"])[0]
+    c = run.config
+    return results.Q1Result(history=run.history, lr=c.lr, optimizer=c.optimizer, batch_size=c.batch_size,
+                            epochs=c.epochs, seed=c.seed, parameters=run.info["parameters"],
+                            train_subset=params.train_subset)
 
 
-def q1(params: dict, store: Store | None = None) -> dict:
-    """The LeNet run: its per-epoch history and final numbers."""
-    run = (store or Store()).run_all(plan(params)["q1"], progress=False)[0]
-    return {"history": run.history, "run": run, "final": run.final}
-
-
-def variance_shares(frame: pd.DataFrame, factors=FACTORS, value="test_acc") -> pd.DataFrame:
-    """Share of the variance of ``value`` explained by each factor's main effect, by their
-    interactions, and by the seed (within-cell noise), for a balanced full-factorial frame."""
-    y = frame[value]
-    total = ((y - y.mean()) ** 2).sum()
-    rows = []
-    for f in factors:
-        means = frame.groupby(f)[value].transform("mean")
-        rows.append((f, ((means - y.mean()) ** 2).sum()))
-    cell = frame.groupby(list(factors))[value].transform("mean")
-    within = ((y - cell) ** 2).sum()
-    rows.append(("interactions", total - sum(ss for _, ss in rows) - within))
-    rows.append(("seed (noise)", within))
-    out = pd.DataFrame(rows, columns=["source", "sum_sq"])
-    out["share"] = out["sum_sq"] / total if total > 0 else 0.0
-    return out
-
-
-def q2(params: dict, store: Store | None = None) -> dict:
-    """The hyperparameter study: per-seed runs, per-setting mean +- std, the factorial sweep and
-    the share of variance each factor explains."""
+def q2(params: Params, store: Store | None = None) -> results.Q2Result:
     store = store or Store()
-    items = list(_q2_settings(params))
-    fetched = store.run_all([config for *_, config in items], progress=False)
-    runs = pd.DataFrame([_row(run, setting=i + 1, label=setting_label(config.to_dict()), reported=reported)
-                         for (i, reported, config), run in zip(items, fetched)])
-    summary = mean_std(runs, ["setting", "label"])
-    summary["reported"] = [runs.loc[runs.setting == s, "reported"].iloc[0] for s in summary.setting]
-    summary["seconds"] = runs.groupby("setting", sort=False)["seconds"].mean().values
-    best = summary.loc[summary["mean"].idxmax()]
-    factorial = pd.DataFrame([_row(r) for r in store.run_all(list(_q2_factorial(params)), progress=False)])
-    return {"runs": runs, "summary": summary, "best": best, "factorial": factorial,
-            "variance": variance_shares(factorial)}
+    items = list(q2_settings(params))
+    fetched = _read(store, [c for *_, c in items])
+    runs = pd.DataFrame([_row(run, setting=number, label=results.setting_label(config.to_dict()), reported=reported)
+                         for (number, reported, config), run in zip(items, fetched)])
+    factorial = pd.DataFrame([_row(r) for r in _read(store, list(q2_factorial(params)))])
+    return results.Q2Result(runs=runs, factorial=factorial, epochs=params.q2.epochs,
+                            factorial_epochs=params.q2.factorial.epochs, momentum=params.q2.factorial.momentum,
+                            seeds=params.seeds, train_subset=params.train_subset)
+
+
+def best_setting_runs(params: Params, q2_result: results.Q2Result, store: Store | None = None) -> list:
+    """The runs (one per seed, seeds in order) of question 2's best setting."""
+    number = int(q2_result.best.setting)
+    return _read(store or Store(), [c for n, _, c in q2_settings(params) if n == number])
 
 
 def inference_ms_per_image(run, repeats: int = 3) -> float:
@@ -332,85 +221,60 @@ def inference_ms_per_image(run, repeats: int = 3) -> float:
     return 1000 * float(np.median(times[1:])) / len(x)
 
 
-def q3(params: dict, store: Store | None = None, progress: bool = True) -> dict:
-    """The best setting of q2 against the SIFT-BoVW-SVM baseline, measured on this machine."""
-    from . import bovw
-
-    store = store or Store()
-    best = q2(params, store)
-    setting = best["best"]["setting"]
-    cnn_runs = best["runs"][best["runs"].setting == setting]
-    first = store.load(setting_config(params, setting - 1))
-    result = bovw.run(bovw_config(params), root=store.root, progress=progress)
-    table = pd.DataFrame([
-        {"method": f"LeNet ({best['best']['label']})", "test_acc": cnn_runs["test_acc"].mean(),
-         "test_acc_std": cnn_runs["test_acc"].std(ddof=1) if len(cnn_runs) > 1 else 0.0,
-         "train_seconds": cnn_runs["seconds"].mean(), "inference_ms_per_image": inference_ms_per_image(first),
-         "learned_parameters": int(cnn_runs["parameters"].iloc[0]), "feature_dim": 84},
-        {"method": "SIFT-BoVW-SVM", "test_acc": result.test_acc, "test_acc_std": np.nan,
-         "train_seconds": result.train_seconds, "inference_ms_per_image": result.inference_ms_per_image,
-         "learned_parameters": result.config["words"] * 128 + result.feature_dim * 10 + 10,
-         "feature_dim": result.feature_dim},
-    ])
-    per_class = pd.DataFrame({"digit": range(10), "SIFT-BoVW-SVM": result.per_class_acc,
-                              "LeNet": _per_class(first)})
-    return {"table": table, "bovw": result, "per_class": per_class, "cnn_runs": cnn_runs}
-
-
-def setting_config(params, index) -> RunConfig:
-    """The first-seed run config of q2's setting number ``index`` (0-based)."""
-    return next(c for i, _, c in _q2_settings(params) if i == index)
-
-
 def _per_class(run) -> list:
     x, y = data.load(False)
     pred = predict(run.model("cpu"), x)
     return [float((pred[y == c] == c).float().mean()) for c in range(10)]
 
 
-def q4(params: dict, store: Store | None = None) -> dict:
-    """LeNet against DoubleConvLeNet: per-epoch curves, and accuracy, parameters, seconds per epoch."""
-    runs = (store or Store()).run_all(plan(params)["q4"], progress=False)
-    curves = _curves([(r, {"model": r.config.model}) for r in runs])
-    rows = pd.DataFrame([_row(r) for r in runs])
-    summary = mean_std(rows, ["model"])
-    summary["parameters"] = rows.groupby("model", sort=False)["parameters"].first().values
-    summary["seconds_per_epoch"] = (rows.groupby("model", sort=False)["seconds"].mean()
-                                    / params["q4"]["epochs"]).values
-    return {"curves": curves, "runs": rows, "summary": summary}
-
-
-def per_class_counts(size) -> str:
-    if size is None:
-        return "5,421 to 6,742 (unbalanced)"
-    return f"{size // 10:,} each"
-
-
-def q5(params: dict, store: Store | None = None) -> dict:
-    """Test accuracy against training-set size, per seed and as mean +- std."""
-    runs = (store or Store()).run_all(plan(params)["q5"], progress=False)
-    rows = pd.DataFrame([_row(r, size=r.config.subset or data.TRAIN_SIZE,
-                              per_class=per_class_counts(r.config.subset)) for r in runs])
-    summary = mean_std(rows, ["size", "per_class"])
-    return {"runs": rows, "summary": summary}
-
-
-def q6(params: dict, store: Store | None = None) -> dict:
-    """ViT against LeNet on the same data and epochs, under each recipe: curves and final table."""
+def q3(params: Params, store: Store | None = None, q2_result: results.Q2Result | None = None) -> results.Q3Result:
+    """The best setting of question 2 (its runs, and the first seed's model timed here) against the
+    stored BoVW baseline."""
     store = store or Store()
-    items = list(_q6_runs(params))
-    runs = store.run_all([c for *_, c in items], progress=False)
-    labelled = [(run, {"recipe": name, "model": model, "size": run.config.subset or data.TRAIN_SIZE})
-                for (name, model, _, _), run in zip(items, runs)]
-    curves = _curves(labelled)
-    rows = pd.DataFrame([_row(run, **extra) for run, extra in labelled])
-    summary = mean_std(rows, ["recipe", "model", "size"])
-    summary["parameters"] = rows.groupby(["recipe", "model", "size"], sort=False)["parameters"].first().values
-    summary["seconds"] = rows.groupby(["recipe", "model", "size"], sort=False)["seconds"].mean().values
-    return {"curves": curves, "runs": rows, "summary": summary, "labelled": labelled}
+    q2_result = q2_result or q2(params, store)
+    cnn_runs = best_setting_runs(params, q2_result, store)
+    first = cnn_runs[0]
+    accs = pd.Series([r.final["test_acc"] for r in cnn_runs])
+    base = _read(store, [bovw_config(params)])[0]
+    cnn = results.Method(
+        name=f"LeNet ({q2_result.best.label})", short="LeNet", test_acc=accs.mean(),
+        test_acc_std=accs.std(ddof=1) if len(accs) > 1 else float("nan"), runs=len(cnn_runs),
+        train_seconds=float(np.mean([r.history["seconds"].sum() for r in cnn_runs])),
+        inference_ms_per_image=inference_ms_per_image(first), learned_parameters=int(first.info["parameters"]),
+        feature_dim=84)
+    bovw = results.Method(
+        name="SIFT-BoVW-SVM", short="SIFT-BoVW-SVM", test_acc=base.test_acc, test_acc_std=float("nan"), runs=1,
+        train_seconds=base.train_seconds, inference_ms_per_image=base.inference_ms_per_image,
+        learned_parameters=base.config["words"] * 128 + base.feature_dim * 10 + 10, feature_dim=base.feature_dim)
+    per_class = pd.DataFrame({"digit": range(10), cnn.short: _per_class(first), bovw.short: base.per_class_acc})
+    return results.Q3Result(cnn=cnn, bovw=bovw, per_class=per_class, bovw_config=base.config,
+                            bovw_seconds=base.seconds, train_size=base.train_size,
+                            device_name=device_name(resolve_device(params.device)))
 
 
-def mistakes(run, device: str = "cpu") -> dict:
+def q4(params: Params, store: Store | None = None) -> results.Q4Result:
+    runs = _read(store or Store(), plan(params)["q4"])
+    return results.Q4Result(runs=pd.DataFrame([_row(r) for r in runs]),
+                            curves=_curves([(r, {"model": r.config.model}) for r in runs]),
+                            epochs=params.q4.epochs, seeds=params.seeds, train_subset=params.train_subset)
+
+
+def q5(params: Params, store: Store | None = None) -> results.Q5Result:
+    runs = _read(store or Store(), plan(params)["q5"])
+    frame = pd.DataFrame([_row(r, size=_size(r), full=r.config.subset is None) for r in runs])
+    return results.Q5Result(runs=frame, epochs=params.q5.epochs, seeds=params.seeds)
+
+
+def q6(params: Params, store: Store | None = None) -> results.Q6Result:
+    items = list(q6_runs(params))
+    runs = _read(store or Store(), [c for *_, c in items])
+    labelled = [(run, {"recipe": name, "model": model, "size": _size(run)}) for (name, model, _), run in zip(items, runs)]
+    return results.Q6Result(runs=pd.DataFrame([_row(run, **labels) for run, labels in labelled]),
+                            curves=_curves(labelled), recipes=params.q6.recipes, epochs=params.q6.epochs,
+                            seeds=params.q6.seeds)
+
+
+def mistakes(run, name: str, device: str = "cpu") -> results.Mistakes:
     """The test set's confusion matrix and the misclassified images of ``run``'s model."""
     x, y = data.load(False, device)
     pred = predict(run.model(device), x)
@@ -419,7 +283,22 @@ def mistakes(run, device: str = "cpu") -> dict:
     matrix = matrix.reindex(index=range(10), columns=range(10), fill_value=0)
     wrong = (pred != y).nonzero().squeeze(1)
     errors = pd.DataFrame({"index": wrong.numpy(), "true": y[wrong].numpy(), "predicted": pred[wrong].numpy()})
-    return {"matrix": matrix, "errors": errors, "images": x[wrong].cpu(), "test_acc": float((pred == y).float().mean())}
+    return results.Mistakes(name=name, matrix=matrix, errors=errors, images=x[wrong].cpu())
+
+
+def failures(params: Params, store: Store | None = None, q2_result: results.Q2Result | None = None,
+             q6_result: results.Q6Result | None = None) -> results.Failures:
+    """The mistakes of question 2's best CNN (first seed) and of the ViT trained on question 6's
+    largest set under its better recipe (first seed)."""
+    store = store or Store()
+    q2_result = q2_result or q2(params, store)
+    q6_result = q6_result or q6(params, store)
+    cnn = best_setting_runs(params, q2_result, store)[0]
+    recipe, size = q6_result.best_recipe, q6_result.sizes[-1]
+    vit_config = next(c for name, model, c in q6_runs(params) if name == recipe and model == "vit"
+                      and (c.subset or data.TRAIN_SIZE) == size and c.seed == params.q6.seeds[0])
+    vit = _read(store, [vit_config])[0]
+    return results.Failures([mistakes(cnn, "CNN"), mistakes(vit, "ViT")])
 
 
 # ---------------------------------------------------------------- summary
@@ -430,14 +309,12 @@ def write_summary(path, summary: dict) -> None:
     atomic_write_text(Path(path), json.dumps(summary, indent=2, sort_keys=True) + "\n")
 
 
-def environment(params: dict) -> dict:
+def environment(params: Params) -> dict:
     """Where and with what the report ran: profile, device, torch version, threads per run, jobs and,
     on a CPU, the pinned kernels (``numerics.fingerprint``)."""
-    device = resolve_device(params["device"])
-    name = device_name(device)
-    env = {"profile": params["profile"], "device": device, "device_name": name, "torch": torch.__version__,
-           "threads": numerics.RUN_THREADS if device == "cpu" else torch.get_num_threads(), "jobs": params["jobs"]}
+    device = resolve_device(params.device)
+    env = {"profile": params.profile, "device": device, "device_name": device_name(device), "torch": torch.__version__,
+           "threads": numerics.RUN_THREADS if device == "cpu" else torch.get_num_threads(), "jobs": params.jobs}
     if device == "cpu":
-        env["numerics"] = numerics.fingerprint()
-        env["kernels"] = ", ".join(f"{k} {v}" for k, v in env["numerics"].items() if k != "threads")
+        env["kernels"] = {k: v for k, v in numerics.fingerprint().items() if k != "threads"}
     return env

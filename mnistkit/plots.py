@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -12,13 +10,6 @@ import seaborn as sns
 from .data import MEAN, STD
 
 sns.set_theme(style="whitegrid", context="notebook")
-
-
-def save(fig, name: str, folder) -> None:
-    """Write ``fig`` as ``folder/name.png`` (nothing when ``folder`` is None)."""
-    if folder is not None:
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        fig.savefig(Path(folder) / f"{name}.png", dpi=110, bbox_inches="tight")
 
 
 def training_history(history: pd.DataFrame, title: str = ""):

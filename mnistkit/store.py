@@ -1,4 +1,4 @@
-"""The run store: one folder per ``RunConfig`` key; finished runs are reused, never retrained.
+"""The run store: one folder per entry (a training run, or the BoVW baseline); finished entries are reused.
 
 A folder counts as finished only once ``manifest.json`` is in it: written last and atomically, it
 holds the sha256 of every other file. A folder without one, or whose files do not match it, is
@@ -18,6 +18,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
+from typing import Protocol
 
 import pandas as pd
 import torch
@@ -94,85 +95,143 @@ class Run:
         return model.to(device).eval()
 
 
+class Entry(Protocol):
+    """Anything the store can hold: a name for its folder, a computation and its reading.
+
+    ``Store.run`` gives every kind of entry the same sequence: lock, load, compute, write.
+    """
+
+    processes: int  # worker processes its computation starts itself (1: none)
+
+    def folder_name(self) -> str:
+        """The entry's folder under the store root: a stable hash of everything that sets its numbers."""
+
+    def compute(self, folder: Path, progress: bool) -> dict[str, bytes]:
+        """Compute the entry (``folder`` exists, for checkpoints); returns the files to store."""
+
+    def read(self, folder: Path, files: dict[str, bytes]):
+        """The result, from the verified files of a finished entry."""
+
+
+@dataclass(frozen=True)
+class Training:
+    """The store entry of a training run: ``fit(config)``, stored as its config, history and weights."""
+
+    config: RunConfig
+    tracker: str = "none"
+    processes = 1
+
+    def folder_name(self) -> str:
+        return self.config.key()
+
+    def compute(self, folder: Path, progress: bool) -> dict[str, bytes]:
+        checkpoint = folder / "checkpoint.pt"
+        model, history = fit(self.config, checkpoint=checkpoint, progress=progress, tracker=self.tracker)
+        info = {
+            "key": self.config.key(),
+            "config": self.config.to_dict(),
+            "parameters": count_parameters(model),
+            "device": torch.device(resolve_device(self.config.device)).type,
+            "torch": torch.__version__,
+        }
+        if info["device"] == "cpu":
+            info["numerics"] = numerics.fingerprint()
+        weights = io.BytesIO()
+        torch.save({k: v.cpu() for k, v in model.state_dict().items()}, weights)
+        return {
+            "config.json": json.dumps(info, indent=2, sort_keys=True).encode(),
+            "history.csv": history.frame().to_csv(index=False).encode(),
+            "model.pt": weights.getvalue(),
+        }
+
+    def read(self, folder: Path, files: dict[str, bytes]) -> Run:
+        info = json.loads(files["config.json"])
+        history = pd.read_csv(io.BytesIO(files["history.csv"]), float_precision="round_trip")
+        return Run(self.config, folder, history, info, reused=True)
+
+
+def entry(spec) -> Entry:
+    """The store entry of ``spec``: a ``RunConfig`` becomes a ``Training``; anything else is its own entry."""
+    return Training(spec) if isinstance(spec, RunConfig) else spec
+
+
 class Store:
-    """Runs under ``root`` (default ``build/runs``), keyed by ``RunConfig.key()``."""
+    """Entries under ``root`` (default ``build/runs``): training runs keyed by ``RunConfig.key()``,
+    and any other ``Entry`` (the BoVW baseline) by its own ``folder_name()``."""
 
     def __init__(self, root: Path | str | None = None):
         self.root = Path(root) if root is not None else default_root()
 
-    def folder(self, config: RunConfig) -> Path:
-        return self.root / config.key()
+    def folder(self, spec) -> Path:
+        return self.root / entry(spec).folder_name()
 
-    def load(self, config: RunConfig) -> Run | None:
-        """The finished run for ``config``, or None. A damaged entry is warned about and cleared."""
-        folder = self.folder(config)
+    def load(self, spec):
+        """The finished result for ``spec``, or None. A damaged entry is warned about and cleared."""
+        item = entry(spec)
+        folder = self.root / item.folder_name()
         files = read_entry(folder)
-        if files is None:
-            return None
-        info = json.loads(files["config.json"])
-        history = pd.read_csv(io.BytesIO(files["history.csv"]), float_precision="round_trip")
-        return Run(config, folder, history, info, reused=True)
+        return None if files is None else item.read(folder, files)
 
-    def run(self, config: RunConfig, progress: bool = True, tracker: str = "none") -> Run:
-        """The finished run for ``config``: from the store if there, else trained (or resumed) now."""
+    def run(self, spec, progress: bool = True, tracker: str = "none"):
+        """The finished result for ``spec``: from the store if there, else computed now.
+
+        The one sequence for every kind of entry: lock, load, compute (a training run resumes from
+        its checkpoint), write the files and then the manifest, remove what computing left behind.
+        """
+        item = Training(spec, tracker) if isinstance(spec, RunConfig) else entry(spec)
         self.root.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(self.root / f"{config.key()}.lock")):
-            found = self.load(config)
-            if found is not None:
-                return found
-            folder = self.folder(config)
+        folder = self.root / item.folder_name()
+        with FileLock(str(self.root / f"{folder.name}.lock")):
+            files = read_entry(folder)
+            if files is not None:
+                return item.read(folder, files)
             folder.mkdir(exist_ok=True)
-            checkpoint = folder / "checkpoint.pt"
-            model, history = fit(config, checkpoint=checkpoint, progress=progress, tracker=tracker)
-            info = {
-                "key": config.key(),
-                "config": config.to_dict(),
-                "parameters": count_parameters(model),
-                "device": torch.device(resolve_device(config.device)).type,
-                "torch": torch.__version__,
-            }
-            if info["device"] == "cpu":
-                info["numerics"] = numerics.fingerprint()
-            weights = io.BytesIO()
-            torch.save({k: v.cpu() for k, v in model.state_dict().items()}, weights)
-            write_entry(folder, {
-                "config.json": json.dumps(info, indent=2, sort_keys=True).encode(),
-                "history.csv": history.frame().to_csv(index=False).encode(),
-                "model.pt": weights.getvalue(),
-            })
-            checkpoint.unlink(missing_ok=True)
-            run = self.load(config)
-        run.reused = False
-        return run
+            files = item.compute(folder, progress)
+            write_entry(folder, files)
+            for leftover in set(os.listdir(folder)) - set(files) - {MANIFEST}:
+                (folder / leftover).unlink(missing_ok=True)
+        result = item.read(folder, files)
+        result.reused = False
+        return result
 
-    def run_all(self, configs: list[RunConfig], jobs: int = 1, progress: bool = True) -> list[Run]:
-        """Every run of ``configs`` (in order), training the missing ones in ``jobs`` processes."""
-        runs: list[Run | None] = [self.load(c) for c in configs]
-        todo = [i for i, run in enumerate(runs) if run is None]
-        bar = progress_bar(total=len(configs), initial=len(configs) - len(todo), desc="runs",
-                   unit="run", disable=not progress or not todo)
-        if jobs <= 1 or len(todo) <= 1:
-            for i in todo:
-                runs[i] = self.run(configs[i], progress=progress)
+    def run_all(self, specs: list, jobs: int = 1, progress: bool = True) -> list:
+        """Every result of ``specs`` (in order), computing the missing ones: THE place where the
+        report's entries are computed. Training runs share ``jobs`` processes on a CPU; entries
+        that start worker processes of their own (the BoVW baseline) then run one at a time in
+        this process, once those processes are gone, so that their memory never adds up."""
+        results: list = [self.load(s) for s in specs]
+        todo = [i for i, found in enumerate(results) if found is None]
+        bar = progress_bar(total=len(specs), initial=len(specs) - len(todo), desc="runs",
+                           unit="run", disable=not progress or not todo)
+        alone = [i for i in todo if entry(specs[i]).processes > 1]
+        shared = [i for i in todo if i not in alone]
+        if jobs <= 1 or len(shared) <= 1:
+            for i in shared:
+                results[i] = self.run(specs[i], progress=progress)
                 bar.update()
         else:
             threads = max(1, torch.get_num_threads() // jobs)
             ctx = get_context("spawn")
             with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_worker,
                                      initargs=(threads,)) as pool:
-                futures = {pool.submit(_train, str(self.root), configs[i]): i for i in todo}
+                futures = {pool.submit(_compute, str(self.root), specs[i]): i for i in shared}
                 for future in as_completed(futures):
                     future.result()
-                    run = runs[futures[future]] = self.load(configs[futures[future]])
-                    run.reused = False
+                    found = results[futures[future]] = self.load(specs[futures[future]])
+                    found.reused = False
                     bar.update()
+        for i in alone:
+            results[i] = self.run(specs[i], progress=progress)
+            bar.update()
         bar.close()
-        return runs
+        return results
 
 
 def _init_worker(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def _train(root: str, config: RunConfig) -> str:
-    return Store(root).run(config, progress=False).key
+def _compute(root: str, spec) -> str:
+    """The task a worker runs: compute ``spec``'s entry in the store at ``root``; returns its folder name."""
+    Store(root).run(spec, progress=False)
+    return entry(spec).folder_name()

@@ -15,29 +15,29 @@ from mnistkit.config import RunConfig
 from mnistkit.errors import ConfigError
 from mnistkit.models import build_model
 
-KEYS = {"ratio", "seed_s", "mnistkit_s", "seed_acc", "mnistkit_acc", "device", "model", "batch_size"}
+KEYS = {"ratio", "assignment_s", "mnistkit_s", "assignment_acc", "mnistkit_acc", "device", "model", "batch_size"}
 
 
-def test_seed_pipeline_and_mnistkit_batches_hold_the_same_images_in_the_same_order():
-    seed = bench.SeedPipeline("lenet", 64, 3, "cpu")
-    assert sorted(seed._shuffled(seed.train_loader.dataset, 64).sampler) == list(range(data.TRAIN_SIZE))
+def test_assignment_pipeline_and_mnistkit_batches_hold_the_same_images_in_the_same_order():
+    theirs = bench.AssignmentPipeline("lenet", 64, 3, "cpu")
+    assert sorted(theirs._shuffled(theirs.train_loader.dataset, 64).sampler) == list(range(data.TRAIN_SIZE))
     x, y = data.load(True)
     ours = data.batches(x, y, 64, torch.Generator().manual_seed(3))
-    for (a, la), (b, lb), _ in zip(seed.train_loader, ours, range(3)):
+    for (a, la), (b, lb), _ in zip(theirs.train_loader, ours, range(3)):
         assert torch.equal(la, lb)
         torch.testing.assert_close(a, b, rtol=0, atol=1e-6)  # ToTensor + Normalize == data.load
 
 
 def test_after_the_warm_up_both_pipelines_train_on_the_same_first_batch():
     config = RunConfig(model="lenet", batch_size=64, seed=4, device="cpu")
-    seed, ours = bench.SeedPipeline("lenet", 64, 4, "cpu", limit=2), bench.MnistkitPipeline(config)
-    for p in (seed, ours):
+    theirs, ours = bench.AssignmentPipeline("lenet", 64, 4, "cpu", limit=2), bench.MnistkitPipeline(config)
+    for p in (theirs, ours):
         p.epoch(copy.deepcopy(p.model), 2)
-    _, seed_labels = next(iter(seed.train_loader))
+    _, their_labels = next(iter(theirs.train_loader))
     generator = torch.Generator().set_state(ours.generator.get_state())
     x, y = data.load(True)
     _, our_labels = next(data.batches(x, y, 64, generator))
-    assert torch.equal(seed_labels, our_labels)
+    assert torch.equal(their_labels, our_labels)
 
 
 def test_tiny_bench_returns_the_documented_keys_and_writes_its_record(tmp_path):
@@ -47,11 +47,11 @@ def test_tiny_bench_returns_the_documented_keys_and_writes_its_record(tmp_path):
     pairs = bench.main(args)
     assert KEYS <= set(pairs)
     assert pairs["device"] == "cpu" and pairs["model"] == "lenet" and pairs["batch_size"] == 32
-    assert pairs["ratio"] == pytest.approx(pairs["seed_s"] / pairs["mnistkit_s"])
-    assert 0 <= pairs["seed_acc"] <= 1 and 0 <= pairs["mnistkit_acc"] <= 1
+    assert pairs["ratio"] == pytest.approx(pairs["assignment_s"] / pairs["mnistkit_s"])
+    assert 0 <= pairs["assignment_acc"] <= 1 and 0 <= pairs["mnistkit_acc"] <= 1
     record = json.loads(out.read_text())
     assert {"device_name", "torch", "threads", "epochs_timed"} <= set(record)
-    assert [len(record["epochs_timed"][p]) for p in ("seed", "mnistkit")] == [2, 2]
+    assert [len(record["epochs_timed"][p]) for p in ("assignment", "mnistkit")] == [2, 2]
     assert record["epochs_timed"]["mnistkit"][0]["images"] == 3 * 32 * 2  # 3 training + 3 test batches
 
 

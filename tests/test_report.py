@@ -1,5 +1,6 @@
 """The report: parameter files validated up front, papermill refusals, and the smoke build end to end."""
 
+import ast
 import json
 import os
 import re
@@ -12,22 +13,78 @@ import yaml
 from conftest import ROOT, files_under
 from mnistkit import experiments
 from mnistkit.__main__ import main
+from mnistkit.errors import ConfigError
+from mnistkit.params import Params, injected_names, names, notebook_cell
 
 sys.path.insert(0, str(ROOT / "tests" / "golden"))
 import cases  # noqa: E402
 
 
-def test_the_committed_parameter_files_and_notebook_defaults_are_valid():
+def test_the_committed_parameter_files_and_the_schema_defaults_are_valid():
     for name in ("full", "smoke"):
         params = experiments.load_params(ROOT / "parameters" / f"{name}.yaml")
-        assert params["profile"] == name
-    defaults = experiments.load_params()
-    assert defaults["profile"] == "interactive"
+        assert params.profile == name
+    assert experiments.load_params().profile == "interactive"
     full = experiments.plan(experiments.load_params(ROOT / "parameters" / "full.yaml"))
     assert full["q1"][0].epochs == 10 and full["q1"][0].subset is None
     assert len(full["q2"]) >= 11 * 3
     assert {c.model for c in full["q6"]} == {"vit", "lenet"}
     assert all(c.model_kw.get("depth", 2) == 2 for c in full["q6"] if c.model == "vit")
+    assert [type(c).__name__ for c in full["q3"]].count("BovwConfig") == 1  # the baseline is planned
+
+
+def _notebook():
+    return json.loads((ROOT / "report.ipynb").read_text())
+
+
+def test_the_parameters_cell_is_the_schema_and_papermill_documents_every_parameter():
+    import papermill
+
+    cell = next(c for c in _notebook()["cells"] if "parameters" in c["metadata"].get("tags", []))
+    assert "".join(cell["source"]) + "\n" == notebook_cell(), "regenerate it: python -m mnistkit params --cell"
+    inferred = papermill.inspect_notebook(str(ROOT / "report.ipynb"))
+    assert list(inferred) == names()
+    for name, p in inferred.items():
+        assert p["inferred_type_name"] not in ("None", ""), name
+        assert p["help"], name
+    assert inferred["only"]["inferred_type_name"] == "Optional[str]"
+    assert inferred["q2"]["inferred_type_name"] == "dict" and "settings" in inferred["q2"]["help"]
+
+
+def test_the_notebook_cells_hold_no_statistics_or_verdicts():
+    """Apart from the parameters cell, code cells call the package and show what it returns: no
+    comparison, no arithmetic, and every ``if`` asks only whether a section is shown."""
+    code = [c for c in _notebook()["cells"]
+            if c["cell_type"] == "code" and "parameters" not in c["metadata"].get("tags", [])]
+    for cell in code:
+        tree = ast.parse("".join(cell["source"]))
+        for node in ast.walk(tree):
+            assert not isinstance(node, (ast.Compare, ast.BinOp, ast.BoolOp, ast.Subscript, ast.Lambda)), \
+                ast.unparse(node)
+            if isinstance(node, ast.If):
+                assert ast.unparse(node.test) in ("report.complete",) or \
+                    ast.unparse(node.test).startswith("report.selected("), ast.unparse(node.test)
+    lines = sum(1 for c in code for line in "".join(c["source"]).splitlines() if line.strip())
+    assert lines <= 70, lines  # NOTES.md says how many and what they do
+
+
+def test_params_schema_names_unknown_keys_with_their_path_and_keeps_defaults():
+    params = Params.from_dict({"q1": {"epochs": 3}})
+    assert params.q1.epochs == 3 and params.q1.seed == Params().q1.seed
+    with pytest.raises(ConfigError, match=r"'q2.factorial.lrs' = \[1\]: is not a parameter; allowed in q2.factorial"):
+        Params.from_dict({"q2": {"factorial": {"lrs": [1]}}})
+    with pytest.raises(ConfigError, match=r"'q1' = 3: must be a mapping"):
+        Params.from_dict({"q1": 3})
+    assert Params.from_dict(Params().to_dict()) == Params()
+
+
+def test_injected_names_come_from_papermills_cell_since_the_parameters_cell_ran():
+    injected = "# Parameters\nepochz = 3\nonly = 'q1'\n"
+    assert injected_names(["import x", notebook_cell(), injected]) == ["epochz", "only"]
+    assert injected_names([injected, "x = 1"]) == ["epochz", "only"]
+    # the parameters cell re-run after it: its values are in force, papermill's are not
+    assert injected_names([injected, notebook_cell(), "y = 2"]) == []
+    assert injected_names(["a = 1"]) == []
 
 
 BAD_PARAMS = [
@@ -84,6 +141,8 @@ def test_missing_parameter_file_is_refused(capsys, tmp_path):
 
 PAPERMILL_BAD = [
     ({"lerning_rate": 0.1}, "lerning_rate"),
+    ({"epochz": 3}, "'epochz' = 3: is not a parameter; allowed: ['profile', 'only',"),
+    ({"q1": {"epochs": 2, "sed": 1}}, "'q1.sed'"),
     ({"only": "q9"}, "'only'"),
     ({"q5": {"sizes": [605], "epochs": 1}}, "'q5.sizes[0]'"),
     ({"jobs": "two"}, "'jobs'"),
@@ -103,6 +162,38 @@ def test_papermill_run_with_a_bad_parameter_fails_at_the_top_with_nothing_stored
                                    kernel_name="python3", cwd=str(ROOT), progress_bar=False)
     assert caught.value.ename == "ConfigError" and name in caught.value.evalue
     assert files_under(store) == []
+
+
+# Chromium prints a Letter or A4 page about 720 CSS px wide inside its margins; an output area
+# starts after the 64 px prompt column. Cells wrap between words, so a table fits when its
+# narrowest layout does: each column as wide as its longest word, at about 8 px a character at
+# 13 px, plus 13 px of padding.
+PAGE_PX, CHAR_PX, PAD_PX = 720 - 80, 8, 13
+
+
+def table_widths(html: str) -> list[tuple[int, list]]:
+    """The narrowest width in CSS px (estimated) and the header of every table in ``html``."""
+    from bs4 import BeautifulSoup
+
+    out = []
+    for table in BeautifulSoup(html, "html.parser").find_all("table"):
+        rows = [[c.get_text(" ", strip=True) for c in tr.find_all(["th", "td"])] for tr in table.find_all("tr")]
+        columns = zip(*[r + [""] * (len(rows[0]) - len(r)) for r in rows])
+        width = sum(CHAR_PX * max(len(w) for cell in column for w in cell.split(" ")) + PAD_PX
+                    for column in columns)
+        out.append((width, rows[0]))
+    return out
+
+
+def check_readable(html: str) -> None:
+    """Every figure has alternative text, every table fits the printed page, no snake_case header."""
+    from bs4 import BeautifulSoup
+
+    images = BeautifulSoup(html, "html.parser").find_all("img")
+    assert images and all(img.get("alt") and "No description" not in img["alt"] for img in images)
+    for width, header in table_widths(html):
+        assert width <= PAGE_PX, (width, header)
+        assert not [h for h in header if re.fullmatch(r"[a-z]+(_[a-z]+)+", h)], header
 
 
 def _build_smoke(tmp_path, store, *options):
@@ -125,6 +216,7 @@ def test_smoke_report_builds_with_every_section_and_gives_the_golden_numbers_wit
     assert html.count("data:image/png") >= 12
     assert html.count("<table") >= 7
     assert not re.search(r'<script[^>]+src="http', html), "the report must open offline"
+    check_readable(html)
     assert "Traceback" not in html
     pdf = (out / "report.pdf").read_bytes()
     assert pdf.startswith(b"%PDF") and len(re.findall(rb"/Type\s*/Page\b", pdf)) >= 3
@@ -152,3 +244,37 @@ def test_smoke_report_builds_with_every_section_and_gives_the_golden_numbers_wit
             first = [line.rsplit(",", 1)[0] for line in (folder / "history.csv").read_text().splitlines()]
             second = [line.rsplit(",", 1)[0] for line in twin.read_text().splitlines()]
             assert first == second, folder.name
+
+
+def test_the_notebook_runs_twice_in_one_kernel_and_an_edited_parameter_takes_effect(tmp_path, monkeypatch):
+    """As in Jupyter: Run All, Run All again, then edit the parameters cell and run it and every cell
+    after it, all in one kernel (smoke-sized values injected as papermill does)."""
+    from nbclient import NotebookClient
+    from papermill.iorw import load_notebook_node
+    from papermill.parameterize import parameterize_notebook
+
+    monkeypatch.setenv("MNISTKIT_STORE", str(tmp_path / "runs"))
+    nb = parameterize_notebook(load_notebook_node(str(ROOT / "report.ipynb")),
+                               {"only": "q1", "device": "cpu", "progress": "none", "train_subset": 1000})
+    client = NotebookClient(nb, kernel_name="python3", timeout=600, resources={"metadata": {"path": str(ROOT)}})
+    code = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+    at = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
+
+    def run(indices) -> str:
+        for i in indices:
+            client.execute_cell(nb.cells[i], i)
+        return "\n".join(o.data["text/markdown"] for i in indices for o in nb.cells[i].outputs
+                         if "text/markdown" in o.get("data", {}))
+
+    with client.setup_kernel():
+        first = run(code)
+        second = run(code)
+        old = 'q1: dict = {"epochs": 2, "seed": 42}'
+        assert old in nb.cells[at].source
+        nb.cells[at].source = nb.cells[at].source.replace(old, 'q1: dict = {"epochs": 1, "seed": 42}')
+        edited = run([i for i in code if i >= at])
+    for text in (first, second):
+        assert "After 2 epochs LeNet reaches" in text and "## 2. Hyperparameters" not in text
+    assert "1 training runs needed, 1 trained now" in first and "1 training runs needed, 0 trained now" in second
+    assert "After 1 epoch LeNet reaches" in edited and "After 2 epochs" not in edited
+    assert "1 trained now" in edited

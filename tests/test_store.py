@@ -118,3 +118,57 @@ def test_two_processes_on_one_run_leave_one_valid_entry(tmp_path):
     run = Store(tmp_path).load(RunConfig(subset=1000, epochs=2, device="cpu"))
     assert run is not None and len(run.history) == 2
     assert json.loads((folders[0] / "config.json").read_text())["key"] == folders[0].name
+
+
+class Counting:
+    """A tiny store entry: its computation writes one file and counts its calls."""
+
+    processes = 1
+    calls = 0
+
+    def __init__(self, value: int):
+        self.value = value
+
+    def folder_name(self) -> str:
+        return f"counting-{self.value}"
+
+    def compute(self, folder, progress):
+        Counting.calls += 1
+        (folder / "scratch.tmp").write_text("left behind")  # what a computation leaves is cleared
+        return {"value.json": json.dumps(self.value).encode()}
+
+    def read(self, folder, files):
+        return _Value(json.loads(files["value.json"]), reused=True)
+
+
+class _Value:
+    def __init__(self, value, reused):
+        self.value, self.reused = value, reused
+
+
+def test_any_entry_goes_through_the_one_sequence_lock_load_compute_write(tmp_path):
+    store = Store(tmp_path)
+    Counting.calls = 0
+    first = store.run(Counting(7))
+    assert (first.value, first.reused, Counting.calls) == (7, False, 1)
+    assert sorted(p.name for p in (tmp_path / "counting-7").iterdir()) == ["manifest.json", "value.json"]
+    again = store.run(Counting(7))
+    assert (again.value, again.reused, Counting.calls) == (7, True, 1)
+    (tmp_path / "counting-7" / "value.json").write_text("8")
+    with pytest.warns(UserWarning, match="damaged"):
+        assert store.load(Counting(7)) is None
+    results = store.run_all([Counting(7), TINY.replace(epochs=1), Counting(9)], progress=False)
+    assert [r.value for r in (results[0], results[2])] == [7, 9] and Counting.calls == 3
+    assert results[1].config == TINY.replace(epochs=1) and not results[1].reused
+
+
+def test_run_all_shares_training_among_processes_then_runs_self_parallel_entries_alone(tmp_path):
+    class Alone(Counting):
+        processes = 2  # starts workers of its own: computed in this process, after the pool
+
+    Counting.calls = 0
+    specs = [Alone(1), TINY.replace(epochs=1, seed=1), TINY.replace(epochs=1, seed=2)]
+    results = Store(tmp_path).run_all(specs, jobs=2, progress=False)
+    assert results[0].value == 1 and Counting.calls == 1
+    assert [r.config.seed for r in results[1:]] == [1, 2] and not any(r.reused for r in results[1:])
+    assert all((tmp_path / s.key() / "manifest.json").exists() for s in specs[1:])

@@ -1,0 +1,145 @@
+"""What report.ipynb calls: its parameters checked, the missing runs trained, each question's result
+(computed once per ``Report``), and the display of text, figures (with alt text) and tables.
+
+The notebook's setup cell makes one ``Report``; every later cell asks it for a result and shows
+that result's text, figures and table. A cell depends on the setup cell only, so any cell can be
+re-run on its own, and re-running the parameters cell and everything after it starts afresh.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+from IPython.display import Image, Markdown, display
+
+from . import experiments, progress, results
+from .params import Params, from_notebook
+from .store import Store
+
+
+def _words(value) -> str:
+    """A value for a sentence: a mapping as 'key value, key value'."""
+    if isinstance(value, dict):
+        return ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in value.items())
+    return str(value)
+
+
+class Report:
+    """One execution of the report: parameters, store, what was trained, and cached results."""
+
+    def __init__(self, params: Params, store: Store | None = None, trained: dict | None = None):
+        self.params = params
+        self.store = store or Store()
+        self.trained = trained or {"runs": 0, "trained": 0, "baselines": 0, "baselines_computed": 0, "seconds": 0.0}
+        self.started = time.perf_counter()
+        self.environment = experiments.environment(params)
+        self._results: dict = {}
+
+    @classmethod
+    def start(cls, namespace: dict, store: Store | None = None) -> "Report":
+        """The setup cell's call: the parameters in ``namespace`` (the notebook's globals) checked
+        before any work, then every missing run trained."""
+        started = time.perf_counter()
+        params = experiments.check(from_notebook(namespace))
+        progress.set_mode(params.progress)
+        store = store or Store()
+        report = cls(params, store, experiments.train_missing(params, store))
+        report.started = started
+        return report
+
+    def selected(self, question: str) -> bool:
+        return self.params.selected(question)
+
+    @property
+    def complete(self) -> bool:
+        """Whether every question is shown (no ``only``): the closing sections need them all."""
+        return self.params.only is None
+
+    # ------------------------------------------------------------ results, each computed once
+
+    def _result(self, name: str, make):
+        if name not in self._results:
+            self._results[name] = make()
+        return self._results[name]
+
+    def q1(self) -> results.Q1Result:
+        return self._result("q1", lambda: experiments.q1(self.params, self.store))
+
+    def q2(self) -> results.Q2Result:
+        return self._result("q2", lambda: experiments.q2(self.params, self.store))
+
+    def q3(self) -> results.Q3Result:
+        return self._result("q3", lambda: experiments.q3(self.params, self.store, self.q2()))
+
+    def q4(self) -> results.Q4Result:
+        return self._result("q4", lambda: experiments.q4(self.params, self.store))
+
+    def q5(self) -> results.Q5Result:
+        return self._result("q5", lambda: experiments.q5(self.params, self.store))
+
+    def q6(self) -> results.Q6Result:
+        return self._result("q6", lambda: experiments.q6(self.params, self.store))
+
+    def failures(self) -> results.Failures:
+        return self._result("failures", lambda: experiments.failures(self.params, self.store, self.q2(), self.q6()))
+
+    # ------------------------------------------------------------ text
+
+    def header(self) -> str:
+        """The report's first line: where it ran (every field of ``experiments.environment``) and
+        what was trained for it."""
+        p, t = self.params, self.trained
+        where = "; ".join(f"{k.replace('_', ' ')} {_words(v)}" for k, v in self.environment.items() if k != "profile")
+        baselines = f" and {t['baselines']} baseline ({t['baselines_computed']} computed now)" if t["baselines"] else ""
+        return (f"**Profile `{p.profile}`**: {where}. Seeds: {p.seeds}. Training set: "
+                f"{results.training_set(p.train_subset)} images. {t['runs']} training runs needed, {t['trained']} "
+                f"trained now{baselines}, in {t['seconds']:.0f} s; the rest was read from the run store.")
+
+    def summary(self) -> dict:
+        """summary.json's content: where it ran, each question's headline numbers, runs and time."""
+        out = {**self.environment}
+        for q in ("q1", "q2", "q3", "q4", "q5", "q6"):
+            if self.selected(q):
+                out[q] = getattr(self, q)().summary()
+        out["runs"], out["runs_trained"] = self.trained["runs"], self.trained["trained"]
+        out["wall_seconds"] = time.perf_counter() - self.started
+        return out
+
+    def headlines(self) -> pd.DataFrame:
+        """The closing table of headline numbers (every question selected)."""
+        return results.headlines(self.summary(), self.params.q1.epochs, len(self.params.q2.settings))
+
+    def finish(self) -> str:
+        """Write summary.json (for the whole report, when a figures folder is set); the closing line."""
+        summary = self.summary()
+        if self.complete and self.params.figures_dir:
+            experiments.write_summary(Path(self.params.figures_dir) / "summary.json", summary)
+        return f"Report computed in {summary['wall_seconds']:.0f} s (profile `{self.params.profile}`)."
+
+    # ------------------------------------------------------------ display
+
+    @staticmethod
+    def say(markdown: str) -> None:
+        display(Markdown(markdown))
+
+    def figure(self, fig, name: str, alt: str) -> None:
+        """Show ``fig`` as a PNG with ``alt`` as its alternative text, and save it as
+        ``figures_dir/name.png`` when a figures folder is set."""
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+        plt.close(fig)
+        png = buffer.getvalue()
+        if self.params.figures_dir is not None:
+            folder = Path(self.params.figures_dir)
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / f"{name}.png").write_bytes(png)
+        display(Image(png), metadata={"image/png": {"alt": alt}})
+
+    @staticmethod
+    def table(frame: pd.DataFrame) -> None:
+        """Show a result's table: its values are already formatted, its index is not shown."""
+        display(frame.style.hide(axis="index"))

@@ -1,0 +1,799 @@
+"""One result object per question: its numbers, the statistics derived from them, every verdict the
+report states, and the report's text, tables and figure descriptions rendered from them.
+
+The objects are plain data (frames and numbers, built by ``experiments`` from the run store, or by
+hand in the tests), so each verdict can be checked against inputs whose right answer is known.
+Frames hold fractions with snake_case columns for the figures; ``table()`` gives what a reader sees:
+formatted values under human column names with units.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import pandas as pd
+
+from . import stats
+from .params import FACTORS
+
+# What the assignment printed for the same questions: the figures to beat.
+ASSIGNMENT = {"q1": 0.990, "q2": 0.9905, "q3": "~80%", "q5": {600: 0.8183, 60_000: 0.9867},
+              "q6_vit": {6_000: 0.9429, 60_000: 0.9744}}
+GOALS = {6_000: 0.95, 60_000: 0.98}  # this report's goals for the ViT (question 6)
+OPTIMIZER_NAMES = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD", "rmsprop": "RMSprop"}
+
+
+def pct(x: float, digits: int = 2) -> str:
+    return f"{100 * x:.{digits}f}%"
+
+
+def pm(mean: float, std: float, digits: int = 2) -> str:
+    """``mean ± std`` in percent, never broken across lines; the mean alone where there is no spread
+    (a single seed)."""
+    if std is None or pd.isna(std):
+        return pct(mean, digits)
+    return f"{100 * mean:.{digits}f}\u00a0±\u00a0{100 * std:.{digits}f}%"  # no line break inside
+
+
+def points(x: float, digits: int = 2) -> str:
+    """A difference of accuracies in percentage points, with its sign."""
+    return f"{100 * x:+.{digits}f}"
+
+
+def plural(n: int, word: str) -> str:
+    """``1 epoch``, ``2 epochs``."""
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
+def training_set(train_subset: int | None) -> str:
+    """What "the full training set" is in this report: 60,000 images, or a subset standing in."""
+    return "60,000" if train_subset is None else f"{train_subset:,} (standing in for 60,000)"
+
+
+def setting_label(s: dict) -> str:
+    """A hyperparameter setting in a few words: ``adam lr=0.002 bs=64 cosine``."""
+    parts = [s["optimizer"], f"lr={s['lr']:g}", f"bs={s['batch_size']}"]
+    if s.get("momentum"):
+        parts.append(f"m={s['momentum']:g}")
+    if s.get("weight_decay"):
+        parts.append(f"wd={s['weight_decay']:g}")
+    if s.get("schedule", "constant") != "constant":
+        parts.append(s["schedule"])
+    return " ".join(parts)
+
+
+def _mean_std_column(frame: pd.DataFrame) -> list[str]:
+    return [pm(m, s) for m, s in zip(frame["mean"], frame["std"])]
+
+
+# ---------------------------------------------------------------- 1
+
+
+@dataclass
+class Q1Result:
+    """One LeNet run's per-epoch history."""
+
+    history: pd.DataFrame  # epoch, train_loss, train_acc, test_loss, test_acc, seconds
+    lr: float
+    optimizer: str
+    batch_size: int
+    epochs: int
+    seed: int
+    parameters: int
+    train_subset: int | None = None
+
+    @property
+    def last(self) -> pd.Series:
+        return self.history.iloc[-1]
+
+    @property
+    def lowest_test_loss(self) -> pd.Series:
+        """The epoch whose test loss is lowest."""
+        return self.history.loc[self.history.test_loss.idxmin()]
+
+    @property
+    def overfits(self) -> bool:
+        """Whether the test loss rose after its lowest epoch: the last epochs fit the training set tighter."""
+        return bool(self.last.test_loss > self.lowest_test_loss.test_loss)
+
+    def protocol(self) -> str:
+        return f"""## 1. LeNet, logged at every epoch
+
+**Protocol.** LeNet-5 (conv 1→6 5×5, max-pool, conv 6→16 5×5, max-pool, 256→120→84→10, ReLU;
+{self.parameters:,} parameters), {OPTIMIZER_NAMES[self.optimizer]} lr {self.lr:g}, batch {self.batch_size},
+{plural(self.epochs, 'epoch')}, seed {self.seed}, on {training_set(self.train_subset)} training images normalized to
+[-1, 1]. After every epoch the model is evaluated on the 10,000 test images; losses are mean
+cross-entropy per image."""
+
+    def alt(self) -> str:
+        h = self.history
+        return (f"Two line charts over {plural(len(h), 'epoch')}, train and test. Left: cross-entropy loss, train from "
+                f"{h.train_loss.iloc[0]:.3f} to {self.last.train_loss:.3f}, test from {h.test_loss.iloc[0]:.3f} "
+                f"to {self.last.test_loss:.3f}. Right: accuracy, test from {pct(h.test_acc.iloc[0])} to "
+                f"{pct(self.last.test_acc)}.")
+
+    def table(self) -> pd.DataFrame:
+        h = self.history
+        return pd.DataFrame({
+            "epoch": h.epoch.astype(int),
+            "train loss": h.train_loss.map("{:.4f}".format),
+            "test loss": h.test_loss.map("{:.4f}".format),
+            "train accuracy": h.train_acc.map(pct),
+            "test accuracy": h.test_acc.map(pct),
+            "seconds": h.seconds.map("{:.1f}".format),
+        })
+
+    def analysis(self) -> str:
+        h, last, best = self.history, self.last, self.lowest_test_loss
+        tail = ", so the last epochs mostly fit the training set more tightly" if self.overfits else ""
+        return f"""After {plural(len(h), 'epoch')} LeNet reaches **{pct(last.test_acc)}** on the test set (the assignment
+reported {pct(ASSIGNMENT['q1'], 1)} after 10 epochs). Training loss goes from {h.train_loss.iloc[0]:.4f} to
+{last.train_loss:.4f}; test loss is lowest at epoch {int(best.epoch)} ({best.test_loss:.4f}) and ends at
+{last.test_loss:.4f}{tail}. Train accuracy ends at {pct(last.train_acc)} against {pct(last.test_acc)} on the
+test set."""
+
+    def summary(self) -> dict:
+        return {"test_acc": float(self.last.test_acc), "test_loss": float(self.last.test_loss),
+                "best_test_acc": float(self.history.test_acc.max()), "epochs": len(self.history)}
+
+
+# ---------------------------------------------------------------- 2
+
+
+@dataclass
+class Q2Result:
+    """LeNet under several settings (each over seeds) and a full factorial sweep."""
+
+    runs: pd.DataFrame  # one row per run: setting (1, 2, ...), label, reported, seed, test_acc, seconds
+    factorial: pd.DataFrame  # one row per run: optimizer, lr, batch_size, seed, test_acc
+    epochs: int
+    factorial_epochs: int
+    momentum: float  # SGD's, in the factorial
+    seeds: list
+    train_subset: int | None = None
+
+    @cached_property
+    def settings(self) -> pd.DataFrame:
+        """One row per setting, in order: setting, label, mean, std, count, reported, seconds (mean per run)."""
+        return (self.runs.groupby(["setting", "label"], sort=False)
+                .agg(mean=("test_acc", "mean"), std=("test_acc", "std"), count=("test_acc", "count"),
+                     reported=("reported", "first"), seconds=("seconds", "mean"))
+                .reset_index())
+
+    @property
+    def best(self) -> pd.Series:
+        """The setting with the highest mean test accuracy (the first of equals)."""
+        s = self.settings
+        return s.loc[s["mean"].idxmax()]
+
+    @property
+    def weakest(self) -> pd.Series:
+        s = self.settings
+        return s.loc[s["mean"].idxmin()]
+
+    @cached_property
+    def variance(self) -> pd.DataFrame:
+        return stats.variance_shares(self.factorial, FACTORS)
+
+    @property
+    def ranked_factors(self) -> pd.DataFrame:
+        """The factors' main effects, largest share first."""
+        v = self.variance
+        return v[v.source.isin(FACTORS)].sort_values("share", ascending=False, kind="stable")
+
+    def share(self, source: str) -> float:
+        return float(self.variance.set_index("source").loc[source, "share"])
+
+    @property
+    def batch_size_gap(self) -> stats.Gap:
+        """The smallest batch size's mean accuracy over the sweep minus the largest's, against seed noise."""
+        return stats.level_gap(self.factorial, FACTORS, "batch_size")
+
+    def lr_response(self) -> pd.DataFrame:
+        """Mean test accuracy per optimizer (rows, in sweep order) and learning rate (columns)."""
+        table = self.factorial.groupby(["optimizer", "lr"])["test_acc"].mean().unstack("lr")
+        return table.loc[stats.ordered(self.factorial.optimizer)]
+
+    def protocol(self) -> str:
+        return f"""## 2. Hyperparameters
+
+**Protocol.** LeNet trained with {len(self.settings)} settings of batch size, learning rate, optimizer,
+momentum, weight decay and schedule ({plural(self.epochs, 'epoch')} each, on {training_set(self.train_subset)} images),
+every setting over seeds {self.seeds}: bars show mean ± std of the final test accuracy, crosses the
+single-run accuracy the assignment reported for its settings."""
+
+    def alt_settings(self) -> str:
+        s = self.settings
+        return (f"Horizontal bar chart of mean test accuracy for {len(s)} settings with error bars of one "
+                f"standard deviation, from {pct(s['mean'].min())} ({self.weakest.label}) to "
+                f"{pct(s['mean'].max())} ({self.best.label}); crosses mark the assignment's single runs.")
+
+    def table(self) -> pd.DataFrame:
+        s = self.settings
+        return pd.DataFrame({
+            "#": s.setting.astype(int),
+            "setting": s.label,
+            "test accuracy, mean ± std": _mean_std_column(s),
+            "the assignment (1 run)": s.reported.map(lambda v: "" if pd.isna(v) else pct(v)),
+            "seconds per run": s.seconds.map("{:.1f}".format),
+        })
+
+    def analysis(self) -> str:
+        best, weakest = self.best, self.weakest
+        return f"""The best setting is **{best.label}** with **{pm(best['mean'], best['std'])}**
+(the assignment's best: {pct(ASSIGNMENT['q2'])} from one run of Adam lr 0.001, batch 64, weight decay 1e-4).
+The weakest is {weakest.label} at {pct(weakest['mean'])}."""
+
+    def factorial_protocol(self) -> str:
+        f = self.factorial
+        levels = {k: stats.ordered(f[k]) for k in FACTORS}
+        return f"""**Which hyperparameters matter most?** A full factorial sweep isolates each factor:
+optimizer {levels['optimizer']} × learning rate {levels['lr']} × batch size {levels['batch_size']}
+({plural(self.factorial_epochs, 'epoch')}, SGD momentum {self.momentum:g}), {len(self.seeds)} seeds per cell,
+{len(f)} runs. The share of the test-accuracy variance each factor explains (sum of squares of its
+main effect over the total) answers the question with a number."""
+
+    def alt_heatmap(self) -> str:
+        f = self.factorial
+        return (f"Heat maps, one per optimizer ({', '.join(stats.ordered(f.optimizer))}), of mean test accuracy "
+                f"for each learning rate and batch size, from {pct(f.groupby(list(FACTORS)).test_acc.mean().min(), 1)} "
+                f"to {pct(f.groupby(list(FACTORS)).test_acc.mean().max(), 1)}.")
+
+    def alt_variance(self) -> str:
+        return "Bar chart of the share of test-accuracy variance explained: " + "; ".join(
+            f"{r.source} {pct(r.share, 1)}" for r in self.variance.itertuples()) + "."
+
+    def factorial_analysis(self) -> str:
+        ranked = self.ranked_factors
+        top, second, third = (ranked.iloc[i] for i in range(3))
+        f = self.factorial
+        means = {k: stats.level_means(f, k) for k in FACTORS}
+        response = self.lr_response()
+        lines = "\n".join(f"- **{o}**: " + ", ".join(f"lr {lr:g} → {pct(response.loc[o, lr])}" for lr in response.columns)
+                          for o in response.index)
+        trend = {"higher": "smaller batches scored higher here", "lower": "larger batches scored higher here",
+                 "level": "here the batch sizes scored alike, within the seed noise"}[self.batch_size_gap.verdict]
+        return f"""**{top.source}** matters most: it explains **{pct(top.share, 1)}** of the variance, then
+{second.source} ({pct(second.share, 1)}) and {third.source} ({pct(third.share, 1)});
+interactions explain {pct(self.share('interactions'), 1)} and seed-to-seed noise {pct(self.share('seed (noise)'), 1)}.
+Mean accuracy per level: optimizer {', '.join(f'{k} {pct(v)}' for k, v in means['optimizer'].items())};
+learning rate {', '.join(f'{k:g} {pct(v)}' for k, v in means['lr'].items())}; batch size
+{', '.join(f'{k} {pct(v)}' for k, v in means['batch_size'].items())}.
+
+How each optimizer responds to the learning rate (mean over batch sizes and seeds):
+
+{lines}
+
+The trends: with a fixed number of epochs, a larger batch means fewer parameter updates ({trend}),
+so batch size and learning rate act together through the size and number of steps. Adaptive
+optimizers (Adam, RMSprop) rescale each parameter's step and are forgiving of the learning rate;
+plain momentum SGD moves only as far as the raw gradient times the learning rate and so needs a
+larger one to train LeNet in few epochs."""
+
+    def summary(self) -> dict:
+        best = self.best
+        return {"best_setting": best.label, "best_test_acc_mean": float(best["mean"]),
+                "best_test_acc_std": float(best["std"]), "seeds": len(self.seeds),
+                "variance_share": {r.source: float(r.share) for r in self.variance.itertuples()},
+                "most_important": self.ranked_factors.iloc[0].source}
+
+
+# ---------------------------------------------------------------- 3
+
+
+@dataclass
+class Method:
+    """One side of question 3's comparison, as measured on this machine."""
+
+    name: str  # as in summary.json: the CNN's with its setting
+    short: str  # a column name for tables and figures
+    test_acc: float
+    test_acc_std: float  # NaN: one run
+    runs: int
+    train_seconds: float  # mean per run
+    inference_ms_per_image: float
+    learned_parameters: int
+    feature_dim: int  # features before the classifier
+
+
+@dataclass
+class Q3Result:
+    """The best setting of question 2 against the SIFT-BoVW-SVM baseline."""
+
+    cnn: Method
+    bovw: Method
+    per_class: pd.DataFrame  # digit, then one column of test accuracy per method (its short name)
+    bovw_config: dict
+    bovw_seconds: float
+    train_size: int
+    device_name: str
+
+    @property
+    def gap(self) -> stats.Gap:
+        """CNN minus baseline, judged against the CNN's seed spread or the baseline's sampling error."""
+        noise = stats.spread(self.cnn.test_acc_std, stats.binomial_se(self.bovw.test_acc))
+        return stats.Gap(a=self.bovw.test_acc, b=self.cnn.test_acc, noise=noise)
+
+    @property
+    def error_ratio(self) -> float:
+        """Test errors of the baseline per test error of the CNN."""
+        return (1 - self.bovw.test_acc) / max(1e-9, 1 - self.cnn.test_acc)
+
+    @property
+    def hardest_digit(self) -> int:
+        """The digit the baseline gets wrong most often."""
+        return int(self.per_class.set_index("digit")[self.bovw.short].idxmin())
+
+    def protocol(self) -> str:
+        c = self.bovw_config
+        return f"""## 3. The best CNN against SIFT bag-of-visual-words + SVM
+
+**Protocol.** The best setting of section 2 ({self.cnn.runs} seeds; inference timed with the first seed's
+model on the 10,000 test images) against the classical pipeline, trained on the same {self.train_size:,}
+images: dense SIFT on a grid every {c['step']} px of the digit upscaled ×{c['upscale']} (keypoint size
+{c['patch']:g}, RootSIFT), a vocabulary of {c['words']:,} visual words (k-means on {c['kmeans_sample']:,}
+sampled descriptors), a spatial-pyramid histogram of word counts per image ({c['levels']} levels,
+{self.bovw.feature_dim:,} features, square-rooted and L2-normalized) and a linear SVM. Learned
+parameters: the vocabulary ({c['words']:,} × 128) and the SVM's weights. Times are wall-clock seconds on
+this machine ({self.device_name}); the CNN's training time includes its per-epoch test pass."""
+
+    def table(self) -> pd.DataFrame:
+        """One row per measure, one column per method: narrow enough for a page."""
+        rows = {
+            "test accuracy": lambda m: pm(m.test_acc, m.test_acc_std),
+            "runs (seeds)": lambda m: f"{m.runs}",
+            "training time, seconds per run": lambda m: f"{m.train_seconds:.1f}",
+            "inference, ms per image": lambda m: f"{m.inference_ms_per_image:.3f}",
+            "learned parameters": lambda m: f"{m.learned_parameters:,}",
+            "features before the classifier": lambda m: f"{m.feature_dim:,}",
+        }
+        return pd.DataFrame({"measure": list(rows),
+                             **{m.short: [fmt(m) for fmt in rows.values()] for m in (self.cnn, self.bovw)}})
+
+    def alt(self) -> str:
+        pc = self.per_class.set_index("digit")
+        return (f"Grouped bar chart of test accuracy per digit 0 to 9 for {self.cnn.short} and {self.bovw.short}; "
+                f"the baseline's lowest is digit {self.hardest_digit} at {pct(pc[self.bovw.short].min())}, "
+                f"the CNN's lowest {pct(pc[self.cnn.short].min())}.")
+
+    def analysis(self) -> str:
+        cnn, base, gap, c = self.cnn, self.bovw, self.gap, self.bovw_config
+        if gap.verdict == "higher":
+            verdict = (f"The CNN is **{100 * gap.difference:.2f} points** more accurate ({pct(cnn.test_acc)} against "
+                       f"{pct(base.test_acc)}): the baseline makes {self.error_ratio:.1f}× as many test errors.")
+        elif gap.verdict == "lower":
+            verdict = (f"The baseline is **{-100 * gap.difference:.2f} points** more accurate ({pct(base.test_acc)} "
+                       f"against {pct(cnn.test_acc)}): the CNN makes {1 / self.error_ratio:.1f}× as many test errors.")
+        else:
+            verdict = (f"The two are level: {pct(cnn.test_acc)} for the CNN against {pct(base.test_acc)} for the "
+                       f"baseline, a difference within twice the CNN's seed-to-seed spread or the test set's "
+                       f"sampling error.")
+        slower = base.inference_ms_per_image / cnn.inference_ms_per_image
+        return f"""{verdict} The baseline's hardest digit is {self.hardest_digit}. The CNN trains in
+{cnn.train_seconds:.0f} s against {base.train_seconds:.0f} s for the baseline, and classifies an image in
+{cnn.inference_ms_per_image:.3f} ms against {base.inference_ms_per_image:.3f} ms ({slower:.0f}× longer); it has
+{cnn.learned_parameters:,} learned parameters against {base.learned_parameters:,}.
+
+The two differ in what is learned. SIFT describes local gradient orientations with a fixed,
+hand-designed recipe; k-means learns a vocabulary of those patterns without labels, the pyramid
+keeps roughly where each occurs, and the SVM is the only stage that sees a label. The CNN learns
+its filters, their combinations and the classifier together from the labels, so its features are
+shaped to separate exactly these ten classes, with {cnn.feature_dim} features before its last layer
+against the baseline's {base.feature_dim:,}. A dense grid of small SIFT windows on MNIST's clean,
+centred digits is a strong representation, which is why a careful baseline comes so much closer
+than the keypoint-based versions often reported (70-80%). At test time the baseline must compute
+{c['upscale'] // c['step']}² descriptors per image and encode them against the vocabulary, which is where
+its inference time goes; the CNN needs a few small convolutions and matrix products."""
+
+    def summary(self) -> dict:
+        cnn, base = self.cnn, self.bovw
+        return {"cnn_setting": cnn.name, "cnn_test_acc": float(cnn.test_acc),
+                "cnn_train_seconds": float(cnn.train_seconds),
+                "cnn_inference_ms_per_image": float(cnn.inference_ms_per_image),
+                "bovw_test_acc": float(base.test_acc), "bovw_seconds": float(self.bovw_seconds),
+                "bovw_train_seconds": float(base.train_seconds),
+                "bovw_inference_ms_per_image": float(base.inference_ms_per_image),
+                "bovw_feature_dim": int(base.feature_dim)}
+
+
+# ---------------------------------------------------------------- 4
+
+
+MODEL_NAMES = {"lenet": "LeNet", "double_conv_lenet": "doubled conv layers", "vit": "ViT"}
+
+
+@dataclass
+class Q4Result:
+    """LeNet against the same network with its conv layers doubled, over seeds."""
+
+    runs: pd.DataFrame  # one row per run: model, seed, test_acc, parameters, seconds
+    curves: pd.DataFrame  # per epoch and run: model, seed, epoch, test_acc, ...
+    epochs: int
+    seeds: list
+    train_subset: int | None = None
+
+    @cached_property
+    def models(self) -> pd.DataFrame:
+        """One row per model (index: its name): mean, std, count, parameters, seconds_per_epoch."""
+        return (self.runs.groupby("model", sort=False)
+                .agg(mean=("test_acc", "mean"), std=("test_acc", "std"), count=("test_acc", "count"),
+                     parameters=("parameters", "first"), seconds=("seconds", "mean"))
+                .assign(seconds_per_epoch=lambda f: f.seconds / self.epochs))
+
+    @property
+    def gap(self) -> stats.Gap:
+        """Doubled minus plain LeNet, judged against the larger of their seed spreads."""
+        m = self.models
+        a, d = m.loc["lenet"], m.loc["double_conv_lenet"]
+        return stats.Gap(a=a["mean"], b=d["mean"], noise=stats.spread(a["std"], d["std"]))
+
+    def protocol(self) -> str:
+        return f"""## 4. Doubling the convolutional layers
+
+**Protocol.** LeNet against the same network with a second 5×5 convolution (padding 2, ReLU) after
+each of its two convolutions, trained identically: Adam lr 0.001, batch 64, {plural(self.epochs, 'epoch')},
+{training_set(self.train_subset)} images, seeds {self.seeds}. Lines are the mean test accuracy per epoch,
+bands ±1 std."""
+
+    def alt(self) -> str:
+        m = self.models
+        return ("Line chart of mean test accuracy per epoch with ±1 std bands: " + "; ".join(
+            f"{MODEL_NAMES[name]} ends at {pct(row['mean'])}" for name, row in m.iterrows()) + ".")
+
+    def table(self) -> pd.DataFrame:
+        m = self.models.reset_index()
+        return pd.DataFrame({
+            "model": m.model.map(MODEL_NAMES),
+            "test accuracy, mean ± std": _mean_std_column(m),
+            "seeds": m["count"].astype(int),
+            "parameters": m.parameters.map("{:,}".format),
+            "seconds per epoch": m.seconds_per_epoch.map("{:.2f}".format),
+        })
+
+    def analysis(self) -> str:
+        m, gap = self.models, self.gap
+        a, d = m.loc["lenet"], m.loc["double_conv_lenet"]
+        within = ("larger than the seed-to-seed spread" if gap.verdict != "level"
+                  else "within about twice the seed-to-seed spread, so not a clear difference")
+        spread = "" if math.isnan(gap.noise) else f" (largest std {100 * gap.noise:.2f} points)"
+        reading = {
+            "higher": "Here that extra depth pays off: the deeper network finds features that separate the "
+                      "digits better within the same number of epochs.",
+            "level": "On MNIST, where LeNet already separates the classes almost perfectly, there is little "
+                     "left for them to fix: most remaining errors are ambiguous or badly written digits (see "
+                     "the gallery at the end), and the added capacity mostly costs time.",
+            "lower": "Here the deeper network does worse: more layers to fit in the same number of epochs, "
+                     "with the same learning rate, leave it less converged.",
+        }[gap.verdict]
+        return f"""Doubling the conv layers changes the final test accuracy by **{points(gap.difference)} points**
+({pm(a['mean'], a['std'])} → {pm(d['mean'], d['std'])}), {within}{spread}.
+It adds {int(d.parameters - a.parameters):,} parameters ({100 * (d.parameters / a.parameters - 1):.0f}% more)
+and makes an epoch {d.seconds_per_epoch / a.seconds_per_epoch:.2f}× as long
+({a.seconds_per_epoch:.2f} s → {d.seconds_per_epoch:.2f} s).
+
+The extra layers deepen the feature hierarchy and widen each unit's receptive field without
+shrinking the maps (padding 2), while the classifier head stays the same. {reading}"""
+
+    def summary(self) -> dict:
+        m = self.models
+        a, d = m.loc["lenet"], m.loc["double_conv_lenet"]
+        return {"lenet_test_acc_mean": float(a["mean"]), "lenet_test_acc_std": float(a["std"]),
+                "double_conv_test_acc_mean": float(d["mean"]), "double_conv_test_acc_std": float(d["std"]),
+                "lenet_parameters": int(a.parameters), "double_conv_parameters": int(d.parameters),
+                "lenet_seconds_per_epoch": float(a.seconds_per_epoch),
+                "double_conv_seconds_per_epoch": float(d.seconds_per_epoch)}
+
+
+# ---------------------------------------------------------------- 5
+
+
+def per_class_counts(size: int, full: bool) -> str:
+    """Images of each digit in a training set of ``size`` (``full``: all 60,000, unbalanced)."""
+    return "5,421 to 6,742 (unbalanced)" if full else f"{size // 10:,} each"
+
+
+@dataclass
+class Q5Result:
+    """Test accuracy against training-set size."""
+
+    runs: pd.DataFrame  # one row per run: size, full (all 60,000), seed, test_acc
+    epochs: int
+    seeds: list
+
+    @cached_property
+    def sizes(self) -> pd.DataFrame:
+        """One row per size, ascending: size, per_class, mean, std, count."""
+        return (self.runs.assign(per_class=[per_class_counts(s, f) for s, f in zip(self.runs["size"], self.runs.full)])
+                .groupby(["size", "per_class"], sort=True)["test_acc"].agg(["mean", "std", "count"]).reset_index())
+
+    @property
+    def gains(self) -> list[float]:
+        s = self.sizes
+        return stats.gains_per_tenfold(list(s["size"]), list(s["mean"]))
+
+    @property
+    def saturates(self) -> bool:
+        s = self.sizes
+        return stats.saturates(list(s["size"]), list(s["mean"]))
+
+    @property
+    def spread_shrinks(self) -> bool:
+        """Whether the seeds agree more at the largest size than at the smallest."""
+        s = self.sizes
+        return bool(s["std"].iloc[-1] < s["std"].iloc[0])
+
+    def protocol(self) -> str:
+        return f"""## 5. Training-set size
+
+**Protocol.** LeNet, Adam lr 0.001, batch 64, {plural(self.epochs, 'epoch')}, trained on balanced subsets (the same
+number of images of every digit, drawn with the run's seed) and on the full set, seeds {self.seeds}.
+The full 60,000 is not balanced: its digits have 5,421 (five) to 6,742 (one) images each. Every run
+sees its subset for the same number of epochs, so a smaller set also means fewer updates."""
+
+    def alt(self) -> str:
+        s = self.sizes
+        return ("Line chart of test accuracy against training-set size on a log axis, mean ± std with one dot "
+                "per seed: " + ", ".join(f"{n:,} images {pct(m)}" for n, m in zip(s["size"], s["mean"])) + ".")
+
+    def table(self) -> pd.DataFrame:
+        s = self.sizes
+        return pd.DataFrame({
+            "training images": s["size"].map("{:,}".format),
+            "images per digit": s.per_class,
+            "test accuracy, mean ± std": _mean_std_column(s),
+            "seeds": s["count"].astype(int),
+        })
+
+    def analysis(self) -> str:
+        s = self.sizes
+        first, last = s.iloc[0], s.iloc[-1]
+        steps = [f"{s['size'].iloc[i]:,} → {s['size'].iloc[i + 1]:,}: {points(s['mean'].iloc[i + 1] - s['mean'].iloc[i])} "
+                 f"points ({100 * g:+.1f} per tenfold)" for i, g in enumerate(self.gains)]
+        shape = ("The gain per tenfold more data shrinks as the set grows: accuracy saturates, each new image "
+                 "being more likely to repeat a writing style the network has already seen. " if self.saturates else
+                 "Here the gain per tenfold more data does not shrink: the network is still far from saturated. ")
+        seeds = ("The spread between seeds shrinks too: " if self.spread_shrinks
+                 else "The spread between seeds does not shrink here, but ")
+        reference = ", ".join(f"{n:,} {pct(v)}" for n, v in ASSIGNMENT["q5"].items())
+        kind = (" The largest set also differs in kind: it is all the data, with its uneven class counts."
+                if self.runs.loc[self.runs["size"] == last["size"], "full"].all() else "")
+        return f"""Accuracy grows from **{pm(first['mean'], first['std'])}** with {first['size']:,} images to
+**{pm(last['mean'], last['std'])}** with {last['size']:,} (the assignment, one run each: {reference}).
+Gain per step: {'; '.join(steps)}. {shape}{seeds}with few images the network sees few writing styles
+per digit and, at a fixed number of epochs, takes few optimization steps, so which images were drawn
+and how the weights started matter more.{kind}"""
+
+    def summary(self) -> dict:
+        s = self.sizes
+        return {"test_acc_mean": {str(int(r.size)): float(r.mean) for r in s.itertuples()},
+                "test_acc_std": {str(int(r.size)): float(r.std) for r in s.itertuples()}}
+
+
+# ---------------------------------------------------------------- 6
+
+
+VIT_SHAPE = ("patch_size", "dim", "depth", "heads", "mlp_dim", "norm_first")
+
+
+def vit_shape(kw: dict) -> dict:
+    """The ViT's shape under ``kw``: its constructor's defaults, then ``kw``."""
+    import inspect
+
+    from .models import ViT
+
+    defaults = {k: p.default for k, p in inspect.signature(ViT.__init__).parameters.items() if k in VIT_SHAPE}
+    return {**defaults, **{k: v for k, v in kw.items() if k in VIT_SHAPE}}
+
+
+def describe_vit(shape: dict) -> str:
+    p = shape["patch_size"]
+    return (f"the image cut into {(28 // p) ** 2} patches of {p}×{p} pixels, each embedded linearly into "
+            f"{shape['dim']} dimensions, a learned CLS token and learned position embeddings, an encoder of "
+            f"**{shape['depth']} layers** ({shape['heads']} heads, MLP {shape['mlp_dim']}, "
+            f"{'pre' if shape['norm_first'] else 'post'}-norm) and an MLP head on the CLS token")
+
+
+@dataclass
+class Q6Result:
+    """The ViT against LeNet on the same data and epochs, under each recipe."""
+
+    runs: pd.DataFrame  # one row per run: recipe, model, size, seed, test_acc, parameters, seconds
+    curves: pd.DataFrame  # per epoch and run: recipe, model, size, seed, epoch, test_acc
+    recipes: dict  # name -> run parameters (and 'vit'/'lenet' keyword arguments)
+    epochs: int
+    seeds: list
+
+    @cached_property
+    def table_frame(self) -> pd.DataFrame:
+        """One row per recipe, model and size: mean, std, count, parameters, seconds (mean per run)."""
+        return (self.runs.groupby(["recipe", "model", "size"], sort=False)
+                .agg(mean=("test_acc", "mean"), std=("test_acc", "std"), count=("test_acc", "count"),
+                     parameters=("parameters", "first"), seconds=("seconds", "mean"))
+                .reset_index())
+
+    @cached_property
+    def sizes(self) -> list[int]:
+        return sorted(int(s) for s in self.runs["size"].unique())
+
+    def acc(self, recipe: str, model: str, size: int) -> float:
+        return float(self.table_frame.set_index(["recipe", "model", "size"]).loc[(recipe, model, size), "mean"])
+
+    @property
+    def best_recipe(self) -> str:
+        """The recipe under which the ViT scores highest on the largest set (the first of equals)."""
+        return max(self.recipes, key=lambda n: self.acc(n, "vit", self.sizes[-1]))
+
+    def lenet_lead(self, size: int, recipe: str | None = None) -> float:
+        recipe = recipe or self.best_recipe
+        return self.acc(recipe, "lenet", size) - self.acc(recipe, "vit", size)
+
+    @property
+    def lead_shrinks(self) -> bool:
+        """Whether LeNet's lead over the ViT (best recipe) is smaller on the largest set than on the smallest."""
+        return self.lenet_lead(self.sizes[-1]) < self.lenet_lead(self.sizes[0])
+
+    @property
+    def goals_met(self) -> bool:
+        """Whether the ViT under its best recipe reaches this report's goals at both sizes (the largest
+        set against the 60,000-image goal, the smallest against the 6,000-image one)."""
+        r = self.best_recipe
+        return (self.acc(r, "vit", self.sizes[-1]) >= GOALS[60_000]
+                and self.acc(r, "vit", self.sizes[0]) >= GOALS[6_000])
+
+    def protocol(self) -> str:
+        shapes = {name: vit_shape(recipe.get("vit") or {}) for name, recipe in self.recipes.items()}
+        first = next(iter(shapes.values()))
+        differ = [k for k in VIT_SHAPE if len({s[k] for s in shapes.values()}) > 1]
+        shape = describe_vit(first)
+        if differ:
+            shape += " (the recipes differ in " + "; ".join(
+                f"{k}: " + ", ".join(f"{s[k]} under {n}" for n, s in shapes.items()) for k in differ) + ")"
+        vit = self.table_frame[self.table_frame.model == "vit"]
+        parameters = " or ".join(f"{p:,}" for p in dict.fromkeys(vit.parameters))
+        recipes = "\n".join(f"- **{name}**: " + ", ".join(f"{k}={v}" for k, v in recipe.items())
+                            for name, recipe in self.recipes.items())
+        depths = "/".join(str(d) for d in sorted({s["depth"] for s in shapes.values()}))
+        return f"""## 6. A {depths}-layer Transformer (ViT) against LeNet
+
+**Protocol.** A Vision Transformer: {shape} ({parameters} parameters). It is compared with LeNet on
+the same data ({' and '.join(f'{s:,}' for s in self.sizes)} training images), for the same
+{plural(self.epochs, 'epoch')}, under the same recipe, seeds {self.seeds}. The recipes (the model's own keyword arguments under
+its name):
+
+{recipes}
+
+The assignment compared 10 ViT epochs with 5 LeNet epochs and ran a 6-layer encoder; here both
+models get identical budgets."""
+
+    def curves_at(self, size: int) -> pd.DataFrame:
+        """The per-epoch curves of the runs on ``size`` images, ``run`` naming model and recipe."""
+        c = self.curves[self.curves["size"] == size]
+        return c.assign(run=c.model.map(MODEL_NAMES) + " / " + c.recipe)
+
+    def alt(self, size: int) -> str:
+        t = self.table_frame[self.table_frame["size"] == size]
+        return (f"Line chart of test accuracy per epoch on {size:,} training images, one line per model and recipe: "
+                + "; ".join(f"{MODEL_NAMES[r.model]} / {r.recipe} ends at {pct(r.mean)}" for r in t.itertuples()) + ".")
+
+    def table(self) -> pd.DataFrame:
+        t = self.table_frame
+        return pd.DataFrame({
+            "recipe": t.recipe,
+            "model": t.model.map(MODEL_NAMES),
+            "training images": t["size"].map("{:,}".format),
+            "test accuracy, mean ± std": _mean_std_column(t),
+            "parameters": t.parameters.map("{:,}".format),
+            "seconds per run": t.seconds.map("{:.0f}".format),
+        })
+
+    def analysis(self) -> str:
+        best, small, large = self.best_recipe, self.sizes[0], self.sizes[-1]
+        lines = "\n".join(
+            f"- **{name}**: " + ", ".join(
+                f"{s:,} images: ViT {pct(self.acc(name, 'vit', s))} vs LeNet {pct(self.acc(name, 'lenet', s))}"
+                f" ({points(self.acc(name, 'vit', s) - self.acc(name, 'lenet', s))})" for s in self.sizes)
+            for name in self.recipes)
+        lead = {s: self.lenet_lead(s) for s in (small, large)}
+        if lead[small] > 0 and lead[large] > 0:
+            trend = (f"LeNet stays ahead under the {best} recipe, by {100 * lead[small]:.2f} points on {small:,} images "
+                     f"and {100 * lead[large]:.2f} on {large:,}: "
+                     + ("its lead shrinks as the data grows." if self.lead_shrinks
+                        else "its lead does not shrink with more data here."))
+        else:
+            trend = (f"Under the {best} recipe the ViT is level with or ahead of LeNet at some size "
+                     f"({points(-lead[small])} points on {small:,} images, {points(-lead[large])} on {large:,}).")
+        reference = ASSIGNMENT["q6_vit"]
+        return f"""{lines}
+
+The better recipe for the ViT is **{best}**: {pct(self.acc(best, 'vit', large))} on {large:,} images and
+{pct(self.acc(best, 'vit', small))} on {small:,} (the assignment: {pct(reference[60_000])} and
+{pct(reference[6_000])} with its 6-layer encoder on 60,000 and 6,000; goals for this report: at least
+{pct(GOALS[60_000], 1)} on 60,000 and {pct(GOALS[6_000], 1)} on 6,000; {'met' if self.goals_met else 'not both met'} here).
+
+{trend}
+
+A convolution builds in what a Transformer must learn: that nearby pixels belong together
+(locality) and that a stroke means the same thing wherever it appears (translation equivariance,
+with pooling adding some invariance). The ViT sees patch vectors whose spatial relations it has to
+infer from position embeddings learned from the data itself, so with {small:,} images it has little
+evidence to learn them, and it needs more epochs to converge. Augmentation (small random shifts),
+label smoothing, weight decay and a warm-up with cosine decay help the ViT because they supply some
+of the invariance and regularization that the CNN gets from its architecture."""
+
+    def summary(self) -> dict:
+        best = self.best_recipe
+        out = {"recipe": best, "epochs": self.epochs,
+               "recipes": {n: {f"{m}_{s}_test_acc": self.acc(n, m, s) for m in ("vit", "lenet") for s in self.sizes}
+                           for n in self.recipes}}
+        for m in ("vit", "lenet"):
+            for s in self.sizes:
+                out[f"{m}_{s}_test_acc"] = self.acc(best, m, s)
+        return out
+
+
+# ---------------------------------------------------------------- where the models fail
+
+
+@dataclass
+class Mistakes:
+    """One model's test-set confusion matrix and misclassified images."""
+
+    name: str
+    matrix: pd.DataFrame  # true (rows) x predicted (columns), counts
+    errors: pd.DataFrame  # index, true, predicted of every misclassified test image
+    images: object  # [errors, 1, 28, 28] tensor of those images
+
+    def alt_confusion(self) -> str:
+        m = self.matrix.copy()
+        for i in range(len(m)):
+            m.iat[i, i] = 0
+        true, predicted = divmod(int(m.to_numpy().argmax()), len(m))
+        return (f"Confusion matrix of {self.name} on the 10,000 test images with the diagonal blank: "
+                f"{len(self.errors)} errors; the most frequent is a true {true} predicted as {predicted} "
+                f"({int(m.iat[true, predicted])} times).")
+
+    def alt_gallery(self, n: int = 24) -> str:
+        shown = self.errors.head(n)
+        return (f"The first {len(shown)} misclassified test digits of {self.name}, each captioned true → predicted: "
+                + ", ".join(f"{t}→{p}" for t, p in zip(shown.true, shown.predicted)) + ".")
+
+
+@dataclass
+class Failures:
+    """Where the best CNN of question 2 and the ViT of question 6 go wrong."""
+
+    models: list = field(default_factory=list)  # Mistakes, CNN first
+
+    @staticmethod
+    def text() -> str:
+        return """## Where the models fail
+
+Confusion matrices (correct predictions on the diagonal left blank) and the first misclassified
+test digits, captioned *true → predicted*, for the best CNN of section 2 (first seed) and the ViT
+trained on the largest set with its better recipe."""
+
+
+# ---------------------------------------------------------------- headline numbers
+
+
+def headlines(summary: dict, q1_epochs: int, q2_settings: int) -> pd.DataFrame:
+    """The summary table: one row per headline number of ``summary`` (summary.json's content),
+    labelled from the parameters that produced it, with the assignment's figure where it printed one."""
+    q2, q6 = summary["q2"], summary["q6"]
+    sizes = sorted({int(k.split("_")[1]) for k in q6 if k.startswith("vit_")})
+    rows = [(f"1. LeNet, {plural(q1_epochs, 'epoch')}", summary["q1"]["test_acc"], pct(ASSIGNMENT["q1"], 1)),
+            (f"2. best of {q2_settings} settings, {q2['best_setting']} (mean of {q2['seeds']} seeds)",
+             q2["best_test_acc_mean"], pct(ASSIGNMENT["q2"])),
+            ("3. SIFT-BoVW-SVM", summary["q3"]["bovw_test_acc"], ASSIGNMENT["q3"]),
+            ("4. LeNet (mean)", summary["q4"]["lenet_test_acc_mean"], ""),
+            ("4. doubled conv layers (mean)", summary["q4"]["double_conv_test_acc_mean"], ""),
+            *[(f"5. {int(k):,} training images (mean)", v,
+               pct(ASSIGNMENT["q5"][int(k)]) if int(k) in ASSIGNMENT["q5"] else "")
+              for k, v in summary["q5"]["test_acc_mean"].items()],
+            *[(f"6. ViT, {s:,} images ({q6['recipe']} recipe)", q6[f"vit_{s}_test_acc"],
+               pct(ASSIGNMENT["q6_vit"][s]) + " (6 layers)" if s in ASSIGNMENT["q6_vit"] else "") for s in sizes],
+            *[(f"6. LeNet, {s:,} images ({q6['recipe']} recipe)", q6[f"lenet_{s}_test_acc"], "") for s in sizes]]
+    return pd.DataFrame([(label, pct(value), ref) for label, value, ref in rows],
+                        columns=["result", "test accuracy", "the assignment"])
