@@ -22,13 +22,15 @@ import yaml
 from . import data
 from .config import RunConfig, device_name, resolve_device
 from .errors import ConfigError
+from .executor import check_cluster
 from .files import atomic_write_text
 from .store import Store
 from .trainer import predict
 
 QUESTIONS = ("q1", "q2", "q3", "q4", "q5", "q6")
 RUN_FIELDS = [f.name for f in dataclasses.fields(RunConfig)]
-TOP_KEYS = ("profile", "only", "jobs", "device", "seeds", "train_subset", "figures_dir", "progress", *QUESTIONS)
+TOP_KEYS = ("profile", "only", "jobs", "cluster", "device", "seeds", "train_subset", "figures_dir", "progress",
+            *QUESTIONS)
 NOTEBOOK = Path(__file__).resolve().parents[1] / "report.ipynb"
 SECTION_KEYS = {
     "q1": ("epochs", "seed"),
@@ -104,6 +106,7 @@ def validate(params: dict) -> dict:
         raise ConfigError("only", params["only"], f"must be null or one of {list(QUESTIONS)}")
     if isinstance(params["jobs"], bool) or not isinstance(params["jobs"], int) or params["jobs"] < 1:
         raise ConfigError("jobs", params["jobs"], "must be an integer >= 1")
+    check_cluster(params["cluster"])
     if params["progress"] not in ("notebook", "terminal", "none"):
         raise ConfigError("progress", params["progress"], "must be 'notebook', 'terminal' or 'none'")
     if params["figures_dir"] is not None and not isinstance(params["figures_dir"], str):
@@ -218,22 +221,17 @@ def plan(params: dict) -> dict:
     return runs
 
 
-def _cost(config: RunConfig) -> float:
-    """Rough relative cost, to start the longest runs first."""
-    size = data.TRAIN_SIZE if config.subset is None else config.subset
-    return size * config.epochs * (8 if config.model == "vit" else 2 if config.model != "lenet" else 1)
-
-
 def train_missing(params: dict, store: Store | None = None, progress: bool = True) -> dict:
-    """Train every run the selected questions need that the store lacks; returns counts."""
+    """Train every run the selected questions need that the store lacks, as Dask tasks (a LocalCluster
+    of ``jobs`` processes, or the scheduler at ``cluster``), longest first; returns counts."""
     store = store or Store()
     wanted = plan(params)
     questions = [params["only"]] if params["only"] else QUESTIONS
     configs = list({c.key(): c for q in questions for c in wanted[q]}.values())
-    missing = sorted((c for c in configs if store.load(c) is None), key=_cost, reverse=True)
+    missing = [c for c in configs if store.load(c) is None]
     start = time.perf_counter()
     jobs = 1 if resolve_device(params["device"]).startswith("cuda") else params["jobs"]
-    store.run_all(missing, jobs=jobs, progress=progress)
+    store.run_all(missing, jobs=jobs, progress=progress, cluster=params["cluster"])
     return {"runs": len(configs), "trained": len(missing), "seconds": time.perf_counter() - start}
 
 

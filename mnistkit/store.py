@@ -14,9 +14,7 @@ import json
 import os
 import shutil
 import warnings
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
-from multiprocessing import get_context
 from pathlib import Path
 
 import pandas as pd
@@ -26,7 +24,6 @@ from filelock import FileLock
 from .config import RunConfig, resolve_device
 from .files import atomic_write_bytes, atomic_write_text
 from .models import build_model, count_parameters
-from .progress import bar as progress_bar
 from .trainer import fit
 
 MANIFEST = "manifest.json"
@@ -112,64 +109,65 @@ class Store:
         history = pd.read_csv(io.BytesIO(files["history.csv"]), float_precision="round_trip")
         return Run(config, folder, history, info, reused=True)
 
-    def run(self, config: RunConfig, progress: bool = True, tracker: str = "none") -> Run:
-        """The finished run for ``config``: from the store if there, else trained (or resumed) now."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(self.root / f"{config.key()}.lock")):
+    def run(self, config: RunConfig, progress: bool = True, tracker: str = "none", on_epoch=None) -> Run:
+        """The finished run for ``config``: from the store if there, else trained (or resumed) now.
+
+        ``on_epoch(row)`` hears of every epoch trained (see ``trainer.fit``).
+        """
+        with self.lock(config):
             found = self.load(config)
             if found is not None:
                 return found
-            folder = self.folder(config)
-            folder.mkdir(exist_ok=True)
-            checkpoint = folder / "checkpoint.pt"
-            model, history = fit(config, checkpoint=checkpoint, progress=progress, tracker=tracker)
-            info = {
-                "key": config.key(),
-                "config": config.to_dict(),
-                "parameters": count_parameters(model),
-                "device": torch.device(resolve_device(config.device)).type,
-                "torch": torch.__version__,
-            }
-            weights = io.BytesIO()
-            torch.save({k: v.cpu() for k, v in model.state_dict().items()}, weights)
-            write_entry(folder, {
-                "config.json": json.dumps(info, indent=2, sort_keys=True).encode(),
-                "history.csv": history.frame().to_csv(index=False).encode(),
-                "model.pt": weights.getvalue(),
-            })
-            checkpoint.unlink(missing_ok=True)
-            run = self.load(config)
+            return self.train(config, progress=progress, tracker=tracker, on_epoch=on_epoch)
+
+    def train(self, config: RunConfig, progress: bool = True, tracker: str = "none", on_epoch=None) -> Run:
+        """Train (or resume) ``config`` into its entry; the caller holds its lock (``Store.lock``)."""
+        folder = self.folder(config)
+        folder.mkdir(parents=True, exist_ok=True)
+        model, history = fit(config, checkpoint=folder / "checkpoint.pt", progress=progress, tracker=tracker,
+                             on_epoch=on_epoch)
+        return self.finish(config, model, history)
+
+    def finish(self, config: RunConfig, model, history) -> Run:
+        """Write the entry of a trained run (the caller holds its lock) and drop its checkpoint."""
+        folder = self.folder(config)
+        folder.mkdir(parents=True, exist_ok=True)
+        info = {
+            "key": config.key(),
+            "config": config.to_dict(),
+            "parameters": count_parameters(model),
+            "device": torch.device(resolve_device(config.device)).type,
+            "torch": torch.__version__,
+        }
+        weights = io.BytesIO()
+        torch.save({k: v.cpu() for k, v in model.state_dict().items()}, weights)
+        write_entry(folder, {
+            "config.json": json.dumps(info, indent=2, sort_keys=True).encode(),
+            "history.csv": history.frame().to_csv(index=False).encode(),
+            "model.pt": weights.getvalue(),
+        })
+        (folder / "checkpoint.pt").unlink(missing_ok=True)
+        run = self.load(config)
         run.reused = False
         return run
 
-    def run_all(self, configs: list[RunConfig], jobs: int = 1, progress: bool = True) -> list[Run]:
-        """Every run of ``configs`` (in order), training the missing ones in ``jobs`` processes."""
+    def lock(self, config: RunConfig) -> FileLock:
+        """The lock of ``config``'s entry: whoever holds it is the only one to train or write it."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        return FileLock(str(self.root / f"{config.key()}.lock"))
+
+    def run_all(self, configs: list[RunConfig], jobs: int = 1, progress: bool = True,
+                cluster: str | None = None) -> list[Run]:
+        """Every run of ``configs`` (in order), training the missing ones as Dask tasks
+        (``executor.train``: a LocalCluster of ``jobs`` processes, or the scheduler at ``cluster``)."""
+        from . import executor
+
         runs: list[Run | None] = [self.load(c) for c in configs]
-        todo = [i for i, run in enumerate(runs) if run is None]
-        bar = progress_bar(total=len(configs), initial=len(configs) - len(todo), desc="runs",
-                   unit="run", disable=not progress or not todo)
-        if jobs <= 1 or len(todo) <= 1:
-            for i in todo:
-                runs[i] = self.run(configs[i], progress=progress)
-                bar.update()
-        else:
-            threads = max(1, torch.get_num_threads() // jobs)
-            ctx = get_context("spawn")
-            with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_worker,
-                                     initargs=(threads,)) as pool:
-                futures = {pool.submit(_train, str(self.root), configs[i]): i for i in todo}
-                for future in as_completed(futures):
-                    future.result()
-                    run = runs[futures[future]] = self.load(configs[futures[future]])
-                    run.reused = False
-                    bar.update()
-        bar.close()
+        todo = [configs[i] for i, run in enumerate(runs) if run is None]
+        if todo:
+            trained = executor.train(self.root, todo, jobs=jobs, cluster=cluster, progress=progress)
+            for i, run in enumerate(runs):
+                if run is None:
+                    runs[i] = self.load(configs[i])
+                    runs[i].reused = not trained[configs[i].key()]
         return runs
-
-
-def _init_worker(threads: int) -> None:
-    torch.set_num_threads(threads)
-
-
-def _train(root: str, config: RunConfig) -> str:
-    return Store(root).run(config, progress=False).key
