@@ -129,9 +129,17 @@ class Store:
         return self.finish(config, model, history)
 
     def finish(self, config: RunConfig, model, history) -> Run:
-        """Write the entry of a trained run (the caller holds its lock) and drop its checkpoint."""
+        """Write the entry of a trained run (the caller holds its lock) and drop its checkpoint.
+
+        An entry found finished by now is kept, never written twice (a shared filesystem's cached
+        lookups can hide a finished entry from a worker until after it trained).
+        """
         folder = self.folder(config)
         folder.mkdir(parents=True, exist_ok=True)
+        found = self.load(config)
+        if found is not None:
+            (folder / "checkpoint.pt").unlink(missing_ok=True)
+            return found
         info = {
             "key": config.key(),
             "config": config.to_dict(),

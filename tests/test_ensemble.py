@@ -85,3 +85,13 @@ def test_ensemble_task_writes_one_entry_per_seed_and_skips_stored_ones(store_roo
     for config in configs[1:]:
         run = store.load(config)
         assert run is not None and run.info["key"] == config.key() and len(run.history) == 1
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("model_kw", [{}, None], ids=["lenet", "vit-no-dropout"])
+def test_cuda_ensemble_in_the_graphed_step_matches_single_cuda_runs(model_kw):
+    base = RunConfig(subset=1000, epochs=2, device="cuda", batch_size=64) if model_kw == {} else \
+        RunConfig(model="vit", model_kw={"dropout": 0.0}, subset=1000, epochs=2, device="cuda", batch_size=64)
+    # One test prediction in 1,000 may flip between the two ways of summing: atol 2e-3.
+    _assert_matches_single_runs([base.replace(seed=s) for s in (0, 1, 2)], rtol=1e-3, atol=2e-3)

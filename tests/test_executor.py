@@ -148,3 +148,15 @@ def test_progress_prints_plain_lines_when_not_on_a_terminal(monkeypatch):
     lines = text.splitlines()
     assert len(lines) == 5 and lines[-1].startswith("runs: 100%") and "3/4 runs" in lines[-1]
     assert list(progress.bar(range(3), desc="epochs")) == [0, 1, 2]
+
+
+def test_cli_train_on_a_cluster_and_a_bad_address(dask_cluster, tmp_path, capsys):
+    from mnistkit.__main__ import main
+
+    args = ["train", "--subset", "100", "--epochs", "1", "--device", "cpu", "--quiet", "--store", str(tmp_path)]
+    assert main([*args, "--cluster", "localhost:8786"]) == 2
+    assert "'cluster'" in capsys.readouterr().err and not list(tmp_path.iterdir())
+    assert main([*args, "--cluster", dask_cluster.address]) == 0
+    assert "reused=false" in capsys.readouterr().out
+    assert main([*args, "--cluster", dask_cluster.address]) == 0
+    assert "reused=true" in capsys.readouterr().out
