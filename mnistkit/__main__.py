@@ -52,7 +52,16 @@ def cmd_train(args) -> dict:
         schedule=args.schedule, warmup_epochs=args.warmup_epochs, label_smoothing=args.label_smoothing,
         augment=args.augment, device=args.device, deterministic=args.deterministic,
     )
-    run = Store(args.store).run(config, progress=not args.quiet, tracker=args.tracker)
+    store = Store(args.store)
+    if args.cluster:  # trained by a worker of that scheduler, into the same (shared) store
+        from .executor import check_cluster
+
+        check_cluster(args.cluster)
+        if args.tracker != "none":
+            raise ConfigError("--tracker", args.tracker, "is not available with --cluster")
+        run = store.run_all([config], cluster=args.cluster, progress=not args.quiet)[0]
+    else:
+        run = store.run(config, progress=not args.quiet, tracker=args.tracker)
     if not args.quiet:
         print(run.history.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     final = run.final
@@ -122,6 +131,8 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     t.add_argument("--deterministic", action="store_true", help="deterministic kernels (slower on CUDA)")
     t.add_argument("--tracker", default="none", choices=("none", "wandb"), help="also log to Weights & Biases")
+    t.add_argument("--cluster", default=None, metavar="ADDR",
+                   help="train on the Dask scheduler at ADDR (tcp://host:8786); the store must be shared")
     t.set_defaults(func=cmd_train)
 
     b = sub.add_parser("bovw", help="the SIFT bag-of-visual-words + SVM baseline (stored like a run)")

@@ -172,6 +172,7 @@ class Params:
     profile: str = param("interactive", "name recorded in summary.json")
     only: typing.Optional[str] = param(None, "one question (q1 ... q6), or None for all six")
     jobs: int = param(1, "training processes on a CPU (a GPU always uses 1)")
+    cluster: typing.Optional[str] = param(None, "None: a local Dask cluster of jobs processes; or a scheduler, tcp://host:8786")
     device: str = param("auto", "auto (CUDA when available), cpu, cuda or cuda:N")
     seeds: list[int] = param([0, 1], "seeds behind every mean and std")
     train_subset: typing.Optional[int] = param(
@@ -188,12 +189,14 @@ class Params:
     def __post_init__(self):
         from .config import resolve_device
         from .data import check_subset
+        from .executor import check_cluster
 
         if not isinstance(self.profile, str) or not self.profile:
             raise ConfigError("profile", self.profile, "must be a name")
         if self.only is not None and self.only not in QUESTIONS:
             raise ConfigError("only", self.only, f"must be None (null) or one of {list(QUESTIONS)}")
         check_number("jobs", self.jobs, 1, integer=True)
+        check_cluster(self.cluster)
         resolve_device(self.device)
         _seeds("seeds", self.seeds)
         try:

@@ -14,9 +14,7 @@ import json
 import os
 import shutil
 import warnings
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Protocol
 
@@ -28,7 +26,6 @@ from . import numerics
 from .config import RunConfig, resolve_device
 from .files import atomic_write_bytes, atomic_write_text
 from .models import build_model, count_parameters
-from .progress import bar as progress_bar
 from .trainer import fit
 
 MANIFEST = "manifest.json"
@@ -119,14 +116,19 @@ class Training:
 
     config: RunConfig
     tracker: str = "none"
+    on_epoch: object = None  # called with each epoch's row (progress reports from workers)
     processes = 1
 
     def folder_name(self) -> str:
         return self.config.key()
 
     def compute(self, folder: Path, progress: bool) -> dict[str, bytes]:
-        checkpoint = folder / "checkpoint.pt"
-        model, history = fit(self.config, checkpoint=checkpoint, progress=progress, tracker=self.tracker)
+        model, history = fit(self.config, checkpoint=folder / "checkpoint.pt", progress=progress,
+                             tracker=self.tracker, on_epoch=self.on_epoch)
+        return self.files(model, history)
+
+    def files(self, model, history) -> dict[str, bytes]:
+        """The entry's files for a trained ``model`` and its ``History``."""
         info = {
             "key": self.config.key(),
             "config": self.config.to_dict(),
@@ -172,66 +174,76 @@ class Store:
         files = read_entry(folder)
         return None if files is None else item.read(folder, files)
 
-    def run(self, spec, progress: bool = True, tracker: str = "none"):
+    def lock(self, spec) -> FileLock:
+        """The lock of ``spec``'s entry: whoever holds it is the only one to compute or write it."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        return FileLock(str(self.root / f"{entry(spec).folder_name()}.lock"))
+
+    def run(self, spec, progress: bool = True, tracker: str = "none", on_epoch=None):
         """The finished result for ``spec``: from the store if there, else computed now.
 
         The one sequence for every kind of entry: lock, load, compute (a training run resumes from
         its checkpoint), write the files and then the manifest, remove what computing left behind.
+        ``on_epoch(row)`` hears of every epoch a training run trains.
         """
-        item = Training(spec, tracker) if isinstance(spec, RunConfig) else entry(spec)
-        self.root.mkdir(parents=True, exist_ok=True)
-        folder = self.root / item.folder_name()
-        with FileLock(str(self.root / f"{folder.name}.lock")):
-            files = read_entry(folder)
-            if files is not None:
-                return item.read(folder, files)
+        item = Training(spec, tracker, on_epoch) if isinstance(spec, RunConfig) else entry(spec)
+        with self.lock(spec):
+            found = self.load(spec)
+            if found is not None:
+                return found
+            folder = self.root / item.folder_name()
             folder.mkdir(exist_ok=True)
-            files = item.compute(folder, progress)
+            return self.write(spec, item.compute(folder, progress))
+
+    def train(self, config: RunConfig, progress: bool = True, on_epoch=None) -> Run:
+        """Train (or resume) ``config`` into its entry; the caller holds its lock (``Store.lock``)."""
+        item = Training(config, on_epoch=on_epoch)
+        folder = self.root / item.folder_name()
+        folder.mkdir(parents=True, exist_ok=True)
+        return self.write(config, item.compute(folder, progress))
+
+    def finish(self, config: RunConfig, model, history) -> Run:
+        """Write the entry of a run trained elsewhere (an ensemble member); the caller holds its lock."""
+        return self.write(config, Training(config).files(model, history))
+
+    def write(self, spec, files: dict[str, bytes]):
+        """Store ``files`` as ``spec``'s finished entry (the caller holds its lock) and return it.
+
+        An entry found finished by now is kept, never written twice (a shared filesystem's cached
+        lookups can hide a finished entry from a worker until after it computed).
+        """
+        item = entry(spec)
+        folder = self.root / item.folder_name()
+        found = self.load(spec)
+        if found is None:
+            folder.mkdir(parents=True, exist_ok=True)
             write_entry(folder, files)
-            for leftover in set(os.listdir(folder)) - set(files) - {MANIFEST}:
-                (folder / leftover).unlink(missing_ok=True)
+        kept = set(json.loads((folder / MANIFEST).read_text())["sha256"]) | {MANIFEST}
+        for leftover in set(os.listdir(folder)) - kept:  # a checkpoint, say
+            (folder / leftover).unlink(missing_ok=True)
+        if found is not None:
+            return found
         result = item.read(folder, files)
         result.reused = False
         return result
 
-    def run_all(self, specs: list, jobs: int = 1, progress: bool = True) -> list:
+    def run_all(self, specs: list, jobs: int = 1, progress: bool = True, cluster: str | None = None) -> list:
         """Every result of ``specs`` (in order), computing the missing ones: THE place where the
-        report's entries are computed. Training runs share ``jobs`` processes on a CPU; entries
-        that start worker processes of their own (the BoVW baseline) then run one at a time in
-        this process, once those processes are gone, so that their memory never adds up."""
+        report's entries are computed. Training runs are Dask tasks (``executor.train``: a
+        LocalCluster of ``jobs`` processes, or the scheduler at ``cluster``); entries that start
+        worker processes of their own (the BoVW baseline) then run one at a time in this process,
+        once the training workers are gone, so that their memory never adds up."""
+        from . import executor
+
         results: list = [self.load(s) for s in specs]
         todo = [i for i, found in enumerate(results) if found is None]
-        bar = progress_bar(total=len(specs), initial=len(specs) - len(todo), desc="runs",
-                           unit="run", disable=not progress or not todo)
-        alone = [i for i in todo if entry(specs[i]).processes > 1]
-        shared = [i for i in todo if i not in alone]
-        if jobs <= 1 or len(shared) <= 1:
-            for i in shared:
+        runs = [i for i in todo if isinstance(specs[i], RunConfig)]
+        trained = executor.train(self.root, [specs[i] for i in runs], jobs=jobs, cluster=cluster,
+                                 progress=progress) if runs else {}
+        for i in todo:
+            if i in runs:
+                results[i] = self.load(specs[i])
+                results[i].reused = not trained[specs[i].key()]
+            else:
                 results[i] = self.run(specs[i], progress=progress)
-                bar.update()
-        else:
-            threads = max(1, torch.get_num_threads() // jobs)
-            ctx = get_context("spawn")
-            with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_worker,
-                                     initargs=(threads,)) as pool:
-                futures = {pool.submit(_compute, str(self.root), specs[i]): i for i in shared}
-                for future in as_completed(futures):
-                    future.result()
-                    found = results[futures[future]] = self.load(specs[futures[future]])
-                    found.reused = False
-                    bar.update()
-        for i in alone:
-            results[i] = self.run(specs[i], progress=progress)
-            bar.update()
-        bar.close()
         return results
-
-
-def _init_worker(threads: int) -> None:
-    torch.set_num_threads(threads)
-
-
-def _compute(root: str, spec) -> str:
-    """The task a worker runs: compute ``spec``'s entry in the store at ``root``; returns its folder name."""
-    Store(root).run(spec, progress=False)
-    return entry(spec).folder_name()

@@ -166,19 +166,20 @@ class CudaGraphStep:
 
     WARMUP = 3  # eager steps before capture, on a side stream, as CUDA graph capture requires
 
-    def __init__(self, model, optimizer, config, sums):
+    def __init__(self, model, optimizer, config, sums, step_fn=None):
         self.args = (model, optimizer, config, sums)
+        self.step_fn = step_fn or train_step  # or another step of the same signature (an ensemble's)
         self.graph, self.done, self.side = None, 0, torch.cuda.Stream()
 
     def __call__(self, x, y) -> torch.Tensor:
         model, optimizer, config, sums = self.args
-        if self.graph is None and self.done >= self.WARMUP and len(y) == config.batch_size:
+        if self.graph is None and self.done >= self.WARMUP and y.shape[-1] == config.batch_size:
             self._capture(x, y)
-        if self.graph is None or len(y) != len(self.y):
+        if self.graph is None or y.shape != self.y.shape:
             main = torch.cuda.current_stream()
             self.side.wait_stream(main)
             with torch.cuda.stream(self.side):
-                loss = train_step(model, optimizer, x, y, config, sums)
+                loss = self.step_fn(model, optimizer, x, y, config, sums)
             main.wait_stream(self.side)
             self.done += 1
             return loss
@@ -201,7 +202,7 @@ class CudaGraphStep:
         try:
             self.graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(self.graph):
-                self.loss = train_step(model, optimizer, self.x, self.y, config, sums).detach()
+                self.loss = self.step_fn(model, optimizer, self.x, self.y, config, sums).detach()
         finally:
             for group, old in zip(optimizer.param_groups, saved):
                 group["lr"] = old["lr"]
@@ -283,20 +284,22 @@ def _load_checkpoint(path: Path, config: RunConfig):
         return None
 
 
-def fit(config: RunConfig, checkpoint: Path | None = None, progress: bool = True, tracker: str = "none"):
+def fit(config: RunConfig, checkpoint: Path | None = None, progress: bool = True, tracker: str = "none",
+        on_epoch=None):
     """Train ``config`` and return ``(model, History)``.
 
     With ``checkpoint``, state is saved there after every epoch and a run found there resumes
     from its last finished epoch. ``tracker="wandb"`` also logs every epoch to Weights & Biases.
+    ``on_epoch(row)`` is called with each epoch's row once it is checkpointed (progress reports).
     On a CPU it computes with ``numerics.RUN_THREADS`` threads, so its numbers do not depend on
     the machine's core count.
     """
     device = resolve_device(config.device)
     with numerics.run_threads(torch.device(device).type):
-        return _fit(config, device, checkpoint, progress, tracker)
+        return _fit(config, device, checkpoint, progress, tracker, on_epoch)
 
 
-def _fit(config: RunConfig, device: str, checkpoint, progress: bool, tracker: str):
+def _fit(config: RunConfig, device: str, checkpoint, progress: bool, tracker: str, on_epoch):
     keep_freed_memory()
     set_deterministic(config.deterministic)
     generator = seed_everything(config.seed)
@@ -332,6 +335,8 @@ def _fit(config: RunConfig, device: str, checkpoint, progress: bool, tracker: st
             atomic_torch_save({"key": config.key(), "model": model.state_dict(),
                                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                                "rng": _rng_state(generator), "history": history.rows}, checkpoint)
+        if on_epoch is not None:
+            on_epoch(row)
     log(None)
     return model, history
 

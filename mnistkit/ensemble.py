@@ -1,0 +1,173 @@
+"""The seeds of one configuration trained together: one vmapped ensemble (``torch.func``).
+
+A small network leaves a GPU idle between kernel launches; training M seeds as one network with
+stacked parameters (``stack_module_state``, ``functional_call``, ``vmap``) launches each kernel
+once for all of them. Every member keeps what its own seed gives a single run: its initial values
+(``seed_everything`` then ``build_model``, as ``trainer.fit`` does), its training subset
+(``subset_seed``), its batch order and its shift augmentation (its own generator, drawn in the
+same order as a single run). The loss is the sum of the members' mean losses, so each member's
+gradient is its own; Adam, AdamW, SGD and RMSprop update element by element, so one optimizer
+over the stacked tensors updates each member as its own would. The executor uses it on CUDA
+only (inside the CUDA-graph step); on a CPU runs stay single, and ``tests/test_ensemble.py``
+checks that an ensemble on the CPU matches single runs to float tolerance.
+
+Not covered: dropout. Under ``vmap`` the CPU ``models.Dropout`` cannot draw its NumPy mask, and
+on CUDA the masks come from the one CUDA generator (``randomness="different"``), seeded by the
+first member: different for every member, but not the masks a single run of that seed would draw.
+Ensembles do not checkpoint: a task lost with its worker trains its group again.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from contextlib import ExitStack
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call, stack_module_state, vmap
+
+from . import data
+from .config import RunConfig, resolve_device
+from .models import build_model
+from .trainer import (CudaGraphStep, History, evaluate, keep_freed_memory, lr_factor, make_optimizer,
+                      random_shift, seed_everything, set_deterministic)
+
+
+def groups(configs: list[RunConfig]) -> list[list[RunConfig]]:
+    """``configs`` grouped by everything but ``seed`` and ``subset_seed``, in first-seen order."""
+    by: dict[str, list[RunConfig]] = {}
+    for c in configs:
+        by.setdefault(c.replace(seed=0, subset_seed=0).key(), []).append(c)
+    return list(by.values())
+
+
+class Ensemble(nn.Module):
+    """M networks of one architecture, parameters stacked on a first dimension of size M.
+
+    ``forward`` takes ``[M, B, ...]`` (member i's batch at i) and returns ``[M, B, classes]``.
+    """
+
+    def __init__(self, models: list[nn.Module]):
+        super().__init__()
+        params, buffers = stack_module_state(models)
+        self.names, self.buffer_names = list(params), list(buffers)
+        self.stacked = nn.ParameterList(nn.Parameter(params[n].detach().clone()) for n in self.names)
+        for i, name in enumerate(self.buffer_names):
+            self.register_buffer(f"buffer{i}", buffers[name])
+        self._base = [copy.deepcopy(models[0]).to("meta")]  # in a list: not a submodule
+
+    def train(self, mode: bool = True):
+        self._base[0].train(mode)
+        return super().train(mode)
+
+    def forward(self, x):
+        base, names, buffer_names = self._base[0], self.names, self.buffer_names
+
+        def one(params, buffers, x):
+            return functional_call(base, (dict(zip(names, params)), dict(zip(buffer_names, buffers))), (x,))
+
+        buffers = [getattr(self, f"buffer{i}") for i in range(len(buffer_names))]
+        return vmap(one, randomness="different")(list(self.stacked), buffers, x)
+
+    def copy_into(self, models: list[nn.Module]) -> None:
+        """Member i's current values into ``models[i]``."""
+        with torch.no_grad():
+            for i, model in enumerate(models):
+                state = model.state_dict()
+                for name, p in zip(self.names, self.stacked):
+                    state[name].copy_(p[i])
+                for j, name in enumerate(self.buffer_names):
+                    state[name].copy_(getattr(self, f"buffer{j}")[i])
+
+
+def ensemble_step(model: Ensemble, optimizer, x, y, config: RunConfig, sums) -> torch.Tensor:
+    """``trainer.train_step`` for an ensemble: every member's loss, its gradient, one update."""
+    logits = model(x)
+    losses = vmap(lambda out, t: F.cross_entropy(out, t, label_smoothing=config.label_smoothing))(logits, y)
+    optimizer.zero_grad(set_to_none=True)
+    losses.sum().backward()
+    optimizer.step()
+    sums[0] += losses.detach() * y.shape[-1]
+    sums[1] += (logits.argmax(-1) == y).sum(-1)
+    return losses
+
+
+def check_group(configs: list[RunConfig]) -> None:
+    if len({c.replace(seed=0, subset_seed=0).key() for c in configs}) != 1:
+        raise ValueError("an ensemble's runs must differ only in seed and subset_seed")
+
+
+def fit_ensemble(configs: list[RunConfig], on_epoch=None) -> list:
+    """Train the runs ``configs`` (one configuration, several seeds) together; returns
+    ``[(model, History)]`` in their order. ``on_epoch(i, row)`` hears of member i's epochs; a
+    row's ``seconds`` is the member's share (1/M) of the ensemble's epoch."""
+    check_group(configs)
+    config = configs[0]
+    device = resolve_device(config.device)
+    keep_freed_memory()
+    set_deterministic(config.deterministic)
+    models, generators, splits = [], [], []
+    for c in configs:
+        generators.append(seed_everything(c.seed))
+        models.append(build_model(c.model, **c.model_kw).to(device))
+        splits.append(data.train_split(c.subset, c.subset_seed, device))
+    torch.manual_seed(config.seed)  # the global generator draws dropout masks on CUDA
+    ensemble = Ensemble(models).to(device)
+    optimizer = make_optimizer(config, ensemble.parameters(), device)
+    n = len(splits[0][1])
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(config, math.ceil(n / config.batch_size)))
+    test_x, test_y = data.load(False, device)
+    histories = [History() for _ in configs]
+    graphed = torch.device(device).type == "cuda" and all(g.get("fused") for g in optimizer.param_groups)
+    for epoch in range(config.epochs):
+        start = time.perf_counter()
+        ensemble.train()
+        sums = [torch.zeros(len(configs), device=device), torch.zeros(len(configs), device=device, dtype=torch.long)]
+        if graphed:
+            step = CudaGraphStep(ensemble, optimizer, config, sums, step_fn=ensemble_step)
+        else:
+            step = lambda x, y: ensemble_step(ensemble, optimizer, x, y, config, sums)  # noqa: E731
+        members = [data.batches(x, y, config.batch_size, g) for (x, y), g in zip(splits, generators)]
+        for parts in zip(*members):
+            xs = [random_shift(x, g) if config.augment == "shift" else x for (x, _), g in zip(parts, generators)]
+            step(torch.stack(xs), torch.stack([y for _, y in parts]))
+            scheduler.step()
+        losses, hits = sums[0].tolist(), sums[1].tolist()
+        ensemble.copy_into(models)
+        seconds = (time.perf_counter() - start) / len(configs)
+        for i, (model, history) in enumerate(zip(models, histories)):
+            row = {"epoch": epoch + 1, "train_loss": losses[i] / n, "train_acc": hits[i] / n}
+            row.update(evaluate(model, test_x, test_y))
+            row["seconds"] = seconds
+            history.rows.append(row)
+            if on_epoch is not None:
+                on_epoch(i, row)
+    return list(zip(models, histories))
+
+
+def train_task(root: str, ident: str, configs: list[RunConfig], keys: list[str]) -> dict:
+    """On a Dask worker: the runs ``configs`` trained as one ensemble into the store at ``root``,
+    each under its own lock (taken in key order); runs found stored are not trained again."""
+    from .executor import check_store, reporter
+    from .store import Store
+
+    check_store(root, ident)
+    if [c.key() for c in configs] != keys:
+        raise RuntimeError("the worker's mnistkit gives these runs other keys than the client's: "
+                           "run the same mnistkit version everywhere")
+    store = Store(root)
+    with ExitStack() as locks:
+        for c in sorted(configs, key=RunConfig.key):
+            locks.enter_context(store.lock(c))
+        todo = [c for c in configs if store.load(c) is None]
+        if len(todo) == 1:
+            store.train(todo[0], progress=False, on_epoch=reporter(todo[0].key(), todo[0].epochs))
+        elif todo:
+            reports = [reporter(c.key(), c.epochs) for c in todo]
+            results = fit_ensemble(todo, on_epoch=lambda i, row: reports[i](row))
+            for c, (model, history) in zip(todo, results):
+                store.finish(c, model, history)
+    return {"keys": keys, "trained": [c in todo for c in configs]}
