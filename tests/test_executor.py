@@ -123,8 +123,8 @@ def test_cluster_parameter_is_checked_before_any_work(tmp_path):
     for bad in ("localhost:8786", 8786, "tcp://"):
         with pytest.raises(ConfigError, match="'cluster'"):
             experiments.load_params(ROOT / "parameters" / "smoke.yaml", overrides={"cluster": bad})
-    params = experiments.load_params(ROOT / "parameters" / "smoke.yaml", overrides={"cluster": "tcp://10.0.0.1:8786"})
-    assert params["cluster"] == "tcp://10.0.0.1:8786"
+    params = experiments.load_params(ROOT / "parameters" / "smoke.yaml", overrides={"cluster": "tcp://127.0.0.1:8786"})
+    assert params.cluster == "tcp://127.0.0.1:8786"
 
 
 def test_worker_refuses_a_store_that_is_not_the_clients(tmp_path):
