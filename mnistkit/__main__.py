@@ -1,15 +1,19 @@
-"""Command line: ``python -m mnistkit {train,bovw,bench,params}``.
+"""Command line: ``mnistkit {train,bovw,bench,params}`` (or ``python -m mnistkit ...``).
 
 Every command ends with one line of ``key=value`` pairs that scripts and tests read.
-Bad input exits with status 2 and a message naming the parameter, before any work starts.
+Bad input exits with status 2 and one line naming the parameter, before any work starts and
+with nothing written.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
+from pathlib import Path
 
+from . import paths, tracking
 from .errors import ConfigError, DataError
 
 
@@ -24,7 +28,7 @@ def _kv(pairs: dict) -> str:
     return " ".join(f"{k}={fmt(v)}" for k, v in pairs.items())
 
 
-def _model_kw(items: list[str]) -> dict:
+def _model_kw(items: list[str], option: str = "--model-kw") -> dict:
     """``["dim=64", "norm_first=true"]`` -> ``{"dim": 64, "norm_first": True}`` (values parsed as YAML)."""
     import yaml
 
@@ -32,9 +36,24 @@ def _model_kw(items: list[str]) -> dict:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise ConfigError("--model-kw", item, "must look like NAME=VALUE, e.g. dim=64")
-        kw[key] = yaml.safe_load(value)
+            raise ConfigError(option, item, "must look like NAME=VALUE, e.g. dim=64")
+        try:
+            kw[key] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise ConfigError(option, item, "its value is not valid YAML (e.g. 64, true, [1, 2], null)") from None
     return kw
+
+
+def _store(args) -> Path:
+    """The run store this command uses, made and proven writable, or ``ConfigError``; said on stderr."""
+    if args.store is not None:
+        root, name = paths.check_writable(args.store, "--store"), "--store"
+    else:
+        name = "MNISTKIT_STORE" if os.environ.get("MNISTKIT_STORE") else "store"
+        root = paths.check_writable(paths.store_root(), name)
+    if not args.quiet:
+        print(f"store: {root} ({name}); data: {paths.data_root()}", file=sys.stderr, flush=True)
+    return root
 
 
 def _subset(value: str):
@@ -52,7 +71,8 @@ def cmd_train(args) -> dict:
         schedule=args.schedule, warmup_epochs=args.warmup_epochs, label_smoothing=args.label_smoothing,
         augment=args.augment, device=args.device, deterministic=args.deterministic,
     )
-    run = Store(args.store).run(config, progress=not args.quiet, tracker=args.tracker)
+    tracking.check(args.tracker)
+    run = Store(_store(args)).run(config, progress=not args.quiet, tracker=args.tracker)
     if not args.quiet:
         print(run.history.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     final = run.final
@@ -67,7 +87,7 @@ def cmd_bovw(args) -> dict:
 
     config = bovw.BovwConfig.from_dict({k: v for k, v in vars(args).items()
                                         if k in bovw.BovwConfig.__dataclass_fields__ and v is not None})
-    result = bovw.run(config, root=args.store, progress=not args.quiet)
+    result = bovw.run(config, root=_store(args), progress=not args.quiet)
     return {"test_acc": result.test_acc, "seconds": result.seconds, "train_seconds": result.train_seconds,
             "inference_ms_per_image": result.inference_ms_per_image, "feature_dim": result.feature_dim,
             "train_size": result.train_size, "reused": result.reused}
@@ -75,14 +95,17 @@ def cmd_bovw(args) -> dict:
 
 def cmd_bench(args) -> dict:
     from . import bench
+    from .config import RunConfig
 
+    RunConfig(model=args.model, batch_size=args.batch_size, epochs=args.epochs, seed=args.seed, device=args.device)
+    args.out = str(paths.check_writable(Path(args.out).expanduser().absolute().parent, "--out") / Path(args.out).name)
     return bench.main(args)
 
 
 def cmd_params(args) -> dict:
     from .experiments import load_params
 
-    params = load_params(args.file, overrides=dict(_model_kw(args.set)))
+    params = load_params(args.file, overrides=_model_kw(args.set, "--set"))
     return {"file": args.file, "profile": params["profile"], "only": params["only"] or "all", "valid": True}
 
 
@@ -90,7 +113,8 @@ def parser() -> argparse.ArgumentParser:
     from .config import AUGMENTS, OPTIMIZERS, SCHEDULES
     from .models import MODELS
 
-    p = argparse.ArgumentParser(prog="python -m mnistkit", description=__doc__.splitlines()[0])
+    prog = "python -m mnistkit" if sys.argv[0].endswith("__main__.py") else "mnistkit"
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train one run (or reuse it from the store) and print its history")
@@ -101,7 +125,7 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--momentum", type=float, default=0.0, help="SGD and RMSprop only")
     t.add_argument("--weight-decay", type=float, default=0.0)
     t.add_argument("--batch-size", type=int, default=64)
-    t.add_argument("--epochs", type=int, default=10)
+    t.add_argument("--epochs", type=int, default=10, help="1 to 1000")
     t.add_argument("--subset", type=_subset, default=None, help="balanced subset size, or 'full' (default)")
     t.add_argument("--subset-seed", type=int, default=0)
     t.add_argument("--seed", type=int, default=42)
@@ -109,9 +133,11 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--warmup-epochs", type=float, default=0.0)
     t.add_argument("--label-smoothing", type=float, default=0.0)
     t.add_argument("--augment", default="none", choices=AUGMENTS)
-    t.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    t.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (Apple silicon)")
     t.add_argument("--deterministic", action="store_true", help="deterministic kernels (slower on CUDA)")
-    t.add_argument("--tracker", default="none", choices=("none", "wandb"), help="also log to Weights & Biases")
+    t.add_argument("--tracker", default="none", choices=tracking.TRACKERS,
+                   help="also log every trained epoch to Weights & Biases (offline unless $WANDB_MODE says "
+                        "otherwise) or to TensorBoard files under the store")
     t.set_defaults(func=cmd_train)
 
     b = sub.add_parser("bovw", help="the SIFT bag-of-visual-words + SVM baseline (stored like a run)")
@@ -127,7 +153,7 @@ def parser() -> argparse.ArgumentParser:
     m.add_argument("--epochs", type=int, default=2, help="timed epochs per pipeline, after a warm-up")
     m.add_argument("--device", default="auto")
     m.add_argument("--seed", type=int, default=0)
-    m.add_argument("--out", default="build/bench.json")
+    m.add_argument("--out", default=str(paths.build_dir() / "bench.json"))
     m.set_defaults(func=cmd_bench)
 
     v = sub.add_parser("params", help="validate a report parameter file without running anything")
@@ -136,7 +162,8 @@ def parser() -> argparse.ArgumentParser:
     v.set_defaults(func=cmd_params)
 
     for s in (t, b, m, v):
-        s.add_argument("--store", default=None, help="run store folder (default $MNISTKIT_STORE or build/runs)")
+        s.add_argument("--store", default=None, help="run store folder (default $MNISTKIT_STORE, else the "
+                                                     "checkout's build/runs, else ~/.cache/mnistkit/runs)")
         s.add_argument("--quiet", action="store_true", help="no progress bars or tables")
     return p
 
@@ -149,10 +176,18 @@ def main(argv=None) -> int:
     except (ConfigError, DataError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted: run the same command again to resume from the last finished epoch", file=sys.stderr)
+        return 130
     pairs.setdefault("wall_seconds", time.perf_counter() - start)
     print(_kv(pairs), flush=True)
     return 0
 
 
-if __name__ == "__main__":
+def console() -> None:
+    """The ``mnistkit`` console command."""
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    console()

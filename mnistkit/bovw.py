@@ -54,7 +54,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from filelock import FileLock
 from joblib import Parallel, delayed
 from scipy import sparse
 from threadpoolctl import threadpool_limits
@@ -301,7 +300,7 @@ def run(config: BovwConfig | dict, root: Path | str | None = None, progress: boo
     Trains on the configured training images and tests on all 10,000 test images. A dict is
     validated by ``BovwConfig.from_dict`` first, so a bad parameter raises before anything is written.
     """
-    from .store import write_entry
+    from .store import entry_lock, write_entry
 
     if isinstance(config, dict):
         config = BovwConfig.from_dict(config)
@@ -310,7 +309,7 @@ def run(config: BovwConfig | dict, root: Path | str | None = None, progress: boo
         return found
     target = folder(config, root)
     target.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(target.parent / f"{target.name}.lock")):
+    with entry_lock(target.parent, target.name):
         found = load(config, root)  # another process may have finished it while this one waited
         if found is not None:
             return found

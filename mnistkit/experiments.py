@@ -17,18 +17,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-import yaml
 
 from . import data
 from .config import RunConfig, device_name, resolve_device
 from .errors import ConfigError
-from .files import atomic_write_text
+from . import tracking
+from .files import atomic_write_text, read_yaml
 from .store import Store
 from .trainer import predict
 
 QUESTIONS = ("q1", "q2", "q3", "q4", "q5", "q6")
 RUN_FIELDS = [f.name for f in dataclasses.fields(RunConfig)]
-TOP_KEYS = ("profile", "only", "jobs", "device", "seeds", "train_subset", "figures_dir", "progress", *QUESTIONS)
+TOP_KEYS = ("profile", "only", "jobs", "device", "seeds", "train_subset", "figures_dir", "progress", "tracker",
+            *QUESTIONS)
 NOTEBOOK = Path(__file__).resolve().parents[1] / "report.ipynb"
 SECTION_KEYS = {
     "q1": ("epochs", "seed"),
@@ -84,10 +85,7 @@ def load_params(path=None, overrides: dict | None = None) -> dict:
     validated as papermill would see them; a bad key or value raises ConfigError."""
     params = notebook_defaults()
     if path is not None:
-        path = Path(path)
-        if not path.exists():
-            raise ConfigError("parameter file", str(path), "no such file")
-        values = yaml.safe_load(path.read_text()) or {}
+        values = read_yaml(path)
         _keys("", values, TOP_KEYS)
         params.update(values)
     params.update(overrides or {})
@@ -108,6 +106,7 @@ def validate(params: dict) -> dict:
         raise ConfigError("progress", params["progress"], "must be 'notebook', 'terminal' or 'none'")
     if params["figures_dir"] is not None and not isinstance(params["figures_dir"], str):
         raise ConfigError("figures_dir", params["figures_dir"], "must be a folder path or null")
+    tracking.check(params["tracker"])
     if not isinstance(params["profile"], str):
         raise ConfigError("profile", params["profile"], "must be a name")
     resolve_device(params["device"])
@@ -233,7 +232,7 @@ def train_missing(params: dict, store: Store | None = None, progress: bool = Tru
     missing = sorted((c for c in configs if store.load(c) is None), key=_cost, reverse=True)
     start = time.perf_counter()
     jobs = 1 if resolve_device(params["device"]).startswith("cuda") else params["jobs"]
-    store.run_all(missing, jobs=jobs, progress=progress)
+    store.run_all(missing, jobs=jobs, progress=progress, tracker=params["tracker"])
     return {"runs": len(configs), "trained": len(missing), "seconds": time.perf_counter() - start}
 
 

@@ -2,8 +2,10 @@
 
 A folder counts as finished only once ``manifest.json`` is in it: written last and atomically, it
 holds the sha256 of every other file. A folder without one, or whose files do not match it, is
-never served: it is resumed from its checkpoint or recomputed, with a one-line warning. A file
-lock per key lets two processes ask for the same run at once: the second waits, then reuses.
+never served: it is resumed from its checkpoint or recomputed, with a one-line warning. A lock
+file per key (``<key>.lock``, there only while a run is being made) lets two processes ask for the
+same run at once: the second waits, then reuses. A process killed while holding it leaves the
+file; the next process on the same machine sees that its owner is gone and takes it over.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import shutil
 import warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -21,11 +22,12 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from filelock import FileLock
+from filelock import SoftFileLock
 
 from .config import RunConfig, resolve_device
 from .files import atomic_write_bytes, atomic_write_text
 from .models import build_model, count_parameters
+from . import paths, tracking
 from .progress import bar as progress_bar
 from .trainer import fit
 
@@ -64,8 +66,18 @@ def read_entry(folder: Path) -> dict[str, bytes] | None:
 
 
 def default_root() -> Path:
-    """``$MNISTKIT_STORE`` or ``build/runs``."""
-    return Path(os.environ.get("MNISTKIT_STORE", "build/runs"))
+    """``$MNISTKIT_STORE``, else ``build/runs`` of the checkout (see ``mnistkit.paths``)."""
+    return paths.store_root()
+
+
+def entry_lock(root: Path, name: str) -> SoftFileLock:
+    """The lock of store entry ``name``: ``<root>/<name>.lock``, deleted on release.
+
+    A soft lock (a file created exclusively, holding its owner's pid) rather than ``flock``:
+    ``flock`` needs its file to stay for good, one beside every entry; this one is gone once
+    the entry is made, and a holder that died is detected and replaced (same machine).
+    """
+    return SoftFileLock(str(Path(root) / f"{name}.lock"))
 
 
 @dataclass
@@ -94,7 +106,7 @@ class Run:
 
 
 class Store:
-    """Runs under ``root`` (default ``build/runs``), keyed by ``RunConfig.key()``."""
+    """Runs under ``root`` (default ``paths.store_root()``), keyed by ``RunConfig.key()``."""
 
     def __init__(self, root: Path | str | None = None):
         self.root = Path(root) if root is not None else default_root()
@@ -113,16 +125,22 @@ class Store:
         return Run(config, folder, history, info, reused=True)
 
     def run(self, config: RunConfig, progress: bool = True, tracker: str = "none") -> Run:
-        """The finished run for ``config``: from the store if there, else trained (or resumed) now."""
+        """The finished run for ``config``: from the store if there, else trained (or resumed) now.
+
+        ``tracker`` (``none``, ``wandb``, ``tensorboard``) logs the epochs trained here; a run
+        found in the store is returned as it is, not logged again.
+        """
+        tracking.check(tracker)
         self.root.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(self.root / f"{config.key()}.lock")):
+        with entry_lock(self.root, config.key()):
             found = self.load(config)
             if found is not None:
                 return found
             folder = self.folder(config)
             folder.mkdir(exist_ok=True)
             checkpoint = folder / "checkpoint.pt"
-            model, history = fit(config, checkpoint=checkpoint, progress=progress, tracker=tracker)
+            model, history = fit(config, checkpoint=checkpoint, progress=progress,
+                                 tracker=tracking.start(tracker, config, self.root))
             info = {
                 "key": config.key(),
                 "config": config.to_dict(),
@@ -142,22 +160,24 @@ class Store:
         run.reused = False
         return run
 
-    def run_all(self, configs: list[RunConfig], jobs: int = 1, progress: bool = True) -> list[Run]:
+    def run_all(self, configs: list[RunConfig], jobs: int = 1, progress: bool = True,
+                tracker: str = "none") -> list[Run]:
         """Every run of ``configs`` (in order), training the missing ones in ``jobs`` processes."""
+        tracking.check(tracker)
         runs: list[Run | None] = [self.load(c) for c in configs]
         todo = [i for i, run in enumerate(runs) if run is None]
         bar = progress_bar(total=len(configs), initial=len(configs) - len(todo), desc="runs",
                    unit="run", disable=not progress or not todo)
         if jobs <= 1 or len(todo) <= 1:
             for i in todo:
-                runs[i] = self.run(configs[i], progress=progress)
+                runs[i] = self.run(configs[i], progress=progress, tracker=tracker)
                 bar.update()
         else:
             threads = max(1, torch.get_num_threads() // jobs)
             ctx = get_context("spawn")
             with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_worker,
                                      initargs=(threads,)) as pool:
-                futures = {pool.submit(_train, str(self.root), configs[i]): i for i in todo}
+                futures = {pool.submit(_train, str(self.root), configs[i], tracker): i for i in todo}
                 for future in as_completed(futures):
                     future.result()
                     run = runs[futures[future]] = self.load(configs[futures[future]])
@@ -171,5 +191,5 @@ def _init_worker(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def _train(root: str, config: RunConfig) -> str:
-    return Store(root).run(config, progress=False).key
+def _train(root: str, config: RunConfig, tracker: str = "none") -> str:
+    return Store(root).run(config, progress=False, tracker=tracker).key
