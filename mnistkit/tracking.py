@@ -26,11 +26,15 @@ TRACKERS = ("none", "wandb", "tensorboard")
 METRICS = ("train_loss", "train_acc", "test_loss", "test_acc", "seconds")
 
 
+def installed(package: str) -> bool:
+    return importlib_util.find_spec(package) is not None
+
+
 def check(name) -> str:
     """``name`` if it is a tracker whose package is installed; else ``ConfigError``."""
     if name not in TRACKERS:
         raise ConfigError("tracker", name, f"must be one of {list(TRACKERS)}")
-    if name != "none" and importlib_util.find_spec(name) is None:
+    if name != "none" and not installed(name):
         raise ConfigError("tracker", name, f"needs the {name} package: pip install 'mnistkit[{name}]' "
                                            f"(or pip install {name}), or use 'none'")
     return name
