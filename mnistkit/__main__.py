@@ -47,12 +47,14 @@ def _model_kw(items: list[str], option: str = "--model-kw") -> dict:
 def _store(args) -> Path:
     """The run store this command uses, made and proven writable, or ``ConfigError``; said on stderr."""
     if args.store is not None:
-        root, name = paths.check_writable(args.store, "--store"), "--store"
+        name, chosen_by = "--store", "--store"
+    elif os.environ.get("MNISTKIT_STORE"):
+        name, chosen_by = "MNISTKIT_STORE", "$MNISTKIT_STORE"
     else:
-        name = "MNISTKIT_STORE" if os.environ.get("MNISTKIT_STORE") else "store"
-        root = paths.check_writable(paths.store_root(), name)
+        name, chosen_by = "store", "default"
+    root = paths.check_writable(args.store if args.store is not None else paths.store_root(), name)
     if not args.quiet:
-        print(f"store: {root} ({name}); data: {paths.data_root()}", file=sys.stderr, flush=True)
+        print(f"store: {root} ({chosen_by}); data: {paths.data_root()}", file=sys.stderr, flush=True)
     return root
 
 
@@ -109,12 +111,19 @@ def cmd_params(args) -> dict:
     return {"file": args.file, "profile": params["profile"], "only": params["only"] or "all", "valid": True}
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with its refusals on one line (no usage block), exit status 2 as before."""
+
+    def error(self, message):
+        self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def parser() -> argparse.ArgumentParser:
     from .config import AUGMENTS, OPTIMIZERS, SCHEDULES
     from .models import MODELS
 
     prog = "python -m mnistkit" if sys.argv[0].endswith("__main__.py") else "mnistkit"
-    p = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
+    p = Parser(prog=prog, description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train one run (or reuse it from the store) and print its history")
