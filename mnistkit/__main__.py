@@ -1,15 +1,19 @@
-"""Command line: ``python -m mnistkit {train,bovw,bench,params}``.
+"""Command line: ``mnistkit {train,bovw,bench,params}`` (or ``python -m mnistkit ...``).
 
 Every command ends with one line of ``key=value`` pairs that scripts and tests read.
-Bad input exits with status 2 and a message naming the parameter, before any work starts.
+Bad input exits with status 2 and one line naming the parameter, before any work starts and
+with nothing written.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
+from pathlib import Path
 
+from . import paths, tracking
 from .errors import ConfigError, DataError
 
 
@@ -24,7 +28,7 @@ def _kv(pairs: dict) -> str:
     return " ".join(f"{k}={fmt(v)}" for k, v in pairs.items())
 
 
-def _model_kw(items: list[str]) -> dict:
+def _model_kw(items: list[str], option: str = "--model-kw") -> dict:
     """``["dim=64", "norm_first=true"]`` -> ``{"dim": 64, "norm_first": True}`` (values parsed as YAML)."""
     import yaml
 
@@ -32,9 +36,26 @@ def _model_kw(items: list[str]) -> dict:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise ConfigError("--model-kw", item, "must look like NAME=VALUE, e.g. dim=64")
-        kw[key] = yaml.safe_load(value)
+            raise ConfigError(option, item, "must look like NAME=VALUE, e.g. dim=64")
+        try:
+            kw[key] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise ConfigError(option, item, "its value is not valid YAML (e.g. 64, true, [1, 2], null)") from None
     return kw
+
+
+def _store(args) -> Path:
+    """The run store this command uses, made and proven writable, or ``ConfigError``; said on stderr."""
+    if args.store is not None:
+        name, chosen_by = "--store", "--store"
+    elif os.environ.get("MNISTKIT_STORE"):
+        name, chosen_by = "MNISTKIT_STORE", "$MNISTKIT_STORE"
+    else:
+        name, chosen_by = "store", "default"
+    root = paths.check_writable(args.store if args.store is not None else paths.store_root(), name)
+    if not args.quiet:
+        print(f"store: {root} ({chosen_by}); data: {paths.data_root()}", file=sys.stderr, flush=True)
+    return root
 
 
 def _subset(value: str):
@@ -52,14 +73,13 @@ def cmd_train(args) -> dict:
         schedule=args.schedule, warmup_epochs=args.warmup_epochs, label_smoothing=args.label_smoothing,
         augment=args.augment, device=args.device, deterministic=args.deterministic,
     )
-    store = Store(args.store)
+    tracking.check(args.tracker)
+    store = Store(_store(args))
     if args.cluster:  # trained by a worker of that scheduler, into the same (shared) store
         from .executor import check_cluster
 
         check_cluster(args.cluster)
-        if args.tracker != "none":
-            raise ConfigError("--tracker", args.tracker, "is not available with --cluster")
-        run = store.run_all([config], cluster=args.cluster, progress=not args.quiet)[0]
+        run = store.run_all([config], cluster=args.cluster, progress=not args.quiet, tracker=args.tracker)[0]
     else:
         run = store.run(config, progress=not args.quiet, tracker=args.tracker)
     if not args.quiet:
@@ -76,7 +96,7 @@ def cmd_bovw(args) -> dict:
 
     config = bovw.BovwConfig.from_dict({k: v for k, v in vars(args).items()
                                         if k in bovw.BovwConfig.__dataclass_fields__ and v is not None})
-    result = bovw.run(config, root=args.store, progress=not args.quiet)
+    result = bovw.run(config, root=_store(args), progress=not args.quiet)
     return {"test_acc": result.test_acc, "seconds": result.seconds, "train_seconds": result.train_seconds,
             "inference_ms_per_image": result.inference_ms_per_image, "feature_dim": result.feature_dim,
             "train_size": result.train_size, "reused": result.reused}
@@ -86,12 +106,14 @@ def cmd_bench(args) -> dict:
     import torch
 
     from . import bench
+    from .config import RunConfig
 
+    RunConfig(model=args.model, batch_size=args.batch_size, epochs=args.epochs, seed=args.seed, device=args.device)
+    if args.threads is not None and args.threads < 1:
+        raise ConfigError("--threads", args.threads, "must be an integer >= 1")
+    args.out = str(paths.check_writable(Path(args.out).expanduser().absolute().parent, "--out") / Path(args.out).name)
     if args.threads is not None:
-        if args.threads < 1:
-            raise ConfigError("--threads", args.threads, "must be an integer >= 1")
         torch.set_num_threads(args.threads)
-
     return bench.main(args)
 
 
@@ -99,17 +121,25 @@ def cmd_params(args) -> dict:
     from .experiments import load_params
     from .params import notebook_cell
 
-    params = load_params(args.file, overrides=dict(_model_kw(args.set)))
+    params = load_params(args.file, overrides=_model_kw(args.set, "--set"))
     if args.cell:
         print(notebook_cell(), end="")
     return {"file": args.file or "none", "profile": params.profile, "only": params.only or "all", "valid": True}
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with its refusals on one line (no usage block), exit status 2 as before."""
+
+    def error(self, message):
+        self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
 
 
 def parser() -> argparse.ArgumentParser:
     from .config import AUGMENTS, OPTIMIZERS, SCHEDULES
     from .models import MODELS
 
-    p = argparse.ArgumentParser(prog="python -m mnistkit", description=__doc__.splitlines()[0])
+    prog = "python -m mnistkit" if sys.argv[0].endswith("__main__.py") else "mnistkit"
+    p = Parser(prog=prog, description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train one run (or reuse it from the store) and print its history")
@@ -120,7 +150,7 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--momentum", type=float, default=0.0, help="SGD and RMSprop only")
     t.add_argument("--weight-decay", type=float, default=0.0)
     t.add_argument("--batch-size", type=int, default=64)
-    t.add_argument("--epochs", type=int, default=10)
+    t.add_argument("--epochs", type=int, default=10, help="1 to 1000")
     t.add_argument("--subset", type=_subset, default=None, help="balanced subset size, or 'full' (default)")
     t.add_argument("--subset-seed", type=int, default=0)
     t.add_argument("--seed", type=int, default=42)
@@ -128,9 +158,11 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--warmup-epochs", type=float, default=0.0)
     t.add_argument("--label-smoothing", type=float, default=0.0)
     t.add_argument("--augment", default="none", choices=AUGMENTS)
-    t.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    t.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (Apple silicon)")
     t.add_argument("--deterministic", action="store_true", help="deterministic kernels (slower on CUDA)")
-    t.add_argument("--tracker", default="none", choices=("none", "wandb"), help="also log to Weights & Biases")
+    t.add_argument("--tracker", default="none", choices=tracking.TRACKERS,
+                   help="also log every trained epoch to Weights & Biases (offline unless $WANDB_MODE says "
+                        "otherwise) or to TensorBoard files under the store")
     t.add_argument("--cluster", default=None, metavar="ADDR",
                    help="train on the Dask scheduler at ADDR (tcp://host:8786); the store must be shared")
     t.set_defaults(func=cmd_train)
@@ -150,7 +182,7 @@ def parser() -> argparse.ArgumentParser:
     m.add_argument("--seed", type=int, default=0)
     m.add_argument("--threads", type=int, default=None,
                    help="intra-op threads for both pipelines (default: one per core; a stored run uses 1)")
-    m.add_argument("--out", default="build/bench.json")
+    m.add_argument("--out", default=str(paths.build_dir() / "bench.json"))
     m.set_defaults(func=cmd_bench)
 
     v = sub.add_parser("params", help="validate a report parameter file without running anything")
@@ -160,7 +192,8 @@ def parser() -> argparse.ArgumentParser:
     v.set_defaults(func=cmd_params)
 
     for s in (t, b, m, v):
-        s.add_argument("--store", default=None, help="run store folder (default $MNISTKIT_STORE or build/runs)")
+        s.add_argument("--store", default=None, help="run store folder (default $MNISTKIT_STORE, else the "
+                                                     "checkout's build/runs, else ~/.cache/mnistkit/runs)")
         s.add_argument("--quiet", action="store_true", help="no progress bars or tables")
     return p
 
@@ -173,10 +206,18 @@ def main(argv=None) -> int:
     except (ConfigError, DataError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted: run the same command again to resume from the last finished epoch", file=sys.stderr)
+        return 130
     pairs.setdefault("wall_seconds", time.perf_counter() - start)
     print(_kv(pairs), flush=True)
     return 0
 
 
-if __name__ == "__main__":
+def console() -> None:
+    """The ``mnistkit`` console command."""
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    console()

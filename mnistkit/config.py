@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from . import numerics
-from .data import check_subset
+from .data import TRAIN_SIZE, check_subset
 from .errors import ConfigError, check_number, from_mapping
 from .models import check_model
 
@@ -22,10 +22,15 @@ CODE_VERSION = 3
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 SCHEDULES = ("constant", "cosine")
 AUGMENTS = ("none", "shift")
+MAX_EPOCHS = 1000  # the report's longest run has 10; a typo like 100000000000 should not train for ever
+MAX_SEED = 2**32 - 1  # NumPy's seeds end here
 
 
 def resolve_device(device: str) -> str:
-    """'auto' -> 'cuda' when available, else 'cpu'; an unavailable device raises ``ConfigError``."""
+    """'auto' -> 'cuda' when available, else 'cpu'; an unavailable device raises ``ConfigError``.
+
+    'mps' (Apple silicon) is accepted where this PyTorch has it; 'auto' never picks it.
+    """
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cpu":
@@ -34,7 +39,12 @@ def resolve_device(device: str) -> str:
         if not torch.cuda.is_available():
             raise ConfigError("device", device, "CUDA is not available on this machine; use 'cpu' or 'auto'")
         return device
-    raise ConfigError("device", device, "must be 'auto', 'cpu', 'cuda' or 'cuda:N'")
+    if device == "mps":
+        if not torch.backends.mps.is_available():
+            raise ConfigError("device", device, "Apple's MPS is not available on this machine (macOS on Apple "
+                                                "silicon only); use 'cpu' or 'auto'")
+        return device
+    raise ConfigError("device", device, "must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")
 
 
 def device_name(device: str) -> str:
@@ -87,11 +97,11 @@ class RunConfig:
         if self.momentum and self.optimizer not in ("sgd", "rmsprop"):
             raise ConfigError("momentum", self.momentum, f"only SGD and RMSprop take momentum, not {self.optimizer}")
         check_number("weight_decay", self.weight_decay, 0)
-        check_number("batch_size", self.batch_size, 1, integer=True)
-        check_number("epochs", self.epochs, 1, integer=True)
+        check_number("batch_size", self.batch_size, 1, TRAIN_SIZE, integer=True)
+        check_number("epochs", self.epochs, 1, MAX_EPOCHS, integer=True)
         check_subset(self.subset)
-        check_number("subset_seed", self.subset_seed, 0, integer=True)
-        check_number("seed", self.seed, 0, integer=True)
+        check_number("subset_seed", self.subset_seed, 0, MAX_SEED, integer=True)
+        check_number("seed", self.seed, 0, MAX_SEED, integer=True)
         _choice("schedule", self.schedule, SCHEDULES)
         check_number("warmup_epochs", self.warmup_epochs, 0, self.epochs)
         check_number("label_smoothing", self.label_smoothing, 0, 1)

@@ -8,7 +8,6 @@ same files; every ``.gz`` is checked against torchvision's md5 before it is trus
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 from functools import lru_cache
 from importlib import util as importlib_util
@@ -18,6 +17,7 @@ import torch
 from torch.utils.data import TensorDataset
 from torchvision.datasets import MNIST
 
+from . import paths
 from .errors import ConfigError, DataError
 
 MEAN, STD = 0.5, 0.5  # the assignment's Normalize((0.5,), (0.5,)): pixels in [-1, 1]
@@ -30,8 +30,8 @@ FIX = (
 
 
 def data_root() -> Path:
-    """The folder that holds ``MNIST/raw``: ``$MNISTKIT_DATA`` or ``build/data``."""
-    return Path(os.environ.get("MNISTKIT_DATA", "build/data")).resolve()
+    """The folder that holds ``MNIST/raw``: ``$MNISTKIT_DATA``, else ``build/data`` of the checkout."""
+    return paths.data_root()
 
 
 def _md5(path: Path) -> str:

@@ -107,7 +107,7 @@ def reporter(key: str, epochs: int):
     return on_epoch
 
 
-def train_task(root: str, ident: str, config: RunConfig, key: str) -> dict:
+def train_task(root: str, ident: str, config: RunConfig, key: str, tracker: str = "none") -> dict:
     """On a worker: the run ``config`` trained into (or found in) the store at ``root``."""
     from .store import Store
 
@@ -115,7 +115,7 @@ def train_task(root: str, ident: str, config: RunConfig, key: str) -> dict:
     if config.key() != key:
         raise RuntimeError(f"the worker's mnistkit gives run {config.label()} the key {config.key()}, the "
                            f"client's {key}: run the same mnistkit version everywhere")
-    run = Store(root).run(config, progress=False, on_epoch=reporter(key, config.epochs))
+    run = Store(root).run(config, progress=False, tracker=tracker, on_epoch=reporter(key, config.epochs))
     return {"keys": [run.key], "trained": [not run.reused]}
 
 
@@ -129,9 +129,10 @@ def _tasks(configs: list[RunConfig]) -> list[list[RunConfig]]:
 
 
 def train(root, configs: list[RunConfig], jobs: int = 1, cluster: str | None = None, progress: bool = True,
-          retries: int = RETRIES) -> dict:
+          retries: int = RETRIES, tracker: str = "none") -> dict:
     """Train every run of ``configs`` the store lacks, as Dask tasks, longest first; returns
-    ``{key: trained}`` (False where a worker found the run already stored)."""
+    ``{key: trained}`` (False where a worker found the run already stored). ``tracker`` logs each
+    single run's epochs (``mnistkit.tracking``); ensembles are not tracked."""
     from . import ensemble
 
     configs = list({c.key(): c for c in configs}.values())
@@ -161,8 +162,8 @@ def train(root, configs: list[RunConfig], jobs: int = 1, cluster: str | None = N
         for i, group in enumerate(tasks):
             priority = len(tasks) - i  # Dask runs higher priorities first
             if len(group) == 1:
-                f = c.submit(train_task, root, ident, group[0], group[0].key(), key=f"train-{group[0].key()}",
-                             retries=retries, priority=priority)
+                f = c.submit(train_task, root, ident, group[0], group[0].key(), tracker,
+                             key=f"train-{group[0].key()}", retries=retries, priority=priority)
             else:
                 f = c.submit(ensemble.train_task, root, ident, group, [g.key() for g in group],
                              key=f"ensemble-{group[0].key()}", retries=retries, priority=priority)

@@ -145,7 +145,7 @@ def train_missing(params: Params, store: Store | None = None, progress: bool = T
     missing = sorted((c for c in specs if store.load(c) is None), key=_cost, reverse=True)
     start = time.perf_counter()
     jobs = 1 if resolve_device(params.device).startswith("cuda") else params.jobs
-    store.run_all(missing, jobs=jobs, progress=progress, cluster=params.cluster)
+    store.run_all(missing, jobs=jobs, progress=progress, cluster=params.cluster, tracker=params.tracker)
 
     def runs(items):
         return sum(isinstance(c, RunConfig) for c in items)

@@ -34,3 +34,35 @@ def atomic_torch_save(obj, path: Path) -> None:
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     atomic_write_bytes(path, buffer.getvalue())
+
+
+def read_yaml(path: Path | str, name: str = "parameter file"):
+    """The contents of a YAML file; ``ConfigError`` naming ``name`` if it is missing, empty,
+    not UTF-8 text, not YAML, or not a mapping of names to values."""
+    import yaml
+
+    from .errors import ConfigError
+
+    path = Path(path)
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise ConfigError(name, str(path), "no such file") from None
+    except IsADirectoryError:
+        raise ConfigError(name, str(path), "is a folder; give a YAML file") from None
+    except UnicodeDecodeError:
+        raise ConfigError(name, str(path), "is not a text file; give a YAML file of name: value lines") from None
+    except OSError as err:
+        raise ConfigError(name, str(path), f"cannot be read ({err.strerror})") from None
+    try:
+        values = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ConfigError(name, str(path), f"is not valid YAML: {problem}{where}") from None
+    if values is None:
+        raise ConfigError(name, str(path), "is empty; give at least one name: value line")
+    if not isinstance(values, dict):
+        raise ConfigError(name, str(path), f"must hold a mapping of name: value lines, not a {type(values).__name__}")
+    return values

@@ -18,9 +18,7 @@ import dataclasses
 import json
 import typing
 from dataclasses import dataclass, field
-from pathlib import Path
 
-import yaml
 
 from .errors import ConfigError, check_number
 
@@ -179,6 +177,7 @@ class Params:
         2000, "None: all 60,000 training images; else a balanced subset in their place")
     figures_dir: typing.Optional[str] = param(None, "folder for the PNG figures and summary.json; None: none")
     progress: str = param("notebook", "progress bars: notebook, terminal or none")
+    tracker: str = param("none", "log every trained run's epochs: none, wandb or tensorboard")
     q1: Q1 = param(Q1(), "LeNet logged per epoch: epochs, seed")
     q2: Q2 = param(Q2(), "hyperparameters: settings, factorial sweep")
     q3: Q3 = param(Q3(), "best CNN vs the SIFT-BoVW-SVM baseline")
@@ -207,6 +206,9 @@ class Params:
             raise ConfigError("figures_dir", self.figures_dir, "must be a folder path or None (null)")
         if self.progress not in PROGRESS:
             raise ConfigError("progress", self.progress, f"must be one of {list(PROGRESS)}")
+        from .tracking import check
+
+        check(self.tracker)
 
     @classmethod
     def from_dict(cls, values: dict) -> "Params":
@@ -216,11 +218,9 @@ class Params:
     @classmethod
     def from_yaml(cls, path, overrides: dict | None = None) -> "Params":
         """Parameters from a YAML file, then ``overrides`` (``--set``, ``-p``), as papermill applies them."""
-        path = Path(path)
-        if not path.exists():
-            raise ConfigError("parameter file", str(path), "no such file")
-        values = yaml.safe_load(path.read_text()) or {}
-        _mapping(f"parameter file {path}", values)
+        from .files import read_yaml
+
+        values = read_yaml(path)
         return cls.from_dict({**values, **(overrides or {})})
 
     def to_dict(self) -> dict:

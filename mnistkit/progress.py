@@ -63,6 +63,8 @@ class Lines:
         self.file, self.mininterval, self.bar_format = file or sys.stderr, mininterval, bar_format
         self.postfix = postfix or ""
         self.start, self.printed, self.closed = time.time(), float("-inf"), False
+        if total:  # a first line at once: the log shows what is under way before its first update
+            self._print()
 
     def __iter__(self):
         for item in self.iterable:

@@ -2,8 +2,10 @@
 
 A folder counts as finished only once ``manifest.json`` is in it: written last and atomically, it
 holds the sha256 of every other file. A folder without one, or whose files do not match it, is
-never served: it is resumed from its checkpoint or recomputed, with a one-line warning. A file
-lock per key lets two processes ask for the same run at once: the second waits, then reuses.
+never served: it is resumed from its checkpoint or recomputed, with a one-line warning. A lock
+file per key (``<key>.lock``, there only while a run is being made) lets two processes ask for the
+same run at once: the second waits, then reuses. A process killed while holding it leaves the
+file; the next process on the same machine sees that its owner is gone and takes it over.
 """
 
 from __future__ import annotations
@@ -20,9 +22,9 @@ from typing import Protocol
 
 import pandas as pd
 import torch
-from filelock import FileLock
+from filelock import SoftFileLock
 
-from . import numerics
+from . import numerics, paths, tracking
 from .config import RunConfig, resolve_device
 from .files import atomic_write_bytes, atomic_write_text
 from .models import build_model, count_parameters
@@ -63,8 +65,18 @@ def read_entry(folder: Path) -> dict[str, bytes] | None:
 
 
 def default_root() -> Path:
-    """``$MNISTKIT_STORE`` or ``build/runs``."""
-    return Path(os.environ.get("MNISTKIT_STORE", "build/runs"))
+    """``$MNISTKIT_STORE``, else ``build/runs`` of the checkout (see ``mnistkit.paths``)."""
+    return paths.store_root()
+
+
+def entry_lock(root: Path, name: str) -> SoftFileLock:
+    """The lock of store entry ``name``: ``<root>/<name>.lock``, deleted on release.
+
+    A soft lock (a file created exclusively, holding its owner's pid) rather than ``flock``:
+    ``flock`` needs its file to stay for good, one beside every entry; this one is gone once
+    the entry is made, and a holder that died is detected and replaced (same machine).
+    """
+    return SoftFileLock(str(Path(root) / f"{name}.lock"))
 
 
 @dataclass
@@ -124,7 +136,7 @@ class Training:
 
     def compute(self, folder: Path, progress: bool) -> dict[str, bytes]:
         model, history = fit(self.config, checkpoint=folder / "checkpoint.pt", progress=progress,
-                             tracker=self.tracker, on_epoch=self.on_epoch)
+                             tracker=tracking.start(self.tracker, self.config, folder.parent), on_epoch=self.on_epoch)
         return self.files(model, history)
 
     def files(self, model, history) -> dict[str, bytes]:
@@ -174,18 +186,20 @@ class Store:
         files = read_entry(folder)
         return None if files is None else item.read(folder, files)
 
-    def lock(self, spec) -> FileLock:
+    def lock(self, spec) -> SoftFileLock:
         """The lock of ``spec``'s entry: whoever holds it is the only one to compute or write it."""
         self.root.mkdir(parents=True, exist_ok=True)
-        return FileLock(str(self.root / f"{entry(spec).folder_name()}.lock"))
+        return entry_lock(self.root, entry(spec).folder_name())
 
     def run(self, spec, progress: bool = True, tracker: str = "none", on_epoch=None):
         """The finished result for ``spec``: from the store if there, else computed now.
 
         The one sequence for every kind of entry: lock, load, compute (a training run resumes from
         its checkpoint), write the files and then the manifest, remove what computing left behind.
-        ``on_epoch(row)`` hears of every epoch a training run trains.
+        ``on_epoch(row)`` hears of every epoch a training run trains; ``tracker`` (``none``, ``wandb``,
+        ``tensorboard``) logs them, and a result found in the store is not logged again.
         """
+        tracking.check(tracker)
         item = Training(spec, tracker, on_epoch) if isinstance(spec, RunConfig) else entry(spec)
         with self.lock(spec):
             found = self.load(spec)
@@ -227,7 +241,8 @@ class Store:
         result.reused = False
         return result
 
-    def run_all(self, specs: list, jobs: int = 1, progress: bool = True, cluster: str | None = None) -> list:
+    def run_all(self, specs: list, jobs: int = 1, progress: bool = True, cluster: str | None = None,
+                tracker: str = "none") -> list:
         """Every result of ``specs`` (in order), computing the missing ones: THE place where the
         report's entries are computed. Training runs are Dask tasks (``executor.train``: a
         LocalCluster of ``jobs`` processes, or the scheduler at ``cluster``); entries that start
@@ -239,7 +254,7 @@ class Store:
         todo = [i for i, found in enumerate(results) if found is None]
         runs = [i for i in todo if isinstance(specs[i], RunConfig)]
         trained = executor.train(self.root, [specs[i] for i in runs], jobs=jobs, cluster=cluster,
-                                 progress=progress) if runs else {}
+                                 progress=progress, tracker=tracker) if runs else {}
         for i in todo:
             if i in runs:
                 results[i] = self.load(specs[i])

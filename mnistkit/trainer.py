@@ -24,10 +24,10 @@ import torch.nn.functional as F
 
 from . import data, numerics
 from .config import RunConfig, resolve_device
-from .errors import ConfigError
 from .files import atomic_torch_save
 from .models import build_model
 from .progress import bar as progress_bar
+from .tracking import Tracker
 
 EVAL_BATCH = 2000
 METRICS = ("train_loss", "train_acc", "test_loss", "test_acc")
@@ -284,12 +284,12 @@ def _load_checkpoint(path: Path, config: RunConfig):
         return None
 
 
-def fit(config: RunConfig, checkpoint: Path | None = None, progress: bool = True, tracker: str = "none",
+def fit(config: RunConfig, checkpoint: Path | None = None, progress: bool = True, tracker: Tracker | None = None,
         on_epoch=None):
     """Train ``config`` and return ``(model, History)``.
 
     With ``checkpoint``, state is saved there after every epoch and a run found there resumes
-    from its last finished epoch. ``tracker="wandb"`` also logs every epoch to Weights & Biases.
+    from its last finished epoch. ``tracker`` (``tracking.start(...)``) logs every trained epoch.
     ``on_epoch(row)`` is called with each epoch's row once it is checkpointed (progress reports).
     On a CPU it computes with ``numerics.RUN_THREADS`` threads, so its numbers do not depend on
     the machine's core count.
@@ -299,7 +299,7 @@ def fit(config: RunConfig, checkpoint: Path | None = None, progress: bool = True
         return _fit(config, device, checkpoint, progress, tracker, on_epoch)
 
 
-def _fit(config: RunConfig, device: str, checkpoint, progress: bool, tracker: str, on_epoch):
+def _fit(config: RunConfig, device: str, checkpoint, progress: bool, tracker, on_epoch):
     keep_freed_memory()
     set_deterministic(config.deterministic)
     generator = seed_everything(config.seed)
@@ -319,7 +319,7 @@ def _fit(config: RunConfig, device: str, checkpoint, progress: bool, tracker: st
         _set_rng_state(generator, ckpt["rng"])
         history.rows = ckpt["history"]
 
-    log = _tracker(tracker, config)
+    tracker = tracker or Tracker(config, ".")
     bar = progress_bar(range(len(history.rows), config.epochs), desc=config.label(), disable=not progress,
                initial=len(history.rows), total=config.epochs, unit="epoch", leave=False)
     for epoch in bar:
@@ -330,27 +330,12 @@ def _fit(config: RunConfig, device: str, checkpoint, progress: bool, tracker: st
         row["seconds"] = time.perf_counter() - start
         history.rows.append(row)
         bar.set_postfix(test_acc=f"{row['test_acc']:.4f}")
-        log(row)
+        tracker.log(row)
         if checkpoint:
             atomic_torch_save({"key": config.key(), "model": model.state_dict(),
                                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                                "rng": _rng_state(generator), "history": history.rows}, checkpoint)
         if on_epoch is not None:
             on_epoch(row)
-    log(None)
+    tracker.close()  # an epoch's log is flushed as it is written, so a crash loses none
     return model, history
-
-
-def _tracker(name: str, config: RunConfig):
-    """A callback logging each epoch's row (None ends the run); a no-op unless ``name == 'wandb'``."""
-    if name == "none":
-        return lambda row: None
-    if name != "wandb":
-        raise ConfigError("tracker", name, "must be 'none' or 'wandb'")
-    try:
-        import wandb
-    except ImportError as err:
-        raise ImportError("tracker 'wandb' needs the wandb package: pip install wandb") from err
-    os.environ.setdefault("WANDB_MODE", "offline")
-    run = wandb.init(project="mnistkit", name=config.key(), config=config.to_dict(), reinit=True)
-    return lambda row: run.finish() if row is None else run.log(row)

@@ -1,0 +1,31 @@
+"""Papermill's ``mnistkit`` engine: papermill's own engine with the kernel on IPC sockets.
+
+By default a Jupyter kernel listens on TCP ports of localhost, and ipykernel warns on every start
+that this traffic is unencrypted. Over IPC (Unix domain sockets, in Jupyter's runtime folder, only
+this user can open them) nothing travels over the network and there is nothing to warn about.
+Chosen with ``papermill --engine mnistkit`` (registered by ``pip install -e .``); build.sh uses it.
+"""
+
+from __future__ import annotations
+
+import os
+
+from jupyter_client.manager import AsyncKernelManager
+from papermill.engines import NBClientEngine
+
+
+class IpcKernelManager(AsyncKernelManager):
+    """A kernel manager whose kernels talk over Unix domain sockets (TCP where there are none)."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("transport", "ipc" if os.name == "posix" else "tcp")
+        super().__init__(**kwargs)
+
+
+class Engine(NBClientEngine):
+    """papermill's nbclient engine, starting its kernel with ``IpcKernelManager``."""
+
+    @classmethod
+    def execute_managed_notebook(cls, nb_man, kernel_name, **kwargs):
+        kwargs.setdefault("kernel_manager_class", IpcKernelManager)
+        return super().execute_managed_notebook(nb_man, kernel_name, **kwargs)

@@ -1,0 +1,70 @@
+"""Where the run store and the MNIST files live, wherever a command is run from.
+
+Each folder is, first found: its environment variable (``$MNISTKIT_STORE``, ``$MNISTKIT_DATA``);
+else ``build/`` of the source checkout this package was imported from (a clone, run in place or
+installed with ``pip install -e .``), from any working folder; else, for a plain installed
+package, the user's cache folder (``$XDG_CACHE_HOME/mnistkit``, by default ``~/.cache/mnistkit``).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from .errors import ConfigError
+
+PACKAGE = Path(__file__).resolve().parent
+
+
+def checkout() -> Path | None:
+    """The source checkout holding this package (beside ``pyproject.toml`` and ``report.ipynb``), or None."""
+    root = PACKAGE.parent
+    return root if (root / "pyproject.toml").is_file() and (root / "report.ipynb").is_file() else None
+
+
+def build_dir() -> Path:
+    """The checkout's ``build/``, or the user's cache folder for an installed package."""
+    root = checkout()
+    if root is not None:
+        return root / "build"
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "mnistkit"
+
+
+def _from_env(variable: str, default: Path) -> tuple[Path, str]:
+    value = os.environ.get(variable)
+    if value:
+        return Path(value).expanduser().absolute(), f"${variable}"
+    return default, "default"
+
+
+def store_root() -> Path:
+    """The run store: ``$MNISTKIT_STORE``, else ``<build>/runs``."""
+    return _from_env("MNISTKIT_STORE", build_dir() / "runs")[0]
+
+
+def data_root() -> Path:
+    """The folder holding ``MNIST/raw``: ``$MNISTKIT_DATA``, else ``<build>/data``."""
+    return _from_env("MNISTKIT_DATA", build_dir() / "data")[0].resolve()
+
+
+def describe() -> str:
+    """One line saying where the store and the data are, and what chose each."""
+    store, why_store = _from_env("MNISTKIT_STORE", build_dir() / "runs")
+    data, why_data = _from_env("MNISTKIT_DATA", build_dir() / "data")
+    return f"store {store} ({why_store}), data {data} ({why_data})"
+
+
+def check_writable(folder: Path | str, name: str) -> Path:
+    """Make ``folder`` (and its parents) and prove it takes a file; raise ``ConfigError`` naming
+    ``name`` otherwise. Returns the absolute path. Leaves no file behind."""
+    folder = Path(folder).expanduser().absolute()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        reason = err.strerror or type(err).__name__
+        raise ConfigError(name, str(folder), f"must be a folder this user can create and write ({reason})") from None
+    return folder
