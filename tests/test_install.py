@@ -74,7 +74,7 @@ def test_report_notebook_is_committed_without_outputs_and_keeps_its_parameters_c
     assert len(tagged) == 1
     source = "".join(tagged[0]["source"])
     for name in ("profile", "only", "jobs", "device", "progress", "tracker"):
-        assert re.search(rf"^{name} = ", source, re.M), name
+        assert re.search(rf"^{name}: [\w\[\]]+ = ", source, re.M), name
     assert "papermill" not in notebook["metadata"]
 
 

@@ -8,6 +8,7 @@ import pytest
 from mnistkit import experiments, tracking, trainer
 from mnistkit.config import RunConfig
 from mnistkit.errors import ConfigError
+from mnistkit.params import Params, notebook_cell
 from mnistkit.store import Store
 
 TINY = RunConfig(subset=100, epochs=2, batch_size=50, device="cpu")
@@ -134,8 +135,8 @@ def test_wandb_run_is_offline_keyed_by_the_run_and_resumed_under_the_same_id(tmp
 
 def test_tracker_is_a_report_parameter_checked_before_any_work(monkeypatch):
     params = experiments.load_params(overrides={"tracker": "tensorboard"})
-    assert params["tracker"] == "tensorboard"
-    assert experiments.notebook_defaults()["tracker"] == "none"
+    assert params.tracker == "tensorboard"
+    assert Params().tracker == "none" and "\ntracker: str = \"none\"" in notebook_cell()
     with pytest.raises(ConfigError, match="'tracker'"):
         experiments.load_params(overrides={"tracker": "mlflow"})
     monkeypatch.setattr(tracking, "installed", lambda package: False)
@@ -151,7 +152,7 @@ def test_train_missing_hands_the_tracker_to_the_store(monkeypatch):
         def load(self, config):
             return None
 
-        def run_all(self, configs, jobs=1, progress=True, tracker="none"):
+        def run_all(self, configs, jobs=1, progress=True, cluster=None, tracker="none"):
             seen["tracker"], seen["runs"] = tracker, len(configs)
             return []
 
