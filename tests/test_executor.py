@@ -60,10 +60,12 @@ def test_a_worker_killed_mid_run_loses_nothing_and_the_numbers_equal_a_local_clu
         assert victim is not None, "no run was caught between its epochs"
         pid = client.run(os.getpid, workers=[victim])[victim]
         os.kill(pid, signal.SIGKILL)
+        # Reaped at once, as a shell or a nanny reaps its worker: until then the dead worker is a
+        # zombie whose pid still looks alive, and the run's lock file (which names it) stays taken.
+        assert next(p for p in dask_cluster.workers if p.pid == pid).wait(timeout=10) == -signal.SIGKILL
         killed_key = checkpoint.parent.name
         thread.join(timeout=300)
     assert not thread.is_alive() and "error" not in outcome, outcome.get("error")
-    assert next(p for p in dask_cluster.workers if p.pid == pid).wait(timeout=10) == -signal.SIGKILL
     assert set(outcome["trained"]) == {c.key() for c in configs}
     dask_cluster.start_worker()  # back to two workers for the next test
 
