@@ -149,7 +149,8 @@ def test_progress_prints_plain_lines_when_not_on_a_terminal(monkeypatch):
     text = out.getvalue()
     assert "\r" not in text and "\x1b" not in text
     lines = text.splitlines()
-    assert len(lines) == 5 and lines[-1].startswith("runs: 100%") and "3/4 runs" in lines[-1]
+    assert len(lines) == 6 and lines[0].startswith("runs:   0%")  # a first line at once, then one per update
+    assert lines[-1].startswith("runs: 100%") and "3/4 runs" in lines[-1]
     assert list(progress.bar(range(3), desc="epochs")) == [0, 1, 2]
 
 
