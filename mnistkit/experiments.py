@@ -119,14 +119,6 @@ def plan(params: Params) -> dict:
     return runs
 
 
-def _cost(spec) -> float:
-    """Rough relative cost, to start the longest computations first."""
-    if isinstance(spec, BovwConfig):
-        return (spec.subset or data.TRAIN_SIZE) * 30
-    size = data.TRAIN_SIZE if spec.subset is None else spec.subset
-    return size * spec.epochs * (8 if spec.model == "vit" else 2 if spec.model != "lenet" else 1)
-
-
 def _key(spec) -> str:
     return spec.folder_name() if isinstance(spec, BovwConfig) else spec.key()
 
@@ -142,7 +134,7 @@ def train_missing(params: Params, store: Store | None = None, progress: bool = T
     wanted = plan(params)
     questions = [params.only] if params.only else QUESTIONS
     specs = list({_key(c): c for q in questions for c in wanted[q]}.values())
-    missing = sorted((c for c in specs if store.load(c) is None), key=_cost, reverse=True)
+    missing = [c for c in specs if store.load(c) is None]  # the executor orders them, longest first
     start = time.perf_counter()
     jobs = 1 if resolve_device(params.device).startswith("cuda") else params.jobs
     store.run_all(missing, jobs=jobs, progress=progress, cluster=params.cluster, tracker=params.tracker)
