@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Image, Markdown, display
 
-from . import experiments, progress, results
+from . import data, experiments, progress, results
 from .params import Params, from_notebook
 from .store import Store
 
@@ -95,13 +95,16 @@ class Report:
         p, t = self.params, self.trained
         where = "; ".join(f"{k.replace('_', ' ')} {_words(v)}" for k, v in self.environment.items() if k != "profile")
         baselines = f" and {t['baselines']} baseline ({t['baselines_computed']} computed now)" if t["baselines"] else ""
-        return (f"**Profile `{p.profile}`**: {where}. Seeds: {p.seeds}. Training set: "
-                f"{results.training_set(p.train_subset)} images. {t['runs']} training runs needed, {t['trained']} "
+        rule = (f"selections by accuracy on {p.validation:,} training images held out (500 of each digit, drawn once "
+                f"with seed {data.VALIDATION_SEED}), scored on the test set once" if p.protocol == "validation"
+                else "selections by test accuracy, as the assignment made them")
+        return (f"**Profile `{p.profile}`**, protocol `{p.protocol}` ({rule}): {where}. Seeds: {p.seeds}. Training set: "
+                f"{results.training_set(p.train_subset, p.validation)} images. {t['runs']} training runs needed, {t['trained']} "
                 f"trained now{baselines}, in {t['seconds']:.0f} s; the rest was read from the run store.")
 
     def summary(self) -> dict:
         """summary.json's content: where it ran, each question's headline numbers, runs and time."""
-        out = {**self.environment}
+        out = {**self.environment, "protocol": self.params.protocol}
         for q in ("q1", "q2", "q3", "q4", "q5", "q6"):
             if self.selected(q):
                 out[q] = getattr(self, q)().summary()
