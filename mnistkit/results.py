@@ -316,7 +316,7 @@ on its own; momentum's share is computed among the SGD trials."""
     def study_analysis(self) -> str:
         ranked = self.ranked_parameters
         imp = self.importance
-        lines = "\n".join(f"- **{OPTIMIZER_NAMES[r.optimizer]}** ({r.trials} trials): best at lr {r.best_lr:.2g} "
+        lines = "\n".join(f"- **{OPTIMIZER_NAMES[r.optimizer]}** ({plural(r.trials, 'trial')}): best at lr {r.best_lr:.2g} "
                           f"({pct(r.best)}), worst {pct(r.worst)}" for r in self.best_lr().itertuples())
         within = imp.get("momentum (within SGD)")
         momentum = "" if within is None else f" Among the SGD trials, momentum explains {pct(within, 1)}."
@@ -438,7 +438,7 @@ this machine ({self.device_name}); the CNN's training time includes its per-epoc
         if self.mcnemar is not None:
             m = self.mcnemar
             verdict += (f" On the same 10,000 test images, the first seed's CNN alone is right on {m.only_a} that the "
-                        f"baseline gets wrong, the baseline alone on {m.only_b}: McNemar's exact test gives p = {m.p:.2g} "
+                        f"baseline gets wrong, the baseline alone on {m.only_b}: McNemar's exact test gives p {'< 0.0001' if m.p < 1e-4 else f'= {m.p:.2g}'} "
                         f"({'a significant' if m.significant else 'no significant'} difference at the 5% level).")
         slower = base.inference_ms_per_image / cnn.inference_ms_per_image
         return f"""{verdict} The baseline's hardest digit is {self.hardest_digit}. The CNN trains in

@@ -36,12 +36,12 @@ VALIDATION = ("val_loss", "val_acc")  # NaN without a validation split, and in e
 
 @dataclass
 class History:
-    """Per-epoch metrics: ``epoch, train_loss, train_acc, test_loss, test_acc, seconds, val_loss, val_acc``."""
+    """Per-epoch metrics: ``epoch, train_loss, train_acc, test_loss, test_acc, val_loss, val_acc, seconds``."""
 
     rows: list = field(default_factory=list)
 
     def frame(self) -> pd.DataFrame:
-        return pd.DataFrame(self.rows, columns=["epoch", *METRICS, "seconds", *VALIDATION])
+        return pd.DataFrame(self.rows, columns=["epoch", *METRICS, *VALIDATION, "seconds"])
 
     @property
     def final(self) -> dict:

@@ -14,7 +14,7 @@ SMALL = RunConfig(subset=6000, epochs=2, device="cpu")
 def test_short_fit_is_well_above_chance():
     _, history = fit(SMALL, progress=False)
     frame = history.frame()
-    assert list(frame.columns) == ["epoch", *METRICS, "seconds", *VALIDATION]
+    assert list(frame.columns) == ["epoch", *METRICS, *VALIDATION, "seconds"]
     assert frame["val_acc"].isna().all()  # no validation split
     assert frame["epoch"].tolist() == [1, 2]
     assert frame["test_acc"].iloc[-1] > 0.9
