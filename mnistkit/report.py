@@ -9,6 +9,7 @@ re-run on its own, and re-running the parameters cell and everything after it st
 from __future__ import annotations
 
 import io
+import math
 import time
 from pathlib import Path
 
@@ -26,6 +27,17 @@ def _words(value) -> str:
     if isinstance(value, dict):
         return ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in value.items())
     return str(value)
+
+
+def _plain(value):
+    """``value`` with every NaN (a spread or interval from one seed) as None: null in JSON."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
 
 
 class Report:
@@ -110,7 +122,7 @@ class Report:
                 out[q] = getattr(self, q)().summary()
         out["runs"], out["runs_trained"] = self.trained["runs"], self.trained["trained"]
         out["wall_seconds"] = time.perf_counter() - self.started
-        return out
+        return _plain(out)
 
     def headlines(self) -> pd.DataFrame:
         """The closing table of headline numbers (every question selected)."""

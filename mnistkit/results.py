@@ -957,7 +957,7 @@ def headlines(summary: dict, q1_epochs: int, q2_settings: int) -> pd.DataFrame:
     sizes = sorted({int(k.split("_")[1]) for k in q6 if k.startswith("vit_") and k.endswith("_test_acc_mean")})
 
     def ci(d, lo_hi) -> str:
-        return f"{points(d)} points [{points(lo_hi[0])}, {points(lo_hi[1])}]" if not pd.isna(lo_hi[0]) else points(d)
+        return f"{points(d)} points [{points(lo_hi[0])}, {points(lo_hi[1])}]" if lo_hi[0] is not None and not pd.isna(lo_hi[0]) else points(d)
 
     rows = [(f"1. LeNet, {plural(q1_epochs, 'epoch')}", pct(summary["q1"]["test_acc"]), pct(ASSIGNMENT["q1"], 1)),
             (f"2. best of {q2_settings} settings, chosen on {q2['selected_by']}: {q2['best_setting']} (mean of {q2['seeds']} seeds)",
