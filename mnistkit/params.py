@@ -24,7 +24,7 @@ from .errors import ConfigError, check_number
 
 QUESTIONS = ("q1", "q2", "q3", "q4", "q5", "q6")
 PROGRESS = ("notebook", "terminal", "none")
-FACTORS = ("optimizer", "lr", "batch_size")
+PROTOCOLS = ("validation", "assignment")
 INJECTED = "# Parameters"  # the first line of the cell papermill injects after the parameters cell
 CELL_HEADER = "# The report's parameters (mnistkit.params.Params): a YAML file or papermill -p overrides them."
 
@@ -72,38 +72,34 @@ class Q1:
 
 
 @dataclass(frozen=True)
-class Factorial:
-    """A full factorial sweep over optimizer x learning rate x batch size, every cell over the seeds."""
+class Study:
+    """A random search (Optuna's RandomSampler) over learning rate, batch size, optimizer, weight
+    decay and SGD's momentum (``mnistkit.study.SPACE``), one run per drawn configuration."""
 
-    epochs: int = param(1, "training epochs of every run")
-    optimizer: list[str] = param(["adam", "sgd"], "optimizer levels")
-    lr: list[float] = param([0.001, 0.01], "learning-rate levels")
-    batch_size: list[int] = param([64, 128], "batch-size levels")
-    momentum: float = param(0.9, "SGD's momentum")
+    trials: int = param(8, "configurations drawn (fANOVA needs a few dozen for a stable answer)")
+    epochs: int = param(1, "training epochs of every trial")
+    seed: int = param(0, "the sampler's seed and every trial run's seed")
 
     def __post_init__(self):
+        check_number("trials", self.trials, 4, integer=True)
         check_number("epochs", self.epochs, 1, integer=True)
-        check_number("momentum", self.momentum, 0, 1)
-        for factor in FACTORS:
-            levels = getattr(self, factor)
-            if not isinstance(levels, list) or len(levels) < 2:
-                raise ConfigError(factor, levels, "must be a list of at least two levels")
+        check_number("seed", self.seed, 0, integer=True)
 
 
 @dataclass(frozen=True)
 class Q2:
-    """Question 2: LeNet under several hyperparameter settings, and a factorial sweep."""
+    """Question 2: LeNet under several hyperparameter settings, and a random-search study."""
 
     epochs: int = param(1, "training epochs of every setting")
     settings: list[dict] = param([{"batch_size": 64, "lr": 0.001, "optimizer": "adam"},
                             {"batch_size": 128, "lr": 0.01, "optimizer": "sgd", "momentum": 0.9}],
                            "run parameters of each setting; 'reported': the assignment's accuracy")
-    factorial: Factorial = param(Factorial(), "the sweep behind 'which hyperparameter matters most'")
+    study: Study = param(Study(), "the random search behind 'which hyperparameters matter most'")
 
     def __post_init__(self):
         check_number("epochs", self.epochs, 1, integer=True)
-        if not isinstance(self.settings, list) or not self.settings:
-            raise ConfigError("settings", self.settings, "must be a non-empty list of settings")
+        if not isinstance(self.settings, list) or len(self.settings) < 2:
+            raise ConfigError("settings", self.settings, "must be a list of at least two settings")
         for i, setting in enumerate(self.settings):
             _mapping(f"settings[{i}]", setting)
             if "reported" in setting and setting["reported"] is not None:
@@ -135,11 +131,13 @@ class Q5:
     """Question 5: LeNet trained on balanced subsets of several sizes, over the seeds."""
 
     sizes: list[typing.Optional[int]] = param([200, 1000, None], "training-set sizes (None: the full set)")
-    epochs: int = param(2, "training epochs at every size")
+    epochs: int = param(2, "training epochs of the largest size (and of every size under equal epochs)")
+    smallest_seeds: int = param(4, "seeds of the smallest size under equal epochs (its spread is the widest)")
 
     def __post_init__(self):
         _sizes("sizes", self.sizes)
         check_number("epochs", self.epochs, 1, integer=True)
+        check_number("smallest_seeds", self.smallest_seeds, 1, integer=True)
 
 
 @dataclass(frozen=True)
@@ -168,6 +166,7 @@ class Params:
     """Every parameter of the report. ``Params()`` holds the interactive defaults: seconds per run."""
 
     profile: str = param("interactive", "name recorded in summary.json")
+    protocol: str = param("validation", "validation: 5,000 training images held out decide every selection; assignment: test accuracy does")
     only: typing.Optional[str] = param(None, "one question (q1 ... q6), or None for all six")
     jobs: int = param(1, "training processes on a CPU (a GPU always uses 1)")
     cluster: typing.Optional[str] = param(None, "None: a local Dask cluster of jobs processes; or a scheduler, tcp://host:8786")
@@ -179,7 +178,7 @@ class Params:
     progress: str = param("notebook", "progress bars: notebook, terminal or none")
     tracker: str = param("none", "log every trained run's epochs: none, wandb or tensorboard")
     q1: Q1 = param(Q1(), "LeNet logged per epoch: epochs, seed")
-    q2: Q2 = param(Q2(), "hyperparameters: settings, factorial sweep")
+    q2: Q2 = param(Q2(), "hyperparameters: settings, random-search study")
     q3: Q3 = param(Q3(), "best CNN vs the SIFT-BoVW-SVM baseline")
     q4: Q4 = param(Q4(), "LeNet vs doubled conv layers: epochs")
     q5: Q5 = param(Q5(), "training-set sizes (None: all) and epochs")
@@ -192,6 +191,8 @@ class Params:
 
         if not isinstance(self.profile, str) or not self.profile:
             raise ConfigError("profile", self.profile, "must be a name")
+        if self.protocol not in PROTOCOLS:
+            raise ConfigError("protocol", self.protocol, f"must be one of {list(PROTOCOLS)}")
         if self.only is not None and self.only not in QUESTIONS:
             raise ConfigError("only", self.only, f"must be None (null) or one of {list(QUESTIONS)}")
         check_number("jobs", self.jobs, 1, integer=True)
@@ -199,7 +200,7 @@ class Params:
         resolve_device(self.device)
         _seeds("seeds", self.seeds)
         try:
-            check_subset(self.train_subset)
+            check_subset(self.train_subset, self.validation)
         except ConfigError as err:
             raise ConfigError("train_subset", err.value, err.allowed) from None
         if self.figures_dir is not None and not isinstance(self.figures_dir, str):
@@ -227,6 +228,18 @@ class Params:
         """Plain values (what a YAML file or papermill holds), sections as mappings."""
         return dataclasses.asdict(self)
 
+    @property
+    def validation(self) -> int:
+        """Training images held out for selection: ``data.VALIDATION_SIZE`` under the validation protocol, else 0."""
+        from .data import VALIDATION_SIZE
+
+        return VALIDATION_SIZE if self.protocol == "validation" else 0
+
+    @property
+    def selected_by(self) -> str:
+        """The accuracy that decides every selection: ``val_acc`` or, under the assignment's protocol, ``test_acc``."""
+        return "val_acc" if self.protocol == "validation" else "test_acc"
+
     def selected(self, question: str) -> bool:
         """Whether the report shows ``question``."""
         return self.only in (None, question)
@@ -238,7 +251,7 @@ def names(cls=Params) -> list[str]:
 
 def build(cls, values, path: str):
     """``cls(**values)`` for a schema dataclass, sections built the same way; a ``ConfigError``
-    names its key by the path from the top (``q2.factorial.lr``)."""
+    names its key by the path from the top (``q2.study.trials``)."""
     if isinstance(values, cls):
         return values
     allowed = names(cls)

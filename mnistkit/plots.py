@@ -46,27 +46,32 @@ def settings_bars(summary: pd.DataFrame):
     return fig
 
 
-def factorial_heatmaps(factorial: pd.DataFrame):
-    """Mean test accuracy over seeds for learning rate x batch size, one panel per optimizer."""
-    optimizers = list(dict.fromkeys(factorial["optimizer"]))
-    fig, axes = plt.subplots(1, len(optimizers), figsize=(3.6 * len(optimizers), 3.2), squeeze=False)
-    vmin, vmax = 100 * factorial["test_acc"].min(), 100 * factorial["test_acc"].max()
+def lr_curves(study: pd.DataFrame, value: str = "val_acc", label: str = "validation accuracy (%)"):
+    """Each trial's ``value`` against its learning rate (log axis), one panel per optimizer,
+    coloured by batch size (log colour scale), so the optimizer x learning-rate interaction shows."""
+    optimizers = list(dict.fromkeys(study["optimizer"]))
+    fig, axes = plt.subplots(1, len(optimizers), figsize=(3.8 * len(optimizers), 3.4), squeeze=False, sharey=True)
+    norm = plt.matplotlib.colors.LogNorm(study["batch_size"].min(), max(study["batch_size"].max(), study["batch_size"].min() + 1))
     for ax, opt in zip(axes[0], optimizers):
-        table = (factorial[factorial.optimizer == opt].groupby(["lr", "batch_size"])["test_acc"].mean()
-                 .unstack("batch_size") * 100)
-        sns.heatmap(table, annot=True, fmt=".1f", cmap="viridis", vmin=vmin, vmax=vmax, cbar=False, ax=ax)
-        ax.set(title=opt, xlabel="batch size", ylabel="learning rate")
-    fig.tight_layout()
+        t = study[study.optimizer == opt].sort_values("lr")
+        points = ax.scatter(t["lr"], 100 * t[value], c=t["batch_size"], cmap="viridis", norm=norm, s=36,
+                            edgecolor="black", linewidth=0.4)
+        ax.set_xscale("log")
+        ax.set(title=opt, xlabel="learning rate")
+    axes[0][0].set(ylabel=label)
+    fig.colorbar(points, ax=axes[0].tolist(), label="batch size")
     return fig
 
 
-def variance_shares(variance: pd.DataFrame):
-    """Share of test-accuracy variance explained by each source, as horizontal bars."""
-    fig, ax = plt.subplots(figsize=(6, 2.6))
-    sns.barplot(x=100 * variance["share"], y=variance["source"], color="tab:blue", ax=ax)
-    for i, share in enumerate(variance["share"]):
-        ax.text(100 * share + 0.5, i, f"{100 * share:.1f}%", va="center")
-    ax.set(xlabel="share of variance (%)", ylabel="", xlim=(0, 110))
+def importances(importance: dict):
+    """fANOVA importance of each hyperparameter, as horizontal bars."""
+    names = list(importance)
+    fig, ax = plt.subplots(figsize=(6, 0.45 * len(names) + 0.9))
+    ax.barh(names, [100 * importance[n] for n in names], color="tab:blue")
+    for i, n in enumerate(names):
+        ax.text(100 * importance[n] + 0.5, i, f"{100 * importance[n]:.1f}%", va="center")
+    ax.invert_yaxis()
+    ax.set(xlabel="fANOVA importance (%)", xlim=(0, 110))
     fig.tight_layout()
     return fig
 
@@ -93,13 +98,17 @@ def accuracy_curves(curves: pd.DataFrame, hue: str, style: str | None = None, ti
     return fig
 
 
-def size_curve(runs: pd.DataFrame):
-    """Test accuracy against training-set size (log axis): seeds as dots, mean +- std as a line."""
+def size_curve(runs: pd.DataFrame, steps: pd.DataFrame | None = None):
+    """Test accuracy against training-set size (log axis): seeds as dots, mean +- std as a line,
+    one line per protocol (``runs`` at equal epochs; ``steps``, the summary at equal steps)."""
     fig, ax = plt.subplots(figsize=(7, 3.8))
     summary = runs.groupby("size")["test_acc"].agg(["mean", "std"]).fillna(0).reset_index()
     ax.errorbar(summary["size"], 100 * summary["mean"], yerr=100 * summary["std"], fmt="-o", capsize=4,
-                label="mean +- std")
-    ax.scatter(runs["size"], 100 * runs["test_acc"], color="gray", s=12, alpha=0.7, label="one seed")
+                label="equal epochs, mean +- std")
+    if steps is not None:
+        ax.errorbar(steps["size"], 100 * steps["mean"], yerr=100 * steps["std"].fillna(0), fmt="--s", capsize=4,
+                    label="equal steps, mean +- std")
+    ax.scatter(runs["size"], 100 * runs["test_acc"], color="gray", s=12, alpha=0.7, label="one seed (equal epochs)")
     ax.set_xscale("log")
     ax.set_xticks(summary["size"], [f"{s:,}" for s in summary["size"]])
     ax.minorticks_off()

@@ -9,6 +9,7 @@ re-run on its own, and re-running the parameters cell and everything after it st
 from __future__ import annotations
 
 import io
+import math
 import time
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Image, Markdown, display
 
-from . import experiments, progress, results
+from . import data, experiments, progress, results
 from .params import Params, from_notebook
 from .store import Store
 
@@ -26,6 +27,17 @@ def _words(value) -> str:
     if isinstance(value, dict):
         return ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in value.items())
     return str(value)
+
+
+def _plain(value):
+    """``value`` with every NaN (a spread or interval from one seed) as None: null in JSON."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
 
 
 class Report:
@@ -95,19 +107,22 @@ class Report:
         p, t = self.params, self.trained
         where = "; ".join(f"{k.replace('_', ' ')} {_words(v)}" for k, v in self.environment.items() if k != "profile")
         baselines = f" and {t['baselines']} baseline ({t['baselines_computed']} computed now)" if t["baselines"] else ""
-        return (f"**Profile `{p.profile}`**: {where}. Seeds: {p.seeds}. Training set: "
-                f"{results.training_set(p.train_subset)} images. {t['runs']} training runs needed, {t['trained']} "
+        rule = (f"selections by accuracy on {p.validation:,} training images held out (500 of each digit, drawn once "
+                f"with seed {data.VALIDATION_SEED}), scored on the test set once" if p.protocol == "validation"
+                else "selections by test accuracy, as the assignment made them")
+        return (f"**Profile `{p.profile}`**, protocol `{p.protocol}` ({rule}): {where}. Seeds: {p.seeds}. Training set: "
+                f"{results.training_set(p.train_subset, p.validation)} images. {t['runs']} training runs needed, {t['trained']} "
                 f"trained now{baselines}, in {t['seconds']:.0f} s; the rest was read from the run store.")
 
     def summary(self) -> dict:
         """summary.json's content: where it ran, each question's headline numbers, runs and time."""
-        out = {**self.environment}
+        out = {**self.environment, "protocol": self.params.protocol}
         for q in ("q1", "q2", "q3", "q4", "q5", "q6"):
             if self.selected(q):
                 out[q] = getattr(self, q)().summary()
         out["runs"], out["runs_trained"] = self.trained["runs"], self.trained["trained"]
         out["wall_seconds"] = time.perf_counter() - self.started
-        return out
+        return _plain(out)
 
     def headlines(self) -> pd.DataFrame:
         """The closing table of headline numbers (every question selected)."""

@@ -31,16 +31,17 @@ from .tracking import Tracker
 
 EVAL_BATCH = 2000
 METRICS = ("train_loss", "train_acc", "test_loss", "test_acc")
+VALIDATION = ("val_loss", "val_acc")  # NaN without a validation split, and in epochs not evaluated
 
 
 @dataclass
 class History:
-    """Per-epoch metrics: ``epoch, train_loss, train_acc, test_loss, test_acc, seconds``."""
+    """Per-epoch metrics: ``epoch, train_loss, train_acc, test_loss, test_acc, val_loss, val_acc, seconds``."""
 
     rows: list = field(default_factory=list)
 
     def frame(self) -> pd.DataFrame:
-        return pd.DataFrame(self.rows, columns=["epoch", *METRICS, "seconds"])
+        return pd.DataFrame(self.rows, columns=["epoch", *METRICS, *VALIDATION, "seconds"])
 
     @property
     def final(self) -> dict:
@@ -248,6 +249,24 @@ def evaluate(model, images, labels) -> dict:
     return {"test_loss": loss_sum.item() / len(labels), "test_acc": correct.item() / len(labels)}
 
 
+def scored(model, epoch: int, config: RunConfig, test, validation) -> dict:
+    """The test (and, with a validation split, validation) metrics of the model after ``epoch``
+    (from 1): measured after every ``config.evaluate_every``-th epoch and the last; NaN otherwise."""
+    if epoch % config.evaluate_every and epoch != config.epochs:
+        return {k: math.nan for k in ("test_loss", "test_acc", *VALIDATION)}
+    row = evaluate(model, *test)
+    if validation is None:
+        return {**row, "val_loss": math.nan, "val_acc": math.nan}
+    val = evaluate(model, *validation)
+    return {**row, "val_loss": val["test_loss"], "val_acc": val["test_acc"]}
+
+
+def held_out(config: RunConfig, device: str):
+    """``(test images and labels, validation images and labels or None)`` for ``config``."""
+    validation = data.validation_split(config.validation, device) if config.validation else None
+    return data.load(False, device), validation
+
+
 @torch.inference_mode()
 def predict(model, images) -> torch.Tensor:
     """Predicted class of every image, as a CPU tensor."""
@@ -305,8 +324,8 @@ def _fit(config: RunConfig, device: str, checkpoint, progress: bool, tracker, on
     generator = seed_everything(config.seed)
     model = build_model(config.model, **config.model_kw).to(device)
     optimizer = make_optimizer(config, model.parameters(), device)
-    train_x, train_y = data.train_split(config.subset, config.subset_seed, device)
-    test_x, test_y = data.load(False, device)
+    train_x, train_y = data.train_split(config.subset, config.subset_seed, device, validation=config.validation)
+    test, validation = held_out(config, device)
     steps = math.ceil(len(train_y) / config.batch_size)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(config, steps))
     history = History()
@@ -326,8 +345,10 @@ def _fit(config: RunConfig, device: str, checkpoint, progress: bool, tracker, on
         start = time.perf_counter()
         row = {"epoch": epoch + 1}
         row.update(train_epoch(model, optimizer, scheduler, train_x, train_y, config, generator))
-        row.update(evaluate(model, test_x, test_y))
+        scores = scored(model, epoch + 1, config, test, validation)
+        row.update({k: scores[k] for k in METRICS[2:]})
         row["seconds"] = time.perf_counter() - start
+        row.update({k: scores[k] for k in VALIDATION})
         history.rows.append(row)
         bar.set_postfix(test_acc=f"{row['test_acc']:.4f}")
         tracker.log(row)

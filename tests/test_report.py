@@ -71,8 +71,8 @@ def test_the_notebook_cells_hold_no_statistics_or_verdicts():
 def test_params_schema_names_unknown_keys_with_their_path_and_keeps_defaults():
     params = Params.from_dict({"q1": {"epochs": 3}})
     assert params.q1.epochs == 3 and params.q1.seed == Params().q1.seed
-    with pytest.raises(ConfigError, match=r"'q2.factorial.lrs' = \[1\]: is not a parameter; allowed in q2.factorial"):
-        Params.from_dict({"q2": {"factorial": {"lrs": [1]}}})
+    with pytest.raises(ConfigError, match=r"'q2.study.trails' = 48: is not a parameter; allowed in q2.study"):
+        Params.from_dict({"q2": {"study": {"trails": 48}}})
     with pytest.raises(ConfigError, match=r"'q1' = 3: must be a mapping"):
         Params.from_dict({"q1": 3})
     assert Params.from_dict(Params().to_dict()) == Params()
@@ -98,18 +98,13 @@ BAD_PARAMS = [
     ({"progress": "loud"}, "'progress'"),
     ({"q1": {"epochs": 0, "seed": 42}}, "'q1.epochs'"),
     ({"q1": {"epochs": 2, "seed": 42, "lr": 0.1}}, "'q1.lr'"),
-    ({"q2": {"epochs": 1, "settings": [{"optimizer": "adagrad"}],
-             "factorial": {"epochs": 1, "optimizer": ["adam", "sgd"], "lr": [0.1, 0.01], "batch_size": [8, 16]}}},
+    ({"protocol": "test"}, "'protocol'"),
+    ({"q2": {"epochs": 1, "settings": [{"optimizer": "adagrad"}, {}], "study": {"trials": 8}}},
      "'q2.settings[0].optimizer'"),
-    ({"q2": {"epochs": 1, "settings": [{"lr": -1}],
-             "factorial": {"epochs": 1, "optimizer": ["adam", "sgd"], "lr": [0.1, 0.01], "batch_size": [8, 16]}}},
-     "'q2.settings[0].lr'"),
-    ({"q2": {"epochs": 1, "settings": [{"lr": 0.1}],
-             "factorial": {"epochs": 1, "optimizer": ["adam"], "lr": [0.1, 0.01], "batch_size": [8, 16]}}},
-     "'q2.factorial.optimizer'"),
-    ({"q2": {"epochs": 1, "settings": [{"lr": 0.1}],
-             "factorial": {"epochs": 1, "optimizer": ["adam", "sgd"], "lr": [0.1, 0.01], "batch_size": [0, 16]}}},
-     "'q2.factorial.batch_size'"),
+    ({"q2": {"epochs": 1, "settings": [{"lr": -1}, {}]}}, "'q2.settings[0].lr'"),
+    ({"q2": {"epochs": 1, "settings": [{"lr": 0.1}]}}, "'q2.settings'"),  # a best and a second best
+    ({"q2": {"study": {"trials": 2}}}, "'q2.study.trials'"),
+    ({"q2": {"study": {"epochs": 0}}}, "'q2.study.epochs'"),
     ({"q3": {"bovw": {"words": 1}}}, "'q3.bovw.words'"),
     ({"q3": {"bovw": {"wrods": 64}}}, "'q3.bovw.wrods'"),
     ({"q4": {"epochs": -3}}, "'q4.epochs'"),
@@ -141,7 +136,7 @@ def test_missing_parameter_file_is_refused(capsys, tmp_path):
 
 PAPERMILL_BAD = [
     ({"lerning_rate": 0.1}, "lerning_rate"),
-    ({"epochz": 3}, "'epochz' = 3: is not a parameter; allowed: ['profile', 'only',"),
+    ({"epochz": 3}, "'epochz' = 3: is not a parameter; allowed: ['profile', 'protocol', 'only',"),
     ({"q1": {"epochs": 2, "sed": 1}}, "'q1.sed'"),
     ({"only": "q9"}, "'only'"),
     ({"q5": {"sizes": [605], "epochs": 1}}, "'q5.sizes[0]'"),
@@ -236,7 +231,17 @@ def test_smoke_report_builds_with_every_section_and_gives_the_golden_numbers_loc
         assert key in summary
     assert summary["profile"] == "smoke"
     assert 0 < summary["q1"]["test_acc"] <= 1 and 0 < summary["q3"]["bovw_test_acc"] <= 1
-    assert set(summary["q5"]["test_acc_mean"]) == {"200", "500", "1000"}
+    assert set(summary["q5"]["equal_epochs"]["test_acc_mean"]) == {"200", "500", "1000"}
+    assert set(summary["q5"]["equal_steps"]["test_acc_mean"]) == {"200", "500", "1000"}
+    assert summary["protocol"] == "validation" and summary["q2"]["selected_by"] == "validation"
+    assert summary["q2"]["trials"] == 8 and sum(summary["q2"]["importance"].values()) == pytest.approx(1, abs=1e-6)
+    for key in ("best_val_acc_mean", "best_test_acc_mean", "best_test_acc_std"):
+        assert 0 < summary["q2"][key] <= 1, key
+    for key in ("cnn_minus_bovw", "cnn_minus_bovw_ci95", "mcnemar_p"):
+        assert key in summary["q3"], key
+    assert len(summary["q4"]["double_minus_lenet_ci95"]) == 2
+    assert summary["q6"]["seeds"] == 1 and "vit_1000_test_acc_mean" in summary["q6"]
+    assert "vit_minus_lenet_1000_ci95" in summary["q6"]
 
     # The committed golden numbers (tests/golden/make.py), then the same profile again in a fresh
     # store, trained by a Dask scheduler's two workers (the first build used a LocalCluster of one):

@@ -34,44 +34,58 @@ def test_variance_shares_of_a_balanced_factorial_are_the_known_ones():
     assert shares.sum() == pytest.approx(1.0)
 
 
-def q2_result(**effects) -> Q2Result:
+def q2_result(selected_by="val_acc") -> Q2Result:
+    """Setting 3 is best on the test set, setting 1 on the validation split."""
     runs = pd.DataFrame([
-        {"setting": 1, "label": "adam lr=0.001 bs=64", "reported": 0.99, "seed": 0, "test_acc": 0.980, "seconds": 4.0},
-        {"setting": 1, "label": "adam lr=0.001 bs=64", "reported": 0.99, "seed": 1, "test_acc": 0.984, "seconds": 4.2},
-        {"setting": 2, "label": "sgd lr=0.01 bs=128 m=0.9", "reported": None, "seed": 0, "test_acc": 0.950, "seconds": 3.0},
-        {"setting": 2, "label": "sgd lr=0.01 bs=128 m=0.9", "reported": None, "seed": 1, "test_acc": 0.954, "seconds": 3.0},
-        {"setting": 3, "label": "adam lr=0.002 bs=64 cosine", "reported": None, "seed": 0, "test_acc": 0.990, "seconds": 4.0},
-        {"setting": 3, "label": "adam lr=0.002 bs=64 cosine", "reported": None, "seed": 1, "test_acc": 0.992, "seconds": 4.0},
+        {"setting": 1, "label": "adam lr=0.001 bs=64", "reported": 0.99, "seed": 0, "test_acc": 0.980, "val_acc": 0.995, "seconds": 4.0},
+        {"setting": 1, "label": "adam lr=0.001 bs=64", "reported": 0.99, "seed": 1, "test_acc": 0.984, "val_acc": 0.996, "seconds": 4.2},
+        {"setting": 1, "label": "adam lr=0.001 bs=64", "reported": 0.99, "seed": 2, "test_acc": 0.982, "val_acc": 0.997, "seconds": 4.2},
+        {"setting": 2, "label": "sgd lr=0.01 bs=128 m=0.9", "reported": None, "seed": 0, "test_acc": 0.950, "val_acc": 0.95, "seconds": 3.0},
+        {"setting": 2, "label": "sgd lr=0.01 bs=128 m=0.9", "reported": None, "seed": 1, "test_acc": 0.954, "val_acc": 0.95, "seconds": 3.0},
+        {"setting": 2, "label": "sgd lr=0.01 bs=128 m=0.9", "reported": None, "seed": 2, "test_acc": 0.952, "val_acc": 0.95, "seconds": 3.0},
+        {"setting": 3, "label": "adam lr=0.002 bs=64 cosine", "reported": None, "seed": 0, "test_acc": 0.990, "val_acc": 0.990, "seconds": 4.0},
+        {"setting": 3, "label": "adam lr=0.002 bs=64 cosine", "reported": None, "seed": 1, "test_acc": 0.992, "val_acc": 0.991, "seconds": 4.0},
+        {"setting": 3, "label": "adam lr=0.002 bs=64 cosine", "reported": None, "seed": 2, "test_acc": 0.991, "val_acc": 0.992, "seconds": 4.0},
     ])
-    return Q2Result(runs=runs, factorial=factorial(**effects), epochs=5, factorial_epochs=2, momentum=0.9,
-                    seeds=[0, 1])
+    # the study: accuracy depends on the learning rate only (peaked at 1e-2.5), not on the rest
+    trials = []
+    for i in range(24):
+        opt = ("adam", "sgd", "rmsprop")[i % 3]
+        lr = 10 ** (-4 + 3 * ((i * 7) % 24) / 23)
+        acc = 0.99 - 0.1 * (math.log10(lr) + 2.5) ** 2
+        trials.append({"optimizer": opt, "lr": lr, "batch_size": (32, 64, 128, 256, 512)[i % 5],
+                       "weight_decay": 10 ** (-6 + 4 * ((i * 5) % 24) / 23), "momentum": 0.9 if opt == "sgd" else math.nan,
+                       "test_acc": acc, "val_acc": acc})
+    return Q2Result(runs=runs, study=pd.DataFrame(trials), epochs=5, study_epochs=2, seeds=[0, 1, 2],
+                    selected_by=selected_by, train_size=55_000)
 
 
-def test_q2_names_the_best_and_weakest_setting_and_the_factor_that_matters_most():
+def test_q2_selects_on_validation_and_states_both_accuracies():
     r = q2_result()
-    assert r.best.setting == 3 and r.best["mean"] == pytest.approx(0.991)
-    assert r.weakest.setting == 2
-    assert list(r.ranked_factors.source) == ["optimizer", "lr", "batch_size"]
+    assert r.best.setting == 1 and r.second.setting == 3 and r.weakest.setting == 2
+    assert r.margin().verdict == "better"  # 0.996 vs 0.991 on validation, tight seeds
+    assert r.margin("test_acc").verdict == "worse"  # the test set would have chosen setting 3
+    text = r.analysis()
+    assert "Chosen by **validation** accuracy, the best setting is **adam lr=0.001 bs=64**" in text
+    assert "95% interval" in text
+    assert list(r.table().columns)[2:4] == ["validation accuracy, mean ± std", "test accuracy, mean ± std"]
     summary = r.summary()
-    assert summary["most_important"] == "optimizer" and summary["best_setting"] == "adam lr=0.002 bs=64 cosine"
-    assert summary["best_test_acc_mean"] == pytest.approx(0.991)
-    assert summary["variance_share"]["interactions"] == pytest.approx(0.01**2 / 6.25e-4)
-    text = r.factorial_analysis()
-    assert "**optimizer** matters most: it explains **64.0%**" in text
-    assert "interactions explain 16.0%" in text and "seed-to-seed noise 4.0%" in text
-    assert "the batch sizes scored alike, within the seed noise" in text  # no effect, no claim
-    table = r.table()
-    assert list(table.columns) == ["#", "setting", "test accuracy, mean ± std", "the assignment (1 run)",
-                                   "seconds per run"]
-    assert table["the assignment (1 run)"].tolist() == ["99.00%", "", ""]
+    assert summary["selected_by"] == "validation" and summary["best_val_acc_mean"] == pytest.approx(0.996)
+    assert summary["best_test_acc_mean"] == pytest.approx(0.982) and summary["trials"] == 24
+    assert "not retrained on all 60,000" in r.protocol()
+    on_test = q2_result("test_acc")
+    assert on_test.best.setting == 3 and on_test.summary()["best_val_acc_mean"] is None
+    assert "validation accuracy, mean ± std" not in on_test.table().columns
 
 
-def test_q2_batch_size_trend_follows_the_data():
-    assert q2_result(c=0.01).batch_size_gap.verdict == "higher"  # 64 (+1) beats 128 by 0.02, noise ~0.004
-    assert q2_result(c=-0.01).batch_size_gap.verdict == "lower"
-    assert q2_result(c=0.001).batch_size_gap.verdict == "level"  # 0.002 apart: inside the seed noise
-    assert "smaller batches scored higher here" in q2_result(c=0.01).factorial_analysis()
-    assert "larger batches scored higher here" in q2_result(c=-0.01).factorial_analysis()
+def test_q2_importance_finds_the_one_parameter_that_matters():
+    r = q2_result()
+    importance = r.summary()["importance"]
+    assert set(importance) == {"lr", "batch_size", "optimizer", "weight_decay"}
+    assert sum(importance.values()) == pytest.approx(1.0, abs=1e-6)
+    assert r.ranked_parameters[0] == "lr" and importance["lr"] > 0.8
+    assert "**lr** matters most" in r.study_analysis()
+    assert r.best_lr().optimizer.tolist() == ["adam", "sgd", "rmsprop"]
 
 
 # ---------------------------------------------------------------- a gap inside and outside the noise
@@ -86,33 +100,36 @@ def test_gap_verdicts():
     assert stats.binomial_se(0.99) == pytest.approx(math.sqrt(0.99 * 0.01 / 10_000))
 
 
-def q3_result(cnn_acc, cnn_std, bovw_acc) -> Q3Result:
-    cnn = Method("LeNet (adam)", "LeNet", cnn_acc, cnn_std, 3, 14.0, 0.02, 44_426, 84)
+def q3_result(cnn_accs, bovw_acc, mcnemar=None) -> Q3Result:
+    acc = sum(cnn_accs) / len(cnn_accs)
+    cnn = Method("LeNet (adam)", "LeNet", acc, pd.Series(cnn_accs).std(), len(cnn_accs), 14.0, 0.02, 44_426, 84)
     bovw = Method("SIFT-BoVW-SVM", "SIFT-BoVW-SVM", bovw_acc, math.nan, 1, 70.0, 1.0, 346_122, 21_504)
     per_class = pd.DataFrame({"digit": range(10), "LeNet": [0.99] * 10,
                               "SIFT-BoVW-SVM": [0.99, 0.99, 0.98, 0.97, 0.99, 0.99, 0.99, 0.95, 0.99, 0.99]})
     config = {"step": 4, "upscale": 56, "patch": 4.0, "words": 1024, "kmeans_sample": 100_000, "levels": 3}
-    return Q3Result(cnn, bovw, per_class, config, 80.0, 60_000, "a CPU")
+    return Q3Result(cnn, bovw, list(cnn_accs), mcnemar, per_class, config, 80.0, 60_000, "a CPU")
 
 
-def test_q3_gap_inside_the_noise_is_level():
-    # 0.06 points apart; the baseline's sampling error (0.09 points) is the larger noise
-    r = q3_result(0.9910, 0.0005, 0.9916)
-    assert r.gap.noise == pytest.approx(stats.binomial_se(0.9916))
-    assert r.gap.verdict == "level"
-    assert "The two are level: 99.10% for the CNN against 99.16%" in r.analysis()
+def test_q3_gap_whose_interval_includes_zero_is_level():
+    r = q3_result([0.9905, 0.9915, 0.9910], 0.9912)
+    assert r.gap.verdict == "level" and r.gap.lo < 0 < r.gap.hi
+    assert "The two are level: 99.10% for the CNN against 99.12%" in r.analysis()
     assert r.hardest_digit == 7
 
 
-def test_q3_gap_outside_the_noise_names_the_better_method():
-    r = q3_result(0.995, 0.0005, 0.980)
-    assert r.gap.verdict == "higher" and r.error_ratio == pytest.approx(4.0)
-    assert "The CNN is **1.50 points** more accurate" in r.analysis()
-    assert "4.0× as many test errors" in r.analysis()
-    worse = q3_result(0.95, 0.002, 0.99)
-    assert worse.gap.verdict == "lower" and "The baseline is **4.00 points** more accurate" in worse.analysis()
+def test_q3_interval_above_zero_names_the_better_method_and_mcnemar_is_reported():
+    paired = stats.mcnemar([1, 1, 1, 0], [1, 0, 0, 0], [1, 1, 1, 1])
+    r = q3_result([0.9950, 0.9952, 0.9948], 0.980, paired)
+    assert r.gap.verdict == "better" and r.error_ratio == pytest.approx(4.0)
+    text = r.analysis()
+    assert "The CNN is more accurate: 99.50% against 98.00%, +1.50 points (95% interval" in text
+    assert "4.0× as many test errors" in text and f"McNemar's exact test gives p = {paired.p:.2g}" in text  # 2 against 0: p = 0.5
+    worse = q3_result([0.95, 0.952, 0.948], 0.99)
+    assert worse.gap.verdict == "worse" and "The baseline is more accurate" in worse.analysis()
     assert list(r.table().columns) == ["measure", "LeNet", "SIFT-BoVW-SVM"]
-    assert r.summary()["cnn_test_acc"] == 0.995 and r.summary()["bovw_feature_dim"] == 21_504
+    s = r.summary()
+    assert s["cnn_minus_bovw"] == pytest.approx(0.015) and s["cnn_minus_bovw_ci95"][0] > 0
+    assert s["mcnemar_p"] == paired.p and s["bovw_feature_dim"] == 21_504
 
 
 def q4_result(lenet, double) -> Q4Result:
@@ -122,15 +139,16 @@ def q4_result(lenet, double) -> Q4Result:
     return Q4Result(runs=pd.DataFrame(rows), curves=pd.DataFrame(), epochs=5, seeds=[0, 1, 2])
 
 
-def test_q4_verdict_against_the_seed_spread():
+def test_q4_verdict_from_the_interval_over_seeds():
     level = q4_result([0.988, 0.989, 0.987], [0.9875, 0.9885, 0.9880])
     assert level.gap.verdict == "level" and "not a clear difference" in level.analysis()
     worse = q4_result([0.988, 0.9885, 0.9875], [0.980, 0.9805, 0.9795])
-    assert worse.gap.verdict == "lower" and "the deeper network does worse" in worse.analysis()
-    assert worse.gap.difference == pytest.approx(-0.008)
+    assert worse.gap.verdict == "worse" and "the deeper network does worse" in worse.analysis()
+    assert worse.gap.diff == pytest.approx(-0.008) and "95% interval" in worse.analysis()
     better = q4_result([0.980, 0.9805, 0.9795], [0.988, 0.9885, 0.9875])
-    assert better.gap.verdict == "higher" and "extra depth pays off" in better.analysis()
+    assert better.gap.verdict == "better" and "extra depth pays off" in better.analysis()
     s = better.summary()
+    assert s["double_minus_lenet"] == pytest.approx(0.008) and s["double_minus_lenet_ci95"][0] > 0
     assert s["lenet_seconds_per_epoch"] == pytest.approx(2.0) and s["double_conv_seconds_per_epoch"] == pytest.approx(3.0)
     assert s["double_conv_parameters"] - s["lenet_parameters"] == 7_322
 
@@ -138,10 +156,14 @@ def test_q4_verdict_against_the_seed_spread():
 # ---------------------------------------------------------------- saturating and non-saturating size curves
 
 
-def q5_result(means, spreads=(0.02, 0.01, 0.001)) -> Q5Result:
+def q5_result(means, spreads=(0.02, 0.01, 0.001), steps=(0.90, 0.97), small_extra=()) -> Q5Result:
     sizes = [600, 6000, 60_000]
-    rows = [{"size": n, "full": n == 60_000, "seed": s, "test_acc": m + d * (1 if s == 0 else -1)}
-            for n, m, d in zip(sizes, means, spreads) for s in (0, 1)]
+    rows = [{"protocol": "equal_epochs", "size": n, "full": n == 60_000, "seed": s, "epochs": 5,
+             "test_acc": m + d * (1 if s == 0 else -1)} for n, m, d in zip(sizes, means, spreads) for s in (0, 1)]
+    rows += [{"protocol": "equal_epochs", "size": 600, "full": False, "seed": 2 + i, "epochs": 5, "test_acc": a}
+             for i, a in enumerate(small_extra)]
+    rows += [{"protocol": "equal_steps", "size": n, "full": False, "seed": s, "epochs": e, "test_acc": m}
+             for n, m, e in zip(sizes, steps, (470, 47)) for s in (0, 1)]
     return Q5Result(runs=pd.DataFrame(rows), epochs=5, seeds=[0, 1])
 
 
@@ -152,8 +174,26 @@ def test_a_saturating_size_curve_is_called_saturating():
     text = r.analysis()
     assert "shrinks as the set grows" in text and "The spread between seeds shrinks too" in text
     assert "it is all the data" in text
-    assert r.summary()["test_acc_mean"] == {"600": pytest.approx(0.80), "6000": pytest.approx(0.95),
-                                            "60000": pytest.approx(0.99)}
+    s = r.summary()
+    assert s["equal_epochs"]["test_acc_mean"] == {"600": pytest.approx(0.80), "6000": pytest.approx(0.95),
+                                                  "60000": pytest.approx(0.99)}
+    assert s["equal_steps"]["test_acc_mean"] == {"600": pytest.approx(0.90), "6000": pytest.approx(0.97),
+                                                 "60000": pytest.approx(0.99)}
+    assert s["equal_steps"]["epochs"] == {"600": 470, "6000": 47, "60000": 5}
+
+
+def test_equal_steps_split_the_small_set_gap_into_steps_and_data():
+    r = q5_result([0.80, 0.95, 0.99], steps=(0.90, 0.97))
+    assert r.steps_share() == pytest.approx(0.10 / 0.19)
+    assert "equal steps close 53% of the gap" in r.analysis()
+    assert list(r.table().columns)[-2:] == ["equal steps: epochs", "equal steps: test accuracy"]
+
+
+def test_the_assignments_600_image_run_is_placed_among_the_seeds():
+    inside = q5_result([0.80, 0.95, 0.99], small_extra=(0.83, 0.76))  # seeds 0.82, 0.78, 0.83, 0.76
+    assert "2 of 4 reach the assignment's single run of 81.83%, which lies inside the range" in inside.analysis()
+    outside = q5_result([0.70, 0.95, 0.99], spreads=(0.01, 0.01, 0.001))
+    assert "0 of 2 reach" in outside.analysis() and "outside the range of our seeds" in outside.analysis()
 
 
 def test_a_log_linear_size_curve_is_not_saturating():
@@ -177,34 +217,54 @@ def test_q1_sees_when_the_test_loss_turns_up():
     assert list(r.table().columns) == ["epoch", "train loss", "test loss", "train accuracy", "test accuracy", "seconds"]
 
 
-def q6_result(vit, lenet) -> Q6Result:
+def q6_result(vit, lenet, vit_val=None, seeds=(0, 1, 2)) -> Q6Result:
+    """Accuracies per recipe at (6,000, 60,000); each seed adds -0.001, 0, +0.001 around them."""
     recipes = {"assignment": {"optimizer": "adam"}, "improved": {"optimizer": "adamw", "vit": {"norm_first": True}}}
-    rows = [{"recipe": r, "model": m, "size": n, "seed": 0, "test_acc": acc[r][i], "parameters": 1, "seconds": 1.0}
-            for r in recipes for m, acc in (("vit", vit), ("lenet", lenet)) for i, n in enumerate((6000, 60_000))]
-    return Q6Result(runs=pd.DataFrame(rows), curves=pd.DataFrame(), recipes=recipes, epochs=10, seeds=[0])
+    vit_val = vit_val or vit
+    rows = [{"recipe": r, "model": m, "size": n, "seed": s, "test_acc": acc[r][i] + 0.001 * (s - 1),
+             "val_acc": val[r][i] + 0.001 * (s - 1), "parameters": 1, "seconds": 1.0}
+            for r in recipes for m, acc, val in (("vit", vit, vit_val), ("lenet", lenet, lenet))
+            for i, n in enumerate((6000, 60_000)) for s in seeds]
+    return Q6Result(runs=pd.DataFrame(rows), curves=pd.DataFrame(), recipes=recipes, epochs=10, seeds=list(seeds))
 
 
-def test_q6_picks_the_recipe_by_the_vit_on_the_largest_set_and_checks_the_goals():
+def test_q6_picks_the_recipe_by_validation_and_compares_over_seeds():
     r = q6_result(vit={"assignment": [0.942, 0.980], "improved": [0.962, 0.990]},
                   lenet={"assignment": [0.973, 0.990], "improved": [0.976, 0.992]})
     assert r.best_recipe == "improved" and r.goals_met
     assert r.lenet_lead(6000) == pytest.approx(0.014) and r.lenet_lead(60_000) == pytest.approx(0.002)
+    assert r.vit_minus_lenet(6000).verdict == "worse" and r.vit_minus_lenet(6000, "assignment").diff == pytest.approx(-0.031)
     assert r.lead_shrinks and "its lead shrinks as the data grows" in r.analysis()
-    assert r.summary()["vit_60000_test_acc"] == 0.990 and r.summary()["recipes"]["assignment"]["vit_6000_test_acc"] == 0.942
+    s = r.summary()
+    assert s["vit_60000_test_acc_mean"] == pytest.approx(0.990) and s["vit_60000_test_acc_std"] == pytest.approx(0.001)
+    assert s["seeds"] == 3 and s["selected_by"] == "validation"
+    lo, hi = s["vit_minus_lenet_60000_ci95"]
+    assert s["vit_minus_lenet_60000"] == pytest.approx(-0.002) and lo < -0.002 < hi < 0.001  # level: spans 0
+    assert s["recipes"]["assignment"]["vit_6000_test_acc_mean"] == pytest.approx(0.942)
     assert "norm_first: False under assignment, True under improved" in r.protocol()
+    # validation decides even where the test set would choose the other recipe
+    chosen = q6_result(vit={"assignment": [0.95, 0.99], "improved": [0.96, 0.98]},
+                       lenet={"assignment": [0.97, 0.99], "improved": [0.97, 0.99]},
+                       vit_val={"assignment": [0.95, 0.97], "improved": [0.96, 0.985]})
+    assert chosen.best_recipe == "improved" and "chosen by the ViT's mean validation accuracy" in chosen.analysis()
     missed = q6_result(vit={"assignment": [0.90, 0.97], "improved": [0.96, 0.96]},
                        lenet={"assignment": [0.97, 0.99], "improved": [0.97, 0.99]})
     assert missed.best_recipe == "assignment" and not missed.goals_met and "not both met" in missed.analysis()
 
 
 def test_headline_labels_come_from_the_parameters():
-    summary = {"q1": {"test_acc": 0.99}, "q2": {"best_setting": "adam", "best_test_acc_mean": 0.991, "seeds": 3},
-               "q3": {"bovw_test_acc": 0.99}, "q4": {"lenet_test_acc_mean": 0.988, "double_conv_test_acc_mean": 0.986},
-               "q5": {"test_acc_mean": {"600": 0.73, "60000": 0.988}},
-               "q6": {"recipe": "improved", "vit_6000_test_acc": 0.96, "vit_60000_test_acc": 0.99,
-                      "lenet_6000_test_acc": 0.97, "lenet_60000_test_acc": 0.99}}
+    summary = {"q1": {"test_acc": 0.99},
+               "q2": {"best_setting": "adam", "best_test_acc_mean": 0.991, "seeds": 3, "selected_by": "validation"},
+               "q3": {"bovw_test_acc": 0.99, "cnn_minus_bovw": 0.001, "cnn_minus_bovw_ci95": [-0.001, 0.003]},
+               "q4": {"lenet_test_acc_mean": 0.988, "double_minus_lenet": -0.002, "double_minus_lenet_ci95": [-0.004, 0.0]},
+               "q5": {"equal_epochs": {"test_acc_mean": {"600": 0.73, "55000": 0.988}},
+                      "equal_steps": {"test_acc_mean": {"600": 0.9, "55000": 0.988}}},
+               "q6": {"recipe": "improved", "seeds": 3, "vit_6000_test_acc_mean": 0.96, "vit_55000_test_acc_mean": 0.99,
+                      "vit_minus_lenet_6000": -0.01, "vit_minus_lenet_6000_ci95": [-0.02, 0.0],
+                      "vit_minus_lenet_55000": -0.001, "vit_minus_lenet_55000_ci95": [-0.003, 0.001]}}
     table = results.headlines(summary, q1_epochs=3, q2_settings=12)
     assert table.result.iloc[0] == "1. LeNet, 3 epochs"
-    assert table.result.iloc[1] == "2. best of 12 settings, adam (mean of 3 seeds)"
-    assert "6. ViT, 60,000 images (improved recipe)" in table.result.tolist()
-    assert table["the assignment"][table.result == "5. 600 training images (mean)"].item() == "81.83%"
+    assert table.result.iloc[1] == "2. best of 12 settings, chosen on validation: adam (mean of 3 seeds)"
+    assert "6. ViT, 55,000 images (improved recipe, mean of 3 seeds)" in table.result.tolist()
+    assert table["the assignment"][table.result == "5. 600 training images, equal epochs (mean)"].item() == "81.83%"
+    assert table["mnistkit"][table.result == "3. CNN minus BoVW, 95% interval"].item() == "+0.10 points [-0.10, +0.30]"

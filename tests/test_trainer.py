@@ -5,7 +5,8 @@ import torch
 
 from mnistkit import data, trainer
 from mnistkit.config import RunConfig
-from mnistkit.trainer import METRICS, fit
+from mnistkit.errors import ConfigError
+from mnistkit.trainer import METRICS, VALIDATION, fit
 
 SMALL = RunConfig(subset=6000, epochs=2, device="cpu")
 
@@ -13,7 +14,8 @@ SMALL = RunConfig(subset=6000, epochs=2, device="cpu")
 def test_short_fit_is_well_above_chance():
     _, history = fit(SMALL, progress=False)
     frame = history.frame()
-    assert list(frame.columns) == ["epoch", *METRICS, "seconds"]
+    assert list(frame.columns) == ["epoch", *METRICS, *VALIDATION, "seconds"]
+    assert frame["val_acc"].isna().all()  # no validation split
     assert frame["epoch"].tolist() == [1, 2]
     assert frame["test_acc"].iloc[-1] > 0.9
     assert frame["train_loss"].iloc[1] < frame["train_loss"].iloc[0]
@@ -67,3 +69,35 @@ def test_predict_returns_one_class_per_image():
     predictions = trainer.predict(model, x[:500])
     assert predictions.shape == (500,) and predictions.dtype == torch.int64
     assert (predictions == y[:500]).float().mean() > 0.8
+
+
+def test_validation_split_is_scored_every_epoch_and_left_out_of_training():
+    _, history = fit(SMALL.replace(validation=1000, subset=None, epochs=1, evaluate_every=1), progress=False)
+    frame = history.frame()
+    assert frame["val_acc"].notna().all() and 0.9 < frame["val_acc"].iloc[-1] <= 1
+    held = set(data.validation_indices(1000).tolist())
+    assert len(held) == 1000
+    images, labels = data.train_split(None, 0, validation=1000)
+    assert len(labels) == 59_000
+    assert torch.bincount(data.load(True)[1][list(held)]).tolist() == [100] * 10
+    # a subset is drawn from the training part only: no held-out image is in it
+    sub, _ = data.train_split(500, 3, validation=1000)
+    val, _ = data.validation_split(1000)
+    assert not any(torch.equal(s, v) for s in sub[:50] for v in val)
+
+
+def test_evaluate_every_scores_the_last_epoch_and_keeps_the_numbers():
+    every = fit(SMALL.replace(subset=500, epochs=3), progress=False)[1].frame()
+    sparse = fit(SMALL.replace(subset=500, epochs=3, evaluate_every=2), progress=False)[1].frame()
+    assert sparse["test_acc"].isna().tolist() == [True, False, False]
+    assert sparse["test_acc"].iloc[-1] == every["test_acc"].iloc[-1]
+    assert sparse["train_loss"].equals(every["train_loss"])
+
+
+def test_bad_validation_and_subset_beside_it_name_the_parameter():
+    with pytest.raises(ConfigError, match="validation"):
+        SMALL.replace(validation=15)
+    with pytest.raises(ConfigError, match="subset.*4921 per class"):
+        SMALL.replace(validation=5000, subset=54_210)
+    with pytest.raises(ConfigError, match="evaluate_every"):
+        SMALL.replace(evaluate_every=0)
