@@ -116,7 +116,7 @@ class Report:
 
     def summary(self) -> dict:
         """summary.json's content: where it ran, each question's headline numbers, runs and time."""
-        out = {**self.environment, "protocol": self.params.protocol}
+        out = {**self.environment, "protocol": self.params.protocol, "validation": self.params.validation}
         for q in ("q1", "q2", "q3", "q4", "q5", "q6"):
             if self.selected(q):
                 out[q] = getattr(self, q)().summary()

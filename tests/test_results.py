@@ -253,18 +253,31 @@ def test_q6_picks_the_recipe_by_validation_and_compares_over_seeds():
 
 
 def test_headline_labels_come_from_the_parameters():
-    summary = {"q1": {"test_acc": 0.99},
+    summary = {"validation": 5000, "q1": {"test_acc": 0.99},
                "q2": {"best_setting": "adam", "best_test_acc_mean": 0.991, "seeds": 3, "selected_by": "validation"},
                "q3": {"bovw_test_acc": 0.99, "cnn_minus_bovw": 0.001, "cnn_minus_bovw_ci95": [-0.001, 0.003]},
                "q4": {"lenet_test_acc_mean": 0.988, "double_minus_lenet": -0.002, "double_minus_lenet_ci95": [-0.004, 0.0]},
-               "q5": {"equal_epochs": {"test_acc_mean": {"600": 0.73, "55000": 0.988}},
-                      "equal_steps": {"test_acc_mean": {"600": 0.9, "55000": 0.988}}},
-               "q6": {"recipe": "improved", "seeds": 3, "vit_6000_test_acc_mean": 0.96, "vit_55000_test_acc_mean": 0.99,
+               "q5": {"equal_epochs": {"test_acc_mean": {"600": 0.73, "60000": 0.988}},
+                      "equal_steps": {"test_acc_mean": {"600": 0.9, "60000": 0.988}}},
+               "q6": {"recipe": "improved", "seeds": 3, "vit_6000_test_acc_mean": 0.96, "vit_60000_test_acc_mean": 0.99,
                       "vit_minus_lenet_6000": -0.01, "vit_minus_lenet_6000_ci95": [-0.02, 0.0],
-                      "vit_minus_lenet_55000": -0.001, "vit_minus_lenet_55000_ci95": [-0.003, 0.001]}}
+                      "vit_minus_lenet_60000": -0.001, "vit_minus_lenet_60000_ci95": [-0.003, 0.001]}}
     table = results.headlines(summary, q1_epochs=3, q2_settings=12)
     assert table.result.iloc[0] == "1. LeNet, 3 epochs"
     assert table.result.iloc[1] == "2. best of 12 settings, chosen on validation: adam (mean of 3 seeds)"
-    assert "6. ViT, 55,000 images (improved recipe, mean of 3 seeds)" in table.result.tolist()
+    assert "6. ViT, 60,000 (55,000 trained on, 5,000 held out) images (improved recipe, mean of 3 seeds)" in table.result.tolist()
+    assert table["the assignment"][table.result.str.startswith("6. ViT, 60,000")].item() == "97.44% (6 layers)"
+    assert "6. ViT, 6,000 images (improved recipe, mean of 3 seeds)" in table.result.tolist()
     assert table["the assignment"][table.result == "5. 600 training images, equal epochs (mean)"].item() == "81.83%"
     assert table["mnistkit"][table.result == "3. CNN minus BoVW, 95% interval"].item() == "+0.10 points [-0.10, +0.30]"
+
+
+def test_the_whole_training_set_keeps_its_name_when_validation_images_are_held_out():
+    assert results.size_key(55_000) == "60000" and results.size_key(60_000) == "60000"
+    assert results.size_key(6_000) == "6000" and results.size_key(54_990) == "54990"
+    r = q6_result(vit={"assignment": [0.942, 0.980], "improved": [0.962, 0.990]},
+                  lenet={"assignment": [0.973, 0.990], "improved": [0.976, 0.992]})
+    r.runs["size"] = r.runs["size"].replace(60_000, 55_000)  # what the validation protocol trains on
+    s = r.summary()
+    assert s["vit_60000_test_acc_mean"] == pytest.approx(0.990) and "vit_minus_lenet_60000_ci95" in s
+    assert not any("55000" in k for k in s)
