@@ -3,14 +3,19 @@
 By default a Jupyter kernel listens on TCP ports of localhost, and ipykernel warns on every start
 that this traffic is unencrypted. Over IPC (Unix domain sockets, in Jupyter's runtime folder, only
 this user can open them) nothing travels over the network and there is nothing to warn about.
+The sockets' files go to Jupyter's runtime folder, never the working folder (jupyter_client's
+default for IPC is ``kernel-ipc-<port>`` in the working folder, when no connection file is named
+yet), and are removed when the kernel shuts down.
 Chosen with ``papermill --engine mnistkit`` (registered by ``pip install -e .``); build.sh uses it.
 """
 
 from __future__ import annotations
 
 import os
+import uuid
 
 from jupyter_client.manager import AsyncKernelManager
+from jupyter_core.paths import jupyter_runtime_dir
 from papermill.engines import NBClientEngine
 
 
@@ -19,6 +24,9 @@ class IpcKernelManager(AsyncKernelManager):
 
     def __init__(self, **kwargs):
         kwargs.setdefault("transport", "ipc" if os.name == "posix" else "tcp")
+        if kwargs["transport"] == "ipc" and "ip" not in kwargs:
+            os.makedirs(jupyter_runtime_dir(), exist_ok=True)
+            kwargs["ip"] = os.path.join(jupyter_runtime_dir(), f"kernel-{uuid.uuid4()}-ipc")
         super().__init__(**kwargs)
 
 

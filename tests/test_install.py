@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import tomllib
+from pathlib import Path
 
 import pytest
 
@@ -178,8 +179,9 @@ def test_build_sh_skips_installing_when_the_stamp_matches(tmp_path):
 # ---------------------------------------------------------------- the kernel
 
 
-def test_the_mnistkit_engine_runs_the_kernel_over_ipc_without_the_tcp_warning(tmp_path, capfd):
+def test_the_mnistkit_engine_runs_the_kernel_over_ipc_without_the_tcp_warning(tmp_path, capfd, monkeypatch):
     import papermill
+    from jupyter_core.paths import jupyter_runtime_dir
     from papermill.engines import papermill_engines
 
     from mnistkit.kernel import Engine
@@ -188,11 +190,19 @@ def test_the_mnistkit_engine_runs_the_kernel_over_ipc_without_the_tcp_warning(tm
     notebook = {"cells": [{"cell_type": "code", "id": "p", "metadata": {"tags": ["parameters"]}, "outputs": [],
                            "execution_count": None, "source": "x = 1"},
                           {"cell_type": "code", "id": "c", "metadata": {}, "outputs": [], "execution_count": None,
-                           "source": "from ipykernel.kernelapp import IPKernelApp\nprint(IPKernelApp.instance().transport, x)"}],
+                           "source": "from ipykernel.kernelapp import IPKernelApp\napp = IPKernelApp.instance()\n"
+                                     "print(app.transport, x)\nprint(app.ip)"}],
                 "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
                 "nbformat": 4, "nbformat_minor": 5}
     (tmp_path / "in.ipynb").write_text(json.dumps(notebook))
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
     out = papermill.execute_notebook(str(tmp_path / "in.ipynb"), str(tmp_path / "out.ipynb"), parameters={"x": 7},
                                      kernel_name="python3", engine_name="mnistkit", progress_bar=False)
-    assert out["cells"][-1]["outputs"][0]["text"] == "ipc 7\n"
+    transport, ip = out["cells"][-1]["outputs"][0]["text"].splitlines()
+    assert transport == "ipc 7"
     assert "without encryption" not in capfd.readouterr().err
+    # the sockets lived in Jupyter's runtime folder and are gone; none was made in the working folder
+    assert ip.startswith(jupyter_runtime_dir()) and not list(Path(jupyter_runtime_dir()).glob(Path(ip).name + "*"))
+    assert not list(work.iterdir())
