@@ -989,3 +989,11 @@ def headlines(summary: dict, q1_epochs: int, q2_settings: int) -> pd.DataFrame:
             *[(f"6. ViT minus LeNet, {images(s)} images, 95% interval", ci(q6[f"vit_minus_lenet_{s}"], q6[f"vit_minus_lenet_{s}_ci95"]), "")
               for s in sizes]]
     return pd.DataFrame(rows, columns=["result", "mnistkit", "the assignment"])
+
+
+def markdown(frame: pd.DataFrame) -> str:
+    """``frame`` as a GitHub Markdown table (the README's results table is ``headlines`` through this)."""
+    def row(cells) -> str:
+        return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
+
+    return "\n".join([row(frame.columns), row(["---"] * len(frame.columns)), *map(row, frame.itertuples(index=False))])
