@@ -138,5 +138,5 @@ class RunConfig:
 
     def label(self) -> str:
         """A short human-readable description, for progress bars and tables."""
-        subset = "60000" if self.subset is None else str(self.subset)
+        subset = str(TRAIN_SIZE - self.validation) if self.subset is None else str(self.subset)  # images trained on
         return f"{self.model} {self.optimizer} lr={self.lr:g} bs={self.batch_size} n={subset} seed={self.seed}"
