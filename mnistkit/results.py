@@ -981,9 +981,9 @@ def headlines(summary: dict, q1_epochs: int, q2_settings: int) -> pd.DataFrame:
             ("4. doubled conv layers minus LeNet, 95% interval", ci(q4["double_minus_lenet"], q4["double_minus_lenet_ci95"]), ""),
             *[(f"5. {images(k)} training images, equal epochs (mean)", pct(v),
                pct(ASSIGNMENT["q5"][int(k)]) if int(k) in ASSIGNMENT["q5"] else "")
-              for k, v in q5["equal_epochs"]["test_acc_mean"].items()],
+              for k, v in sorted(q5["equal_epochs"]["test_acc_mean"].items(), key=lambda kv: int(kv[0]))],
             *[(f"5. {images(k)} training images, equal steps (mean)", pct(v), "")
-              for k, v in q5["equal_steps"]["test_acc_mean"].items()],
+              for k, v in sorted(q5["equal_steps"]["test_acc_mean"].items(), key=lambda kv: int(kv[0]))],
             *[(f"6. ViT, {images(s)} images ({q6['recipe']} recipe, mean of {q6['seeds']} seeds)", pct(q6[f"vit_{s}_test_acc_mean"]),
                pct(ASSIGNMENT["q6_vit"][s]) + " (6 layers)" if s in ASSIGNMENT["q6_vit"] else "") for s in sizes],
             *[(f"6. ViT minus LeNet, {images(s)} images, 95% interval", ci(q6[f"vit_minus_lenet_{s}"], q6[f"vit_minus_lenet_{s}_ci95"]), "")

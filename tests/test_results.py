@@ -257,7 +257,7 @@ def test_headline_labels_come_from_the_parameters():
                "q2": {"best_setting": "adam", "best_test_acc_mean": 0.991, "seeds": 3, "selected_by": "validation"},
                "q3": {"bovw_test_acc": 0.99, "cnn_minus_bovw": 0.001, "cnn_minus_bovw_ci95": [-0.001, 0.003]},
                "q4": {"lenet_test_acc_mean": 0.988, "double_minus_lenet": -0.002, "double_minus_lenet_ci95": [-0.004, 0.0]},
-               "q5": {"equal_epochs": {"test_acc_mean": {"600": 0.73, "60000": 0.988}},
+               "q5": {"equal_epochs": {"test_acc_mean": {"18000": 0.98, "600": 0.73, "60000": 0.988}},  # as json sorts them
                       "equal_steps": {"test_acc_mean": {"600": 0.9, "60000": 0.988}}},
                "q6": {"recipe": "improved", "seeds": 3, "vit_6000_test_acc_mean": 0.96, "vit_60000_test_acc_mean": 0.99,
                       "vit_minus_lenet_6000": -0.01, "vit_minus_lenet_6000_ci95": [-0.02, 0.0],
@@ -269,6 +269,9 @@ def test_headline_labels_come_from_the_parameters():
     assert table["the assignment"][table.result.str.startswith("6. ViT, 60,000")].item() == "97.44% (6 layers)"
     assert "6. ViT, 6,000 images (improved recipe, mean of 3 seeds)" in table.result.tolist()
     assert table["the assignment"][table.result == "5. 600 training images, equal epochs (mean)"].item() == "81.83%"
+    assert [r for r in table.result if "equal epochs" in r] == [
+        "5. 600 training images, equal epochs (mean)", "5. 18,000 training images, equal epochs (mean)",
+        "5. 60,000 (55,000 trained on, 5,000 held out) training images, equal epochs (mean)"]
     assert table["mnistkit"][table.result == "3. CNN minus BoVW, 95% interval"].item() == "+0.10 points [-0.10, +0.30]"
 
 
