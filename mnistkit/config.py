@@ -136,7 +136,11 @@ class RunConfig:
         blob = json.dumps(values, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
+    @property
+    def train_images(self) -> int:
+        """How many images the run trains on: its subset, or every training image outside the validation split."""
+        return self.subset or TRAIN_SIZE - self.validation
+
     def label(self) -> str:
         """A short human-readable description, for progress bars and tables."""
-        subset = str(TRAIN_SIZE - self.validation) if self.subset is None else str(self.subset)  # images trained on
-        return f"{self.model} {self.optimizer} lr={self.lr:g} bs={self.batch_size} n={subset} seed={self.seed}"
+        return f"{self.model} {self.optimizer} lr={self.lr:g} bs={self.batch_size} n={self.train_images} seed={self.seed}"

@@ -206,7 +206,7 @@ def _curves(labelled) -> pd.DataFrame:
 
 
 def _size(run) -> int:
-    return run.config.subset or data.TRAIN_SIZE - run.config.validation
+    return run.config.train_images
 
 
 def q1(params: Params, store: Store | None = None) -> results.Q1Result:
@@ -332,7 +332,7 @@ def failures(params: Params, store: Store | None = None, q2_result: results.Q2Re
     cnn = best_setting_runs(params, q2_result, store)[0]
     recipe, size = q6_result.best_recipe, q6_result.sizes[-1]
     vit_config = next(c for name, model, c in q6_runs(params) if name == recipe and model == "vit"
-                      and (c.subset or data.TRAIN_SIZE - c.validation) == size and c.seed == params.q6.seeds[0])
+                      and c.train_images == size and c.seed == params.q6.seeds[0])
     vit = _read(store, [vit_config])[0]
     return results.Failures([mistakes(cnn, "CNN"), mistakes(vit, "ViT")])
 
