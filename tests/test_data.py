@@ -28,6 +28,22 @@ def test_raw_files_verified_by_md5():
         assert data._md5(raw / name) == md5
 
 
+def test_files_are_torchvisions_and_read_as_torchvision_reads_them():
+    assert data.RESOURCES == tuple(map(tuple, MNIST.resources))
+    x, y = data.load(False)
+    theirs = MNIST(str(data.data_root()), train=False, download=True)
+    assert torch.equal(x, theirs.data.unsqueeze(1).float().div(255).sub(0.5).div(0.5))
+    assert torch.equal(y, theirs.targets.long())
+
+
+def test_importing_mnistkit_does_not_import_torchvision():
+    import subprocess
+    import sys
+
+    code = "import sys, mnistkit.report, mnistkit.executor, mnistkit.__main__; print('torchvision' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+
+
 def test_dataset_view_for_dataloader_users():
     ds = data.dataset(train=False)
     assert len(ds) == 10_000
