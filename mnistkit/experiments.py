@@ -8,6 +8,7 @@ Data flows one way: ``params.Params`` -> ``plan`` (every training run and the Bo
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -69,13 +70,29 @@ def _sized(params: Params, name: str, size, seed: int, **values) -> RunConfig:
     return _base(params, name, subset=size, subset_seed=seed if size is not None else 0, seed=seed, **values)
 
 
+def _q2_values(params: Params, number: int) -> dict:
+    """Setting ``number`` (from 1) of question 2 as RunConfig values, its epochs filled in."""
+    values = {k: v for k, v in params.q2.settings[number - 1].items() if k != "reported"}
+    values.setdefault("epochs", params.q2.epochs)
+    return values
+
+
 def q2_settings(params: Params):
     """``(setting number from 1, reported accuracy, config)`` for every setting and seed of question 2."""
     for number, setting in enumerate(params.q2.settings, start=1):
-        values = {k: v for k, v in setting.items() if k != "reported"}
-        values.setdefault("epochs", params.q2.epochs)
         for seed in params.seeds:
-            yield number, setting.get("reported"), _base(params, f"q2.settings[{number - 1}]", seed=seed, **values)
+            yield number, setting.get("reported"), _base(params, f"q2.settings[{number - 1}]", seed=seed,
+                                                         **_q2_values(params, number))
+
+
+def q2_retrained(params: Params, number: int) -> list:
+    """Question 2's selected setting (``number``, from 1) retrained on the whole training set, the
+    validation images included, one run per seed; none under the assignment's protocol, whose runs
+    trained on all of it already."""
+    if not params.validation:
+        return []
+    return [_config(f"q2.settings[{number - 1}]", device=params.device, validation=0, subset=params.train_subset,
+                    seed=seed, **_q2_values(params, number)) for seed in params.seeds]
 
 
 def q2_study(params: Params):
@@ -140,7 +157,9 @@ def bovw_config(params: Params) -> BovwConfig:
 
 def plan(params: Params) -> dict:
     """Every store entry of every question, by question: the training runs (``RunConfig``) and the
-    BoVW baseline (``BovwConfig``) the report reads."""
+    BoVW baseline (``BovwConfig``) the report reads. Not listed: question 2's selected setting
+    retrained on the whole training set (``q2_retrained``), which ``train_missing`` adds once
+    question 2's runs are stored, since they decide which setting it is."""
     q2 = [c for *_, c in q2_settings(params)]
     runs = {
         "q1": [_base(params, "q1", epochs=params.q1.epochs, seed=params.q1.seed)],
@@ -161,8 +180,9 @@ def train_missing(params: Params, store: Store | None = None, progress: bool = T
     """Compute every entry the selected questions need that the store lacks (``Store.run_all``).
 
     Returns the training runs needed (``runs``) and trained now (``trained``), the same for the
-    baselines (``baselines``, ``baselines_computed``), and the seconds it took. The question
-    functions then only read the store.
+    baselines (``baselines``, ``baselines_computed``), the seconds it took, and the training
+    seconds of every run needed as stored (``runs_seconds``: what they cost, trained now or read).
+    The question functions then only read the store.
     """
     store = store or Store()
     wanted = plan(params)
@@ -172,12 +192,18 @@ def train_missing(params: Params, store: Store | None = None, progress: bool = T
     start = time.perf_counter()
     jobs = 1 if resolve_device(params.device).startswith("cuda") else params.jobs
     store.run_all(missing, jobs=jobs, progress=progress, cluster=params.cluster, tracker=params.tracker)
+    if "q2" in questions:  # the second stage: the setting chosen on validation, retrained on all the images
+        retrained = q2_retrained(params, int(q2(params, store, retrained=False).best.setting))
+        new = [c for c in retrained if store.load(c) is None]
+        store.run_all(new, jobs=jobs, progress=progress, cluster=params.cluster, tracker=params.tracker)
+        specs, missing = specs + retrained, missing + new
 
-    def runs(items):
-        return sum(isinstance(c, RunConfig) for c in items)
-
-    return {"runs": runs(specs), "trained": runs(missing), "baselines": len(specs) - runs(specs),
-            "baselines_computed": len(missing) - runs(missing), "seconds": time.perf_counter() - start}
+    seconds = time.perf_counter() - start
+    training = [c for c in specs if isinstance(c, RunConfig)]
+    return {"runs": len(training), "trained": sum(isinstance(c, RunConfig) for c in missing),
+            "baselines": len(specs) - len(training), "baselines_computed": sum(isinstance(c, BovwConfig) for c in missing),
+            "seconds": seconds, "runs_seconds": sum(float(run.history["seconds"].sum())
+                                                    for run in map(store.load, training) if run is not None)}
 
 
 # ---------------------------------------------------------------- reading the store
@@ -192,7 +218,7 @@ def _row(run, **extra) -> dict:
     c, final = run.config, run.final
     return {**extra, "model": c.model, "optimizer": c.optimizer, "lr": c.lr, "batch_size": c.batch_size,
             "momentum": c.momentum, "weight_decay": c.weight_decay, "schedule": c.schedule,
-            "seed": c.seed, "epochs": len(run.history), "test_acc": final["test_acc"],
+            "seed": c.seed, "epochs": len(run.history), "train_images": c.train_images, "test_acc": final["test_acc"],
             "val_acc": final.get("val_acc", math.nan),
             "test_loss": final["test_loss"], "train_acc": final["train_acc"],
             "seconds": float(run.history["seconds"].sum()), "parameters": run.info["parameters"],
@@ -217,7 +243,9 @@ def q1(params: Params, store: Store | None = None) -> results.Q1Result:
                             train_subset=params.train_subset, validation=params.validation)
 
 
-def q2(params: Params, store: Store | None = None) -> results.Q2Result:
+def q2(params: Params, store: Store | None = None, retrained: bool = True) -> results.Q2Result:
+    """Question 2's settings and study from the store; with ``retrained``, also the selected
+    setting's runs on the whole training set (``q2_retrained``), which score it."""
     store = store or Store()
     items = list(q2_settings(params))
     fetched = _read(store, [c for *_, c in items])
@@ -226,9 +254,13 @@ def q2(params: Params, store: Store | None = None) -> results.Q2Result:
     trials = list(q2_study(params))
     searched = pd.DataFrame([{**_row(run), "momentum": setting.get("momentum", math.nan)}
                              for (setting, _), run in zip(trials, _read(store, [c for _, c in trials]))])
-    return results.Q2Result(runs=runs, study=searched, epochs=params.q2.epochs, study_epochs=params.q2.study.epochs,
-                            seeds=params.seeds, selected_by=params.selected_by, train_size=full_size(params),
-                            train_subset=params.train_subset)
+    result = results.Q2Result(runs=runs, study=searched, epochs=params.q2.epochs, study_epochs=params.q2.study.epochs,
+                              seeds=params.seeds, selected_by=params.selected_by, train_size=full_size(params),
+                              train_subset=params.train_subset, validation=params.validation)
+    configs = q2_retrained(params, int(result.best.setting)) if retrained else []
+    if not configs:
+        return result
+    return dataclasses.replace(result, retrained=pd.DataFrame([_row(run) for run in _read(store, configs)]))
 
 
 def best_setting_runs(params: Params, q2_result: results.Q2Result, store: Store | None = None) -> list:

@@ -33,6 +33,19 @@ def test_the_committed_parameter_files_and_the_schema_defaults_are_valid():
     assert [type(c).__name__ for c in full["q3"]].count("BovwConfig") == 1  # the baseline is planned
 
 
+def test_the_selected_setting_is_retrained_with_the_validation_images_under_that_protocol_only():
+    params = experiments.load_params(ROOT / "parameters" / "full.yaml")
+    chosen = [c for n, _, c in experiments.q2_settings(params) if n == 3]
+    again = experiments.q2_retrained(params, 3)
+    assert [c.seed for c in again] == params.seeds == [c.seed for c in chosen]
+    assert all(c.validation == 0 and c.train_images == 60_000 for c in again)
+    assert all(a.to_dict() == {**c.to_dict(), "validation": 0} for a, c in zip(again, chosen))
+    assert not {c.key() for c in again} & {c.key() for q in experiments.plan(params).values() for c in q
+                                           if hasattr(c, "seed")}
+    assignment = experiments.load_params(ROOT / "parameters" / "full.yaml", {"protocol": "assignment"})
+    assert experiments.q2_retrained(assignment, 3) == []
+
+
 def _notebook():
     return json.loads((ROOT / "report.ipynb").read_text())
 
@@ -237,6 +250,7 @@ def test_smoke_report_builds_with_every_section_and_gives_the_golden_numbers_loc
     assert summary["q2"]["trials"] == 8 and sum(summary["q2"]["importance"].values()) == pytest.approx(1, abs=1e-6)
     for key in ("best_val_acc_mean", "best_test_acc_mean", "best_test_acc_std"):
         assert 0 < summary["q2"][key] <= 1, key
+    assert summary["q2"]["best_retrained"] is True  # scored after retraining with the validation images
     for key in ("cnn_minus_bovw", "cnn_minus_bovw_ci95", "mcnemar_p"):
         assert key in summary["q3"], key
     assert len(summary["q4"]["double_minus_lenet_ci95"]) == 2
