@@ -890,9 +890,9 @@ models get identical budgets."""
             for name in self.recipes)
         vit_val = {n: sum(self.accs(n, "vit", large, "val_acc")) / max(1, len(self.accs(n, "vit", large))) for n in self.recipes}
         chosen = (f"chosen by the ViT's mean validation accuracy on {large:,} images ("
-                  + ", ".join(f"{n} {pct(v)}" for n, v in vit_val.items()) + "); the test images score it once. It is "
-                  "not retrained with the validation images (its ViT runs are the report's costliest): the runs "
-                  "trained without them are the ones scored"
+                  + ", ".join(f"{n} {pct(v)}" for n, v in vit_val.items()) + "); it is not retrained with the validation "
+                  "images (its ViT runs are the report's costliest), so the test images score, once, the runs "
+                  "trained without them"
                   if self.decider == "validation" else f"chosen by the ViT's test accuracy on {large:,} images, as the assignment chose")
         lead = {s: self.lenet_lead(s) for s in (small, large)}
         if lead[small] > 0 and lead[large] > 0:
