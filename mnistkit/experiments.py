@@ -192,8 +192,8 @@ def train_missing(params: Params, store: Store | None = None, progress: bool = T
     start = time.perf_counter()
     jobs = 1 if resolve_device(params.device).startswith("cuda") else params.jobs
     store.run_all(missing, jobs=jobs, progress=progress, cluster=params.cluster, tracker=params.tracker)
-    if "q2" in questions:  # the second stage: the setting chosen on validation, retrained on all the images
-        retrained = q2_retrained(params, int(q2(params, store, retrained=False).best.setting))
+    if "q2" in questions and params.validation:  # the second stage: the chosen setting, retrained on all images
+        retrained = q2_retrained(params, int(q2(params, store, settings_only=True).best.setting))
         new = [c for c in retrained if store.load(c) is None]
         store.run_all(new, jobs=jobs, progress=progress, cluster=params.cluster, tracker=params.tracker)
         specs, missing = specs + retrained, missing + new
@@ -243,21 +243,22 @@ def q1(params: Params, store: Store | None = None) -> results.Q1Result:
                             train_subset=params.train_subset, validation=params.validation)
 
 
-def q2(params: Params, store: Store | None = None, retrained: bool = True) -> results.Q2Result:
-    """Question 2's settings and study from the store; with ``retrained``, also the selected
-    setting's runs on the whole training set (``q2_retrained``), which score it."""
+def q2(params: Params, store: Store | None = None, settings_only: bool = False) -> results.Q2Result:
+    """Question 2's settings, study and the selected setting's runs on the whole training set
+    (``q2_retrained``, which score it) from the store; with ``settings_only``, the settings alone
+    (all that choosing the setting needs, and all that question 3 and the failures read)."""
     store = store or Store()
     items = list(q2_settings(params))
     fetched = _read(store, [c for *_, c in items])
     runs = pd.DataFrame([_row(run, setting=number, label=results.setting_label(config.to_dict()), reported=reported)
                          for (number, reported, config), run in zip(items, fetched)])
-    trials = list(q2_study(params))
+    trials = [] if settings_only else list(q2_study(params))
     searched = pd.DataFrame([{**_row(run), "momentum": setting.get("momentum", math.nan)}
                              for (setting, _), run in zip(trials, _read(store, [c for _, c in trials]))])
     result = results.Q2Result(runs=runs, study=searched, epochs=params.q2.epochs, study_epochs=params.q2.study.epochs,
                               seeds=params.seeds, selected_by=params.selected_by, train_size=full_size(params),
                               train_subset=params.train_subset, validation=params.validation)
-    configs = q2_retrained(params, int(result.best.setting)) if retrained else []
+    configs = [] if settings_only else q2_retrained(params, int(result.best.setting))
     if not configs:
         return result
     return dataclasses.replace(result, retrained=pd.DataFrame([_row(run) for run in _read(store, configs)]))

@@ -83,7 +83,7 @@ class Report:
         return self._result("q1", lambda: experiments.q1(self.params, self.store))
 
     def q2(self) -> results.Q2Result:
-        return self._result("q2", lambda: experiments.q2(self.params, self.store, retrained=self.selected("q2")))
+        return self._result("q2", lambda: experiments.q2(self.params, self.store, settings_only=not self.selected("q2")))
 
     def q3(self) -> results.Q3Result:
         return self._result("q3", lambda: experiments.q3(self.params, self.store, self.q2()))

