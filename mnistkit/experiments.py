@@ -231,10 +231,6 @@ def _curves(labelled) -> pd.DataFrame:
                      ignore_index=True)
 
 
-def _size(run) -> int:
-    return run.config.train_images
-
-
 def q1(params: Params, store: Store | None = None) -> results.Q1Result:
     run = _read(store or Store(), plan(params)["q1"])[0]
     c = run.config
@@ -328,7 +324,7 @@ def q4(params: Params, store: Store | None = None) -> results.Q4Result:
 def q5(params: Params, store: Store | None = None) -> results.Q5Result:
     items = list(q5_runs(params))
     runs = _read(store or Store(), [c for _, c in items])
-    frame = pd.DataFrame([_row(r, protocol=protocol, size=_size(r), full=r.config.subset is None)
+    frame = pd.DataFrame([_row(r, protocol=protocol, size=r.config.train_images, full=r.config.subset is None)
                           for (protocol, _), r in zip(items, runs)])
     return results.Q5Result(runs=frame, epochs=params.q5.epochs, seeds=params.seeds)
 
@@ -336,7 +332,7 @@ def q5(params: Params, store: Store | None = None) -> results.Q5Result:
 def q6(params: Params, store: Store | None = None) -> results.Q6Result:
     items = list(q6_runs(params))
     runs = _read(store or Store(), [c for *_, c in items])
-    labelled = [(run, {"recipe": name, "model": model, "size": _size(run)})
+    labelled = [(run, {"recipe": name, "model": model, "size": run.config.train_images})
                 for (name, model, _), run in zip(items, runs)]
     return results.Q6Result(runs=pd.DataFrame([_row(run, **labels) for run, labels in labelled]),
                             curves=_curves(labelled), recipes=params.q6.recipes, epochs=params.q6.epochs,
