@@ -15,6 +15,7 @@ from pathlib import Path
 
 from . import paths, tracking
 from .errors import ConfigError, DataError
+from .params import check_cluster
 
 
 def _kv(pairs: dict) -> str:
@@ -63,6 +64,7 @@ def _subset(value: str):
 
 
 def cmd_train(args) -> dict:
+    from . import executor
     from .config import RunConfig
     from .store import Store
 
@@ -76,12 +78,10 @@ def cmd_train(args) -> dict:
     tracking.check(args.tracker)
     store = Store(_store(args))
     if args.cluster:  # trained by a worker of that scheduler, into the same (shared) store
-        from .executor import check_cluster
-
         check_cluster(args.cluster)
-        run = store.run_all([config], cluster=args.cluster, progress=not args.quiet, tracker=args.tracker)[0]
+        run = executor.run_all(store, [config], cluster=args.cluster, progress=not args.quiet, tracker=args.tracker)[0]
     else:
-        run = store.run(config, progress=not args.quiet, tracker=args.tracker)
+        run = executor.make(store, config, progress=not args.quiet, tracker=args.tracker)
     if not args.quiet:
         print(run.history.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     final = run.final
@@ -92,19 +92,18 @@ def cmd_train(args) -> dict:
 
 
 def cmd_bovw(args) -> dict:
-    from . import bovw
+    from . import bovw, executor
+    from .store import Store
 
     config = bovw.BovwConfig.from_dict({k: v for k, v in vars(args).items()
                                         if k in bovw.BovwConfig.__dataclass_fields__ and v is not None})
-    result = bovw.run(config, root=_store(args), progress=not args.quiet)
+    result = executor.make(Store(_store(args)), config, progress=not args.quiet)
     return {"test_acc": result.test_acc, "seconds": result.seconds, "train_seconds": result.train_seconds,
             "inference_ms_per_image": result.inference_ms_per_image, "feature_dim": result.feature_dim,
             "train_size": result.train_size, "reused": result.reused}
 
 
 def cmd_bench(args) -> dict:
-    import torch
-
     from . import bench
     from .config import RunConfig
 
@@ -112,14 +111,12 @@ def cmd_bench(args) -> dict:
     if args.threads is not None and args.threads < 1:
         raise ConfigError("--threads", args.threads, "must be an integer >= 1")
     args.out = str(paths.check_writable(Path(args.out).expanduser().absolute().parent, "--out") / Path(args.out).name)
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
-    return bench.main(args)
+    return bench.main(args)  # each side's worker process runs args.threads threads
 
 
 def cmd_params(args) -> dict:
-    from .experiments import load_params
     from .params import notebook_cell
+    from .questions.plan import load_params
 
     params = load_params(args.file, overrides=_model_kw(args.set, "--set"))
     if args.cell:
@@ -174,14 +171,16 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--jobs", type=int, help="processes for descriptor extraction")
     b.set_defaults(func=cmd_bovw)
 
-    m = sub.add_parser("bench", help="the assignment's training pipeline against mnistkit's, side by side")
+    m = sub.add_parser("bench", help="the assignment's training pipeline (native kernels) against mnistkit's "
+                                     "(pinned and native), side by side in worker processes")
     m.add_argument("--model", default="lenet", choices=sorted(MODELS))
     m.add_argument("--batch-size", type=int, default=64)
     m.add_argument("--epochs", type=int, default=2, help="timed epochs per pipeline, after a warm-up")
     m.add_argument("--device", default="auto")
     m.add_argument("--seed", type=int, default=0)
     m.add_argument("--threads", type=int, default=None,
-                   help="intra-op threads for both pipelines (default: one per core; a stored run uses 1)")
+                   help="intra-op threads of each side's worker (default 1, as a stored run; efficiency is "
+                        "against this many times the one-thread sgemm peak)")
     m.add_argument("--out", default=str(paths.build_dir() / "bench.json"))
     m.set_defaults(func=cmd_bench)
 

@@ -62,11 +62,13 @@ from . import numerics
 from .errors import ConfigError, check_number, from_mapping
 from .progress import bar as progress_bar
 
-# mnistkit.data and mnistkit.store import torch (~0.9 GB resident); they are imported inside the
-# functions that need them, so that the worker processes, which import this module, stay small.
+# mnistkit.data imports torch (~0.9 GB resident); it is imported inside the functions that need it,
+# so that the worker processes, which import this module, stay small.
 
-# Bump when a change to this module changes the numbers: old entries are then not reused.
-VERSION = 1
+# Bump when a change to this module changes the numbers: old entries are then not reused. 2: on an
+# AVX-512 CPU, OpenCV's AVX-512 kernels are really off (numerics.avx512_off); entries made there before
+# were keyed as if they were.
+VERSION = 2
 FEATURE_MAPS = ("linear", "chi2")
 CHUNK = 500  # images per parallel task; one task's descriptors take 500 x K x 512 bytes
 KMEANS_EPOCHS = 10  # MiniBatchKMeans passes over the sample at most (it stops after ~6)
@@ -92,7 +94,7 @@ class BovwConfig:
     validation: int = 0  # training images held out (data.validation_indices), as the CNN runs hold them out
 
     def __post_init__(self):
-        from .data import check_subset, check_validation
+        from .data import check_subset, check_validation, train_images
 
         check_validation(self.validation)
         check_subset(self.subset, self.validation)
@@ -109,7 +111,7 @@ class BovwConfig:
         check_number("C", self.C, 1e-6, 1e6, integer=False)
         check_number("seed", self.seed, 0, integer=True)
         check_number("jobs", self.jobs, 1, 64, integer=True)
-        descriptors = (self.subset or 60_000) * len(grid(self))
+        descriptors = train_images(self.subset, self.validation) * len(grid(self))
         if self.words > descriptors:
             raise ConfigError("words", self.words, f"must be at most the {descriptors} training descriptors")
         for name in ("patch", "power", "C"):  # 4 and 4.0 are one config, with one key
@@ -131,10 +133,6 @@ class BovwConfig:
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
     # The run store's Entry protocol: the baseline is stored, locked and reused like a training run.
-
-    @property
-    def processes(self) -> int:
-        return self.jobs
 
     def folder_name(self) -> str:
         return f"bovw-{self.key()}"
@@ -207,6 +205,11 @@ def describe(images: np.ndarray, config: BovwConfig) -> np.ndarray:
 def feature_dim(config: BovwConfig) -> int:
     """Length of an encoded image: ``words`` per cell, over all pyramid levels (1 + 4 + 16 cells)."""
     return config.words * sum(4**level for level in range(config.levels))
+
+
+def learned_parameters(config: BovwConfig) -> int:
+    """The values fitted to the data: the vocabulary (``words`` x 128) and the SVM's weights and biases."""
+    return config.words * 128 + feature_dim(config) * 10 + 10
 
 
 def _cells(config: BovwConfig) -> np.ndarray:
@@ -297,17 +300,6 @@ def classifier(config: BovwConfig):
     if config.feature_map == "chi2":
         return make_pipeline(AdditiveChi2Sampler(sample_steps=2), svm)
     return make_pipeline(svm)
-
-
-def run(config: BovwConfig | dict, root: Path | str | None = None, progress: bool = True) -> BovwResult:
-    """The result for ``config``, from the store under ``root`` (default: the run store's) or computed
-    and stored there now. A dict is validated by ``BovwConfig.from_dict`` first, so a bad parameter
-    raises before anything is written. The report plans the baseline like a training run instead."""
-    from .store import Store
-
-    if isinstance(config, dict):
-        config = BovwConfig.from_dict(config)
-    return Store(root).run(config, progress=progress)
 
 
 def _files(result: BovwResult) -> dict[str, bytes]:

@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from . import numerics
+from . import data
 from .data import TRAIN_SIZE, check_subset, check_validation
 from .errors import ConfigError, check_number, from_mapping
 from .models import check_model
@@ -139,7 +140,7 @@ class RunConfig:
     @property
     def train_images(self) -> int:
         """How many images the run trains on: its subset, or every training image outside the validation split."""
-        return self.subset or TRAIN_SIZE - self.validation
+        return data.train_images(self.subset, self.validation)
 
     def label(self) -> str:
         """A short human-readable description, for progress bars and tables."""

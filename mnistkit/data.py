@@ -18,7 +18,6 @@ from importlib import util as importlib_util
 from pathlib import Path
 
 import torch
-from torch.utils.data import TensorDataset
 
 from . import paths
 from .errors import ConfigError, DataError
@@ -134,9 +133,10 @@ def load(train: bool, device: str | torch.device = "cpu", root: Path | None = No
     return images.to(device), labels.to(device)
 
 
-def dataset(train: bool = True, root: Path | None = None) -> TensorDataset:
-    """A ``torch.utils.data.Dataset`` view of the normalized tensors, for DataLoader users."""
-    return TensorDataset(*load(train, "cpu", root))
+def train_images(subset: int | None, validation: int = 0) -> int:
+    """How many images a run trains on: its balanced ``subset``, or every training image outside the
+    ``validation`` held-out ones. The one place that says it (runs, the baseline, the report)."""
+    return subset or TRAIN_SIZE - validation
 
 
 def check_subset(n: int | None, validation: int = 0) -> None:

@@ -8,7 +8,7 @@ once for all of them. Every member keeps what its own seed gives a single run: i
 same order as a single run). The loss is the sum of the members' mean losses, so each member's
 gradient is its own; Adam, AdamW, SGD and RMSprop update element by element, so one optimizer
 over the stacked tensors updates each member as its own would. The executor uses it on CUDA
-only (inside the CUDA-graph step); on a CPU runs stay single, and ``tests/test_ensemble.py``
+only (``executor.ensemble_task``, inside the CUDA-graph step); on a CPU runs stay single, and ``tests/test_ensemble.py``
 checks that an ensemble on the CPU matches single runs to float tolerance.
 
 Not covered: dropout. Under ``vmap`` the CPU ``models.Dropout`` cannot draw its NumPy mask, and
@@ -22,7 +22,6 @@ from __future__ import annotations
 import copy
 import math
 import time
-from contextlib import ExitStack
 
 import torch
 import torch.nn.functional as F
@@ -34,14 +33,6 @@ from .config import RunConfig, resolve_device
 from .models import build_model
 from .trainer import (METRICS, VALIDATION, CudaGraphStep, History, held_out, keep_freed_memory, lr_factor,
                       make_optimizer, random_shift, scored, seed_everything, set_deterministic)
-
-
-def groups(configs: list[RunConfig]) -> list[list[RunConfig]]:
-    """``configs`` grouped by everything but ``seed`` and ``subset_seed``, in first-seen order."""
-    by: dict[str, list[RunConfig]] = {}
-    for c in configs:
-        by.setdefault(c.replace(seed=0, subset_seed=0).key(), []).append(c)
-    return list(by.values())
 
 
 class Ensemble(nn.Module):
@@ -148,28 +139,3 @@ def fit_ensemble(configs: list[RunConfig], on_epoch=None) -> list:
             if on_epoch is not None:
                 on_epoch(i, row)
     return list(zip(models, histories))
-
-
-def train_task(root: str, ident: str, configs: list[RunConfig], keys: list[str]) -> dict:
-    """On a Dask worker: the runs ``configs`` trained as one ensemble into the store at ``root``,
-    each under its own lock (taken in key order); runs found stored are not trained again."""
-    from .executor import check_store, reporter
-    from .store import Store
-
-    check_store(root, ident)
-    if [c.key() for c in configs] != keys:
-        raise RuntimeError("the worker's mnistkit gives these runs other keys than the client's: "
-                           "run the same mnistkit version everywhere")
-    store = Store(root)
-    with ExitStack() as locks:
-        for c in sorted(configs, key=RunConfig.key):
-            locks.enter_context(store.lock(c))
-        todo = [c for c in configs if store.load(c) is None]
-        if len(todo) == 1:
-            store.train(todo[0], progress=False, on_epoch=reporter(todo[0].key(), todo[0].epochs))
-        elif todo:
-            reports = [reporter(c.key(), c.epochs) for c in todo]
-            results = fit_ensemble(todo, on_epoch=lambda i, row: reports[i](row))
-            for c, (model, history) in zip(todo, results):
-                store.finish(c, model, history)
-    return {"keys": keys, "trained": [c in todo for c in configs]}

@@ -1,8 +1,9 @@
-"""Trainings as Dask tasks: on a LocalCluster started for the occasion, or on an existing scheduler.
+"""Everything that computes store entries: training runs as Dask tasks, on a LocalCluster started
+for the occasion or on an existing scheduler, and the BoVW baseline in this process.
 
-One code path for one machine and many: ``train(root, configs, jobs, cluster)`` submits one task
-per run (``train_task``, or ``ensemble.train_task`` for the seeds of one configuration on CUDA)
-to a Dask client. Without ``cluster``, that client is a ``LocalCluster`` of ``jobs`` worker
+``run_all(store, specs)`` is THE place where the report's entries are computed: it submits one
+task per missing run (``train_task``, or ``ensemble_task`` for the seeds of one configuration on
+CUDA) to a Dask client. Without ``cluster``, that client is a ``LocalCluster`` of ``jobs`` worker
 processes with one thread each, closed afterwards; with ``cluster="tcp://host:8786"``, the
 scheduler there. Workers write into the run store themselves: ``root`` must be the same path on
 every machine (a shared filesystem); the store's lock per key keeps two trainings of one key from
@@ -17,35 +18,74 @@ from __future__ import annotations
 import logging
 import os
 import queue
-import re
 import uuid
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
+from . import runs, tracking
 from .config import RunConfig, resolve_device
+from .ensemble import fit_ensemble
 from .errors import ConfigError
 from .files import atomic_write_text
+from .params import check_cluster
 from .progress import bar as progress_bar
+from .store import Store
 
 TOPIC = "mnistkit-epoch"
 RETRIES = 2  # a task that raises is tried this many more times; a lost worker does not count
 ALLOWED_FAILURES = 5  # workers a task may take down with it (LocalCluster) before it is given up
 STORE_ID = ".store-id"
-CLUSTER = re.compile(r"^(tcp|tls|inproc|ucx|ws|wss)://\S+$")
 
 
-def check_cluster(cluster) -> None:
-    """``None`` (a LocalCluster) or a scheduler address such as ``tcp://host:8786``; else ConfigError."""
-    if cluster is not None and not (isinstance(cluster, str) and CLUSTER.match(cluster)):
-        raise ConfigError("cluster", cluster, "must be null (a local cluster) or a Dask scheduler address "
-                                              "such as tcp://host:8786")
+def local_jobs(jobs: int) -> int:
+    """The training processes a LocalCluster starts for ``jobs``: at most one per CPU core here."""
+    return max(1, min(jobs, os.cpu_count() or 1))
+
+
+def make(store: Store, spec, progress: bool = True, tracker: str = "none", on_epoch=None):
+    """The finished result for ``spec`` (a ``RunConfig`` or another store entry): from the store if
+    there, else computed now in this process.
+
+    The one sequence for every kind of entry: lock, load, compute (a training run resumes from its
+    checkpoint), write the files and then the manifest, remove what computing left behind.
+    ``on_epoch(row)`` hears of every epoch a training run trains; ``tracker`` (``none``, ``wandb``,
+    ``tensorboard``) logs them, and a result found in the store is not logged again.
+    """
+    tracking.check(tracker)
+    item = runs.Training(spec, tracker, on_epoch) if isinstance(spec, RunConfig) else spec
+    with store.lock(item):
+        found = store.load(item)
+        if found is not None:
+            return found
+        folder = store.folder(item)
+        folder.mkdir(exist_ok=True)
+        return store.write(item, item.compute(folder, progress))
+
+
+def run_all(store: Store, specs: list, jobs: int = 1, progress: bool = True, cluster: str | None = None,
+            tracker: str = "none") -> list:
+    """Every result of ``specs`` (in order), computing the missing ones. Training runs are Dask
+    tasks (a LocalCluster of ``jobs`` processes, or the scheduler at ``cluster``); other entries
+    (the BoVW baseline, which starts worker processes of its own) then run one at a time in this
+    process, once the training workers are gone, so that their memory never adds up."""
+    results: list = [store.load(runs.entry(s)) for s in specs]
+    todo = [i for i, found in enumerate(results) if found is None]
+    training = [i for i in todo if isinstance(specs[i], RunConfig)]
+    trained = train(store.root, [specs[i] for i in training], jobs=jobs, cluster=cluster,
+                    progress=progress, tracker=tracker) if training else {}
+    for i in todo:
+        if i in training:
+            results[i] = store.load(runs.entry(specs[i]))
+            results[i].reused = not trained[specs[i].key()]
+        else:
+            results[i] = make(store, specs[i], progress=progress)
+    return results
 
 
 def work(config: RunConfig) -> float:
     """A run's work per epoch, in LeNet-image units: what the progress bar's ETA and the order use."""
-    size = 60_000 if config.subset is None else config.subset
     factor = {"lenet": 1, "double_conv_lenet": 2, "vit": 8}.get(config.model, 1)
-    return (size + 10_000) * factor  # every epoch also evaluates the 10,000 test images
+    return (config.train_images + 10_000) * factor  # every epoch also evaluates the 10,000 test images
 
 
 @contextmanager
@@ -109,23 +149,55 @@ def reporter(key: str, epochs: int):
 
 def train_task(root: str, ident: str, config: RunConfig, key: str, tracker: str = "none") -> dict:
     """On a worker: the run ``config`` trained into (or found in) the store at ``root``."""
-    from .store import Store
-
     check_store(root, ident)
-    if config.key() != key:
-        raise RuntimeError(f"the worker's mnistkit gives run {config.label()} the key {config.key()}, the "
-                           f"client's {key}: run the same mnistkit version everywhere")
-    run = Store(root).run(config, progress=False, tracker=tracker, on_epoch=reporter(key, config.epochs))
+    check_keys([config], [key])
+    run = make(Store(root), config, progress=False, tracker=tracker, on_epoch=reporter(key, config.epochs))
     return {"keys": [run.key], "trained": [not run.reused]}
+
+
+def ensemble_task(root: str, ident: str, configs: list[RunConfig], keys: list[str]) -> dict:
+    """On a Dask worker: the runs ``configs`` (one configuration, several seeds) trained as one
+    ensemble (``ensemble.fit_ensemble``) into the store at ``root``, each under its own lock (taken
+    in key order); runs found stored are not trained again."""
+    check_store(root, ident)
+    check_keys(configs, keys)
+    store = Store(root)
+    with ExitStack() as locks:
+        for c in sorted(configs, key=RunConfig.key):
+            locks.enter_context(store.lock(runs.Training(c)))
+        todo = [c for c in configs if store.load(runs.Training(c)) is None]
+        if len(todo) == 1:
+            item = runs.Training(todo[0], on_epoch=reporter(todo[0].key(), todo[0].epochs))
+            store.folder(item).mkdir(parents=True, exist_ok=True)
+            store.write(item, item.compute(store.folder(item), progress=False))
+        elif todo:
+            reports = [reporter(c.key(), c.epochs) for c in todo]
+            for c, (model, history) in zip(todo, fit_ensemble(todo, on_epoch=lambda i, row: reports[i](row))):
+                store.write(runs.Training(c), runs.files(c, model, history))
+    return {"keys": keys, "trained": [c in todo for c in configs]}
+
+
+def check_keys(configs: list[RunConfig], keys: list[str]) -> None:
+    """Raise unless this worker's mnistkit gives ``configs`` the client's ``keys``."""
+    for config, key in zip(configs, keys, strict=True):
+        if config.key() != key:
+            raise RuntimeError(f"the worker's mnistkit gives run {config.label()} the key {config.key()}, the "
+                               f"client's {key}: run the same mnistkit version everywhere")
+
+
+def groups(configs: list[RunConfig]) -> list[list[RunConfig]]:
+    """``configs`` grouped by everything but ``seed`` and ``subset_seed``, in first-seen order."""
+    by: dict[str, list[RunConfig]] = {}
+    for c in configs:
+        by.setdefault(c.replace(seed=0, subset_seed=0).key(), []).append(c)
+    return list(by.values())
 
 
 def _tasks(configs: list[RunConfig]) -> list[list[RunConfig]]:
     """The runs grouped into tasks: the seeds of one configuration together on CUDA, else one each."""
-    from . import ensemble
-
     cuda = [c for c in configs if resolve_device(c.device).startswith("cuda")]
     single = [[c] for c in configs if not resolve_device(c.device).startswith("cuda")]
-    return ensemble.groups(cuda) + single
+    return groups(cuda) + single
 
 
 def train(root, configs: list[RunConfig], jobs: int = 1, cluster: str | None = None, progress: bool = True,
@@ -133,8 +205,6 @@ def train(root, configs: list[RunConfig], jobs: int = 1, cluster: str | None = N
     """Train every run of ``configs`` the store lacks, as Dask tasks, longest first; returns
     ``{key: trained}`` (False where a worker found the run already stored). ``tracker`` logs each
     single run's epochs (``mnistkit.tracking``); ensembles are not tracked."""
-    from . import ensemble
-
     configs = list({c.key(): c for c in configs}.values())
     if not configs:
         return {}
@@ -165,7 +235,7 @@ def train(root, configs: list[RunConfig], jobs: int = 1, cluster: str | None = N
                 f = c.submit(train_task, root, ident, group[0], group[0].key(), tracker,
                              key=f"train-{group[0].key()}", retries=retries, priority=priority)
             else:
-                f = c.submit(ensemble.train_task, root, ident, group, [g.key() for g in group],
+                f = c.submit(ensemble_task, root, ident, group, [g.key() for g in group],
                              key=f"ensemble-{group[0].key()}", retries=retries, priority=priority)
             futures.append(f)
         pending = set(futures)

@@ -212,3 +212,12 @@ def build_model(name: str, **kw) -> nn.Module:
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable parameters."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+VIT_SHAPE = ("patch_size", "dim", "depth", "heads", "mlp_dim", "norm_first")
+
+
+def vit_shape(kw: dict) -> dict:
+    """The ViT's shape under its keyword arguments ``kw``: the constructor's defaults, then ``kw``."""
+    defaults = {k: p.default for k, p in inspect.signature(ViT.__init__).parameters.items() if k in VIT_SHAPE}
+    return {**defaults, **{k: v for k, v in kw.items() if k in VIT_SHAPE}}

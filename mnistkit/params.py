@@ -8,7 +8,7 @@ and a help line. From it come the notebook's parameters cell (``notebook_cell``,
 A mapping that names a key the schema does not have is refused with ``ConfigError``, naming the
 key and the allowed ones. Sections may leave keys out: they keep their defaults. Run-level values
 (a setting's optimizer, a recipe's learning rate) are checked when the plan builds their
-``RunConfig``s (``experiments.plan``).
+``RunConfig``s (``questions.plan``).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import json
+import re
 import typing
 from dataclasses import dataclass, field
 
@@ -25,6 +26,7 @@ from .errors import ConfigError, check_number
 QUESTIONS = ("q1", "q2", "q3", "q4", "q5", "q6")
 PROGRESS = ("notebook", "terminal", "none")
 PROTOCOLS = ("validation", "assignment")
+CLUSTER = re.compile(r"^(tcp|tls|inproc|ucx|ws|wss)://\S+$")  # a Dask scheduler's address
 INJECTED = "# Parameters"  # the first line of the cell papermill injects after the parameters cell
 CELL_HEADER = "# The report's parameters (mnistkit.params.Params): a YAML file or papermill -p overrides them."
 
@@ -40,6 +42,8 @@ def _seeds(name: str, value) -> None:
     if not isinstance(value, list) or not value or not all(
             isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in value):
         raise ConfigError(name, value, "must be a non-empty list of integers >= 0")
+    if len(set(value)) < len(value):
+        raise ConfigError(name, value, "must not repeat a seed (an interval over copies of one run would be too narrow)")
 
 
 def _sizes(name: str, value) -> None:
@@ -52,6 +56,15 @@ def _sizes(name: str, value) -> None:
             check_subset(size)
         except ConfigError as err:
             raise ConfigError(f"{name}[{i}]", size, err.allowed) from None
+    if len(set(value)) < len(value):
+        raise ConfigError(name, value, "must not repeat a size (null, the full set, counts once)")
+
+
+def check_cluster(cluster) -> None:
+    """``None`` (a LocalCluster) or a scheduler address such as ``tcp://host:8786``; else ConfigError."""
+    if cluster is not None and not (isinstance(cluster, str) and CLUSTER.match(cluster)):
+        raise ConfigError("cluster", cluster, "must be null (a local cluster) or a Dask scheduler address "
+                                              "such as tcp://host:8786")
 
 
 def _mapping(name: str, value) -> None:
@@ -187,7 +200,6 @@ class Params:
     def __post_init__(self):
         from .config import resolve_device
         from .data import check_subset
-        from .executor import check_cluster
 
         if not isinstance(self.profile, str) or not self.profile:
             raise ConfigError("profile", self.profile, "must be a name")

@@ -32,28 +32,19 @@ def build_dir() -> Path:
     return Path(cache) / "mnistkit"
 
 
-def _from_env(variable: str, default: Path) -> tuple[Path, str]:
+def _from_env(variable: str, default: Path) -> Path:
     value = os.environ.get(variable)
-    if value:
-        return Path(value).expanduser().absolute(), f"${variable}"
-    return default, "default"
+    return Path(value).expanduser().absolute() if value else default
 
 
 def store_root() -> Path:
     """The run store: ``$MNISTKIT_STORE``, else ``<build>/runs``."""
-    return _from_env("MNISTKIT_STORE", build_dir() / "runs")[0]
+    return _from_env("MNISTKIT_STORE", build_dir() / "runs")
 
 
 def data_root() -> Path:
     """The folder holding ``MNIST/raw``: ``$MNISTKIT_DATA``, else ``<build>/data``."""
-    return _from_env("MNISTKIT_DATA", build_dir() / "data")[0].resolve()
-
-
-def describe() -> str:
-    """One line saying where the store and the data are, and what chose each."""
-    store, why_store = _from_env("MNISTKIT_STORE", build_dir() / "runs")
-    data, why_data = _from_env("MNISTKIT_DATA", build_dir() / "data")
-    return f"store {store} ({why_store}), data {data} ({why_data})"
+    return _from_env("MNISTKIT_DATA", build_dir() / "data").resolve()
 
 
 def check_writable(folder: Path | str, name: str) -> Path:
@@ -68,3 +59,19 @@ def check_writable(folder: Path | str, name: str) -> Path:
         reason = err.strerror or type(err).__name__
         raise ConfigError(name, str(folder), f"must be a folder this user can create and write ({reason})") from None
     return folder
+
+
+def check_creatable(folder: Path | str, name: str) -> None:
+    """Raise ``ConfigError`` naming ``name`` unless ``folder`` exists and takes a file, or could be
+    made: its nearest existing parent takes a new folder. Leaves nothing behind and makes nothing."""
+    folder = Path(folder).expanduser().absolute()
+    probe = folder
+    while not probe.exists():
+        probe = probe.parent
+    try:
+        if not probe.is_dir():
+            raise NotADirectoryError(20, "not a folder")
+        os.rmdir(tempfile.mkdtemp(dir=probe, prefix=".mnistkit-probe-"))
+    except OSError as err:
+        reason = err.strerror or type(err).__name__
+        raise ConfigError(name, str(folder), f"must be a folder this user can create and write ({reason} at {probe})") from None

@@ -16,9 +16,6 @@ from functools import lru_cache
 
 from tqdm import auto, notebook, std
 
-MODES = ("notebook", "terminal", "none")
-
-
 def set_mode(mode: str) -> None:
     os.environ["MNISTKIT_PROGRESS"] = mode
 

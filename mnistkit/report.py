@@ -9,16 +9,22 @@ re-run on its own, and re-running the parameters cell and everything after it st
 from __future__ import annotations
 
 import io
+import json
 import math
 import time
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
+import torch
 from IPython.display import Image, Markdown, display
 
-from . import data, experiments, progress, results
+from . import data, executor, numerics, progress
+from .config import device_name, resolve_device
+from .files import atomic_write_text
 from .params import Params, from_notebook
+from .questions import failures, headlines, plan, q1, q2, q2_study, q3, q4, q5, q6
+from .questions.text import markdown, training_set
 from .store import Store
 
 
@@ -27,6 +33,18 @@ def _words(value) -> str:
     if isinstance(value, dict):
         return ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in value.items())
     return str(value)
+
+
+def environment(params: Params) -> dict:
+    """Where and with what the report ran: profile, device, torch version, threads per run, jobs and,
+    on a CPU, the pinned kernels (``numerics.fingerprint``)."""
+    device = resolve_device(params.device)
+    env = {"profile": params.profile, "device": device, "device_name": device_name(device), "torch": torch.__version__,
+           "threads": numerics.RUN_THREADS if device == "cpu" else torch.get_num_threads(),
+           "jobs": params.jobs if params.cluster else executor.local_jobs(params.jobs)}
+    if device == "cpu":
+        env["kernels"] = {k: v for k, v in numerics.fingerprint().items() if k != "threads"}
+    return env
 
 
 def _plain(value):
@@ -49,7 +67,7 @@ class Report:
         self.trained = trained or {"runs": 0, "trained": 0, "baselines": 0, "baselines_computed": 0, "seconds": 0.0,
                                    "runs_seconds": 0.0}
         self.started = time.perf_counter()
-        self.environment = experiments.environment(params)
+        self.environment = environment(params)
         self._results: dict = {}
 
     @classmethod
@@ -57,10 +75,10 @@ class Report:
         """The setup cell's call: the parameters in ``namespace`` (the notebook's globals) checked
         before any work, then every missing run trained."""
         started = time.perf_counter()
-        params = experiments.check(from_notebook(namespace))
+        params = plan.check(from_notebook(namespace))
         progress.set_mode(params.progress)
         store = store or Store()
-        report = cls(params, store, experiments.train_missing(params, store))
+        report = cls(params, store, plan.train_missing(params, store))
         report.started = started
         return report
 
@@ -79,31 +97,36 @@ class Report:
             self._results[name] = make()
         return self._results[name]
 
-    def q1(self) -> results.Q1Result:
-        return self._result("q1", lambda: experiments.q1(self.params, self.store))
+    def q1(self) -> q1.Q1Result:
+        return self._result("q1", lambda: q1.result(self.params, self.store))
 
-    def q2(self) -> results.Q2Result:
-        return self._result("q2", lambda: experiments.q2(self.params, self.store, settings_only=not self.selected("q2")))
+    def q2(self) -> q2.Q2Result:
+        """Question 2's settings; the chosen one's retrained runs only where question 2 is shown
+        (question 3 alone reads the settings)."""
+        return self._result("q2", lambda: q2.result(self.params, self.store, with_retrained=self.selected("q2")))
 
-    def q3(self) -> results.Q3Result:
-        return self._result("q3", lambda: experiments.q3(self.params, self.store, self.q2()))
+    def q2_study(self) -> q2_study.StudyResult:
+        return self._result("q2_study", lambda: q2_study.result(self.params, self.store))
 
-    def q4(self) -> results.Q4Result:
-        return self._result("q4", lambda: experiments.q4(self.params, self.store))
+    def q3(self) -> q3.Q3Result:
+        return self._result("q3", lambda: q3.result(self.params, self.store, self.q2()))
 
-    def q5(self) -> results.Q5Result:
-        return self._result("q5", lambda: experiments.q5(self.params, self.store))
+    def q4(self) -> q4.Q4Result:
+        return self._result("q4", lambda: q4.result(self.params, self.store))
 
-    def q6(self) -> results.Q6Result:
-        return self._result("q6", lambda: experiments.q6(self.params, self.store))
+    def q5(self) -> q5.Q5Result:
+        return self._result("q5", lambda: q5.result(self.params, self.store))
 
-    def failures(self) -> results.Failures:
-        return self._result("failures", lambda: experiments.failures(self.params, self.store, self.q2(), self.q6()))
+    def q6(self) -> q6.Q6Result:
+        return self._result("q6", lambda: q6.result(self.params, self.store))
+
+    def failures(self) -> failures.Failures:
+        return self._result("failures", lambda: failures.result(self.params, self.store, self.q2(), self.q6()))
 
     # ------------------------------------------------------------ text
 
     def header(self) -> str:
-        """The report's first line: where it ran (every field of ``experiments.environment``) and
+        """The report's first line: where it ran (every field of ``environment``) and
         what was trained for it."""
         p, t = self.params, self.trained
         where = "; ".join(f"{k.replace('_', ' ')} {_words(v)}" for k, v in self.environment.items() if k != "profile")
@@ -112,7 +135,7 @@ class Report:
                 f"with seed {data.VALIDATION_SEED}), scored on the test set once" if p.protocol == "validation"
                 else "selections by test accuracy, as the assignment made them")
         return (f"**Profile `{p.profile}`**, protocol `{p.protocol}` ({rule}): {where}. Seeds: {p.seeds}. Training set: "
-                f"{results.training_set(p.train_subset, p.validation)} images. {t['runs']} training runs needed, {t['trained']} "
+                f"{training_set(p.train_subset, p.validation)} images. {t['runs']} training runs needed, {t['trained']} "
                 f"trained now{baselines}, in {t['seconds']:.0f} s; the rest was read from the run store.")
 
     def summary(self) -> dict:
@@ -121,6 +144,8 @@ class Report:
         for q in ("q1", "q2", "q3", "q4", "q5", "q6"):
             if self.selected(q):
                 out[q] = getattr(self, q)().summary()
+        if self.selected("q2"):
+            out["q2"].update(self.q2_study().summary())
         out["runs"], out["runs_trained"] = self.trained["runs"], self.trained["trained"]
         out["runs_seconds"] = self.trained["runs_seconds"]  # their training seconds, trained now or read
         out["wall_seconds"] = time.perf_counter() - self.started
@@ -128,13 +153,16 @@ class Report:
 
     def headlines(self) -> pd.DataFrame:
         """The closing table of headline numbers (every question selected)."""
-        return results.headlines(self.summary(), self.params.q1.epochs, len(self.params.q2.settings))
+        return headlines.table([self.q1(), self.q2(), self.q3(), self.q4(), self.q5(), self.q6()])
 
     def finish(self) -> str:
-        """Write summary.json (for the whole report, when a figures folder is set); the closing line."""
+        """Write summary.json and headlines.md (the README's results table) for the whole report,
+        when a figures folder is set; the closing line."""
         summary = self.summary()
         if self.complete and self.params.figures_dir:
-            experiments.write_summary(Path(self.params.figures_dir) / "summary.json", summary)
+            folder = Path(self.params.figures_dir)
+            atomic_write_text(folder / "summary.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
+            atomic_write_text(folder / "headlines.md", markdown(self.headlines()) + "\n")
         return f"Report computed in {summary['wall_seconds']:.0f} s (profile `{self.params.profile}`)."
 
     # ------------------------------------------------------------ display

@@ -7,8 +7,8 @@ Two kinds of evidence for a comparison, each from the field's standard test (sci
 - On the test images: McNemar's exact test on two single models' 10,000 predictions (Dietterich,
   1998), which uses only the images on which exactly one of them is right.
 
-``verdict`` turns an interval into the word the report uses: "better", "worse" or "level". The
-older rule of thumb, ``Gap`` (a gap against twice a noise level), serves where no interval exists.
+``verdict`` turns an interval into the word the report uses: "better", "worse" or "level" (also
+where there is no interval: without a spread there is no claim).
 """
 
 from __future__ import annotations
@@ -17,67 +17,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 from scipy import stats
-
-TEST_SIZE = 10_000
-
-
-def variance_shares(frame: pd.DataFrame, factors, value: str = "test_acc") -> pd.DataFrame:
-    """Share of the variance of ``value`` explained by each factor's main effect, by their
-    interactions, and by the seed (within-cell noise), for a balanced full-factorial frame.
-
-    Columns ``source``, ``sum_sq``, ``share``; the shares sum to 1.
-    """
-    y = frame[value]
-    total = ((y - y.mean()) ** 2).sum()
-    rows = []
-    for f in factors:
-        means = frame.groupby(f)[value].transform("mean")
-        rows.append((f, ((means - y.mean()) ** 2).sum()))
-    cell = frame.groupby(list(factors))[value].transform("mean")
-    within = ((y - cell) ** 2).sum()
-    rows.append(("interactions", total - sum(ss for _, ss in rows) - within))
-    rows.append(("seed (noise)", within))
-    out = pd.DataFrame(rows, columns=["source", "sum_sq"])
-    out["share"] = out["sum_sq"] / total if total > 0 else 0.0
-    return out
-
-
-def binomial_se(accuracy: float, n: int = TEST_SIZE) -> float:
-    """Standard error of an accuracy measured on ``n`` independent test images."""
-    return math.sqrt(accuracy * (1 - accuracy) / n)
-
-
-def spread(*stds: float) -> float:
-    """The largest of ``stds``, ignoring missing ones (a single seed has none); NaN if all are."""
-    known = [float(s) for s in stds if s is not None and not pd.isna(s)]
-    return max(known) if known else math.nan
-
-
-@dataclass(frozen=True)
-class Gap:
-    """``b - a`` judged against a noise level: a gap within twice the noise is no difference."""
-
-    a: float
-    b: float
-    noise: float  # one standard deviation of the noise the gap is judged against; NaN: unknown
-
-    @property
-    def difference(self) -> float:
-        return self.b - self.a
-
-    @property
-    def verdict(self) -> str:
-        """'higher' (b beats a by more than twice the noise), 'lower', or 'level' (also when the
-        noise is unknown: without a spread there is no claim)."""
-        if math.isnan(self.noise):
-            return "level"
-        if self.difference > 2 * self.noise:
-            return "higher"
-        if self.difference < -2 * self.noise:
-            return "lower"
-        return "level"
 
 
 def gains_per_tenfold(sizes, means) -> list[float]:
@@ -89,28 +29,6 @@ def saturates(sizes, means) -> bool:
     """Whether a size curve flattens: its last gain per tenfold is below its first."""
     gains = gains_per_tenfold(sizes, means)
     return len(gains) > 1 and gains[-1] < gains[0]
-
-
-def level_gap(frame: pd.DataFrame, factors, factor: str, value: str = "test_acc") -> Gap:
-    """The first level of ``factor`` (sorted) minus its last, in mean ``value``, judged against the
-    standard error of that difference from the within-cell (seed) variance of a balanced factorial."""
-    means = level_means(frame, factor, value)
-    cell = frame.groupby(list(factors))[value].transform("mean")
-    dof = len(frame) - frame.groupby(list(factors)).ngroups
-    within = ((frame[value] - cell) ** 2).sum() / dof if dof > 0 else math.nan
-    per_level = len(frame) / len(means)
-    return Gap(a=float(means.iloc[-1]), b=float(means.iloc[0]), noise=math.sqrt(2 * within / per_level))
-
-
-def level_means(frame: pd.DataFrame, factor: str, value: str = "test_acc") -> pd.Series:
-    """Mean of ``value`` at each level of ``factor`` (levels sorted)."""
-    return frame.groupby(factor)[value].mean()
-
-
-def ordered(values) -> list:
-    """``values`` without repeats, in first-seen order."""
-    return list(dict.fromkeys(np.asarray(values).tolist()))
-
 
 
 @dataclass(frozen=True)
@@ -139,16 +57,6 @@ def verdict(lo: float, hi: float) -> str:
     if math.isnan(lo) or math.isnan(hi):
         return "level"
     return "better" if lo > 0 else "worse" if hi < 0 else "level"
-
-
-def mean_ci(values, confidence: float = 0.95) -> tuple[float, float, float]:
-    """Mean and Student-t interval of ``values``; the interval is NaN for a single value."""
-    x = np.asarray(values, dtype=float)
-    mean = float(x.mean())
-    if len(x) < 2:
-        return mean, math.nan, math.nan
-    half = float(stats.t.ppf(0.5 + confidence / 2, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x)))
-    return mean, mean - half, mean + half
 
 
 def difference(a, b, confidence: float = 0.95) -> Difference:

@@ -25,6 +25,7 @@ SPACE = {
     "weight_decay": FloatDistribution(1e-6, 1e-2, log=True),
 }
 MOMENTUM = FloatDistribution(0.5, 0.99)  # SGD only
+PARAMETERS = tuple(SPACE)
 
 
 def distributions(params: dict) -> dict:
@@ -55,6 +56,19 @@ def importances(settings: list[dict], values: list[float], seed: int = 0) -> dic
                          [n for n in ("lr", "batch_size", "weight_decay", "momentum")])
         result["momentum (within SGD)"] = within["momentum"]
     return result
+
+
+def frame_importances(trials, column: str) -> dict:
+    """``importances`` of a frame of trials (one row each: the drawn values, momentum NaN where
+    not drawn) for its accuracy ``column``."""
+    settings = []
+    for r in trials.to_dict("records"):
+        setting = {k: r[k] for k in PARAMETERS}
+        setting["batch_size"] = int(setting["batch_size"])
+        if r.get("momentum") is not None and r["momentum"] == r["momentum"]:  # drawn (not NaN)
+            setting["momentum"] = r["momentum"]
+        settings.append(setting)
+    return importances(settings, list(trials[column]))
 
 
 def _fanova(settings, values, seed, params) -> dict:

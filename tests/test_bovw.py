@@ -5,9 +5,10 @@ import json
 import numpy as np
 import pytest
 
-from mnistkit import bovw, data
+from mnistkit import bovw, data, executor
 from mnistkit.bovw import BovwConfig, BovwResult
 from mnistkit.errors import ConfigError
+from mnistkit.store import Store
 
 # A coarse grid on the unscaled digit: about 0.1 ms per image, so the 10,000 test images are quick.
 FAST = dict(upscale=28, step=4, patch=2.0, words=64, kmeans_sample=5_000, jobs=1)
@@ -56,6 +57,7 @@ def test_histograms_are_non_negative_with_unit_norm(digits, levels):
     np.testing.assert_allclose(np.sqrt(hist.multiply(hist).sum(axis=1)).A1, 1.0, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_parallel_encoding_matches_serial(digits):
     config = BovwConfig(**FAST)
     centers = bovw.vocabulary(digits[0], config, progress=False)
@@ -65,20 +67,21 @@ def test_parallel_encoding_matches_serial(digits):
     assert (serial != parallel).nnz == 0
 
 
+@pytest.mark.slow
 def test_run_is_accurate_reproducible_and_reused_from_the_store(tmp_path):
     config = BovwConfig(**FAST, subset=2000)
-    first = bovw.run(config, root=tmp_path / "a", progress=False)
+    first = executor.make(Store(tmp_path / "a"), config, progress=False)
     assert isinstance(first, BovwResult) and not first.reused
     assert first.test_acc > 0.6 and first.train_size == 2000 and len(first.per_class_acc) == 10
     assert first.feature_dim == bovw.feature_dim(config)
     folder = tmp_path / "a" / f"bovw-{config.key()}"
     assert json.loads((folder / "result.json").read_text())["test_acc"] == first.test_acc
 
-    second = bovw.run(config, root=tmp_path / "a", progress=False)
+    second = executor.make(Store(tmp_path / "a"), config, progress=False)
     assert second.reused
     assert {**vars(second), "reused": False} == vars(first)
 
-    again = bovw.run(config.to_dict(), root=tmp_path / "b", progress=False)
+    again = executor.make(Store(tmp_path / "b"), BovwConfig.from_dict(config.to_dict()), progress=False)
     assert not again.reused
     assert again.test_acc == first.test_acc and again.per_class_acc == first.per_class_acc
 
@@ -111,5 +114,5 @@ def test_key_is_stable_and_follows_every_field():
 ])
 def test_bad_parameters_raise_config_error_and_write_nothing(tmp_path, bad):
     with pytest.raises(ConfigError):
-        bovw.run(bad, root=tmp_path / "store", progress=False)
+        executor.make(Store(tmp_path / "store"), BovwConfig.from_dict(bad), progress=False)
     assert not (tmp_path / "store").exists()

@@ -23,6 +23,7 @@ def pairs(stdout: str) -> dict:
     return dict(item.split("=", 1) for item in stdout.strip().splitlines()[-1].split())
 
 
+@pytest.mark.slow
 def test_train_prints_key_values_then_reuses(tmp_path):
     args = ["train", "--subset", "2000", "--epochs", "1", "--device", "cpu", "--quiet"]
     first = mnistkit(*args, store=tmp_path)
@@ -72,6 +73,7 @@ def test_bad_input_is_refused_with_its_name_and_nothing_written(tmp_path, capsys
     assert files_under(tmp_path) == []
 
 
+@pytest.mark.slow
 def test_a_refusal_exits_2_from_a_real_process_without_a_traceback(tmp_path):
     result = mnistkit("train", "--lr", "-1", store=tmp_path)
     assert result.returncode == 2
@@ -175,6 +177,7 @@ def test_a_folder_or_a_bad_set_is_refused(tmp_path, capsys):
     assert "'tracker' = 'mlflow'" in refuse(capsys, ["params", good, "--set", "tracker=mlflow"])
 
 
+@pytest.mark.slow
 def test_a_broken_yaml_file_exits_2_from_a_real_process_with_one_line(tmp_path):
     path = tmp_path / "broken.yaml"
     path.write_text("q1: [unclosed\n")
@@ -185,12 +188,14 @@ def test_a_broken_yaml_file_exits_2_from_a_real_process_with_one_line(tmp_path):
         "expected ',' or ']', but got '<stream end>' at line 2, column 1"]
 
 
+@pytest.mark.slow
 def test_no_lock_file_is_left_beside_a_store_entry(tmp_path):
     result = mnistkit("train", "--subset", "100", "--epochs", "1", "--device", "cpu", "--quiet", store=tmp_path)
     assert result.returncode == 0, result.stderr
     assert [p.name for p in tmp_path.iterdir()] == [pairs(result.stdout)["run"]]
 
 
+@pytest.mark.slow
 def test_train_from_another_folder_says_where_its_store_is(tmp_path, monkeypatch):
     monkeypatch.delenv("MNISTKIT_STORE", raising=False)
     store = tmp_path / "runs"

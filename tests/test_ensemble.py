@@ -5,8 +5,11 @@ import torch
 
 from mnistkit import data, ensemble, executor
 from mnistkit.config import RunConfig
+from mnistkit.runs import Training
 from mnistkit.store import Store
 from mnistkit.trainer import METRICS, fit
+
+pytestmark = pytest.mark.slow  # every test here trains
 
 
 @pytest.fixture(autouse=True)
@@ -54,7 +57,7 @@ def test_vit_without_dropout_ensemble_matches_single_runs():
 def test_groups_are_the_seeds_of_one_configuration():
     a = RunConfig(subset=100, epochs=1, device="cpu")
     runs = [a.replace(seed=0), a.replace(seed=1, subset_seed=1), a.replace(lr=0.01), a.replace(seed=2)]
-    assert [[c.seed for c in g] for g in ensemble.groups(runs)] == [[0, 1, 2], [42]]
+    assert [[c.seed for c in g] for g in executor.groups(runs)] == [[0, 1, 2], [42]]
     with pytest.raises(ValueError):
         ensemble.fit_ensemble([a, a.replace(lr=0.01)])
     # On a CPU the executor keeps every run single.
@@ -65,7 +68,7 @@ def test_ensemble_task_writes_one_entry_per_seed_and_skips_stored_ones(store_roo
     base = RunConfig(subset=100, epochs=1, device="cpu")
     configs = [base.replace(seed=s) for s in (0, 1, 2)]
     store = Store(store_root)
-    first = store.run(configs[0], progress=False)
+    first = executor.make(store, configs[0], progress=False)
     ident = executor.store_id(store_root)
 
     class FakeWorker:  # the task's progress reports go nowhere outside a Dask worker
@@ -77,13 +80,13 @@ def test_ensemble_task_writes_one_entry_per_seed_and_skips_stored_ones(store_roo
     original = distributed.get_worker
     distributed.get_worker = lambda: FakeWorker()
     try:
-        result = ensemble.train_task(str(store_root), ident, configs, [c.key() for c in configs])
+        result = executor.ensemble_task(str(store_root), ident, configs, [c.key() for c in configs])
     finally:
         distributed.get_worker = original
     assert result["trained"] == [False, True, True]
-    assert store.load(configs[0]).history.equals(first.history)
+    assert store.load(Training(configs[0])).history.equals(first.history)
     for config in configs[1:]:
-        run = store.load(config)
+        run = store.load(Training(config))
         assert run is not None and run.info["key"] == config.key() and len(run.history) == 1
 
 

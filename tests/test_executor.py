@@ -10,10 +10,13 @@ import pytest
 import torch
 
 from conftest import ROOT
-from mnistkit import executor, experiments, progress
+from mnistkit import executor, progress
+from mnistkit import runs as runs_module
 from mnistkit import store as store_module
 from mnistkit.config import RunConfig
 from mnistkit.errors import ConfigError
+from mnistkit.questions import plan
+from mnistkit.runs import Training
 from mnistkit.store import Store
 from mnistkit.trainer import METRICS
 
@@ -21,8 +24,8 @@ from mnistkit.trainer import METRICS
 def _smoke_runs():
     """Real runs of the smoke profile's plan: q4's LeNet seeds, with three epochs (so a run can die
     mid-way). The whole smoke profile on this cluster is test_report's second build."""
-    params = experiments.load_params(ROOT / "parameters" / "smoke.yaml", overrides={"q4": {"epochs": 3}})
-    return [c for c in experiments.plan(params)["q4"] if c.model == "lenet"]
+    params = plan.load_params(ROOT / "parameters" / "smoke.yaml", overrides={"q4": {"epochs": 3}})
+    return [c for c in plan.first_stage(params)["q4"] if c.model == "lenet"]
 
 
 def _epochs_in_checkpoint(path):
@@ -32,6 +35,7 @@ def _epochs_in_checkpoint(path):
         return 0
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_run_loses_nothing_and_the_numbers_equal_a_local_cluster(dask_cluster, tmp_path):
     from distributed import Client
 
@@ -69,16 +73,17 @@ def test_a_worker_killed_mid_run_loses_nothing_and_the_numbers_equal_a_local_clu
     assert set(outcome["trained"]) == {c.key() for c in configs}
     dask_cluster.start_worker()  # back to two workers for the next test
 
-    resumed = Store(remote).load(next(c for c in configs if c.key() == killed_key))
+    resumed = Store(remote).load(Training(next(c for c in configs if c.key() == killed_key)))
     assert resumed is not None and len(resumed.history) == 3
     assert not list(remote.glob("*/checkpoint.pt"))
     executor.train(local, configs, jobs=2, progress=False)
     for config in configs:
-        a, b = Store(remote).load(config).history, Store(local).load(config).history
+        a, b = Store(remote).load(Training(config)).history, Store(local).load(Training(config)).history
         assert a[list(METRICS)].equals(b[list(METRICS)]), config.label()
     dask_cluster.wait_for_workers(2)
 
 
+@pytest.mark.slow
 def test_two_requests_for_one_run_on_two_workers_train_it_once(dask_cluster, tmp_path):
     from distributed import Client
 
@@ -91,7 +96,7 @@ def test_two_requests_for_one_run_on_two_workers_train_it_once(dask_cluster, tmp
                                  workers=[w], allow_other_workers=False) for i, w in enumerate(workers)]
         results = client.gather(futures)
     assert sorted(r["trained"][0] for r in results) == [False, True]
-    assert Store(root).load(config) is not None
+    assert Store(root).load(Training(config)) is not None
 
 
 def test_two_threads_on_one_run_write_its_entry_once(store_root, monkeypatch):
@@ -107,11 +112,11 @@ def test_two_threads_on_one_run_write_its_entry_once(store_root, monkeypatch):
         row = {"epoch": 1, "train_loss": 1.0, "train_acc": 0.5, "test_loss": 1.0, "test_acc": 0.5, "seconds": 0.5}
         return build_model("lenet"), History([row])
 
-    monkeypatch.setattr(store_module, "fit", slow_fit)
+    monkeypatch.setattr(runs_module, "fit", slow_fit)
     monkeypatch.setattr(store_module, "write_entry", lambda *a: (writes.append(a[0]), real_write(*a)))
     config = RunConfig(subset=500, epochs=1, device="cpu")
     runs = []
-    threads = [threading.Thread(target=lambda: runs.append(Store(store_root).run(config, progress=False)))
+    threads = [threading.Thread(target=lambda: runs.append(executor.make(Store(store_root), config, progress=False)))
                for _ in range(2)]
     for t in threads:
         t.start()
@@ -124,8 +129,8 @@ def test_two_threads_on_one_run_write_its_entry_once(store_root, monkeypatch):
 def test_cluster_parameter_is_checked_before_any_work(tmp_path):
     for bad in ("localhost:8786", 8786, "tcp://"):
         with pytest.raises(ConfigError, match="'cluster'"):
-            experiments.load_params(ROOT / "parameters" / "smoke.yaml", overrides={"cluster": bad})
-    params = experiments.load_params(ROOT / "parameters" / "smoke.yaml", overrides={"cluster": "tcp://127.0.0.1:8786"})
+            plan.load_params(ROOT / "parameters" / "smoke.yaml", overrides={"cluster": bad})
+    params = plan.load_params(ROOT / "parameters" / "smoke.yaml", overrides={"cluster": "tcp://127.0.0.1:8786"})
     assert params.cluster == "tcp://127.0.0.1:8786"
 
 
@@ -154,6 +159,7 @@ def test_progress_prints_plain_lines_when_not_on_a_terminal(monkeypatch):
     assert list(progress.bar(range(3), desc="epochs")) == [0, 1, 2]
 
 
+@pytest.mark.slow
 def test_cli_train_on_a_cluster_and_a_bad_address(dask_cluster, tmp_path, capsys):
     from mnistkit.__main__ import main
 

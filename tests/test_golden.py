@@ -19,6 +19,7 @@ GOLDEN = json.loads((ROOT / "tests" / "golden" / "runs.json").read_text())
 
 
 @pytest.mark.parametrize("name", [*cases.RUNS, "bovw"])
+@pytest.mark.slow
 def test_golden_run_is_reproduced_bit_for_bit(name):
     from mnistkit import numerics
 

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from conftest import ROOT, files_under
-from mnistkit import experiments
+from mnistkit.questions import plan, q2
 from mnistkit.__main__ import main
 from mnistkit.errors import ConfigError
 from mnistkit.params import Params, injected_names, names, notebook_cell
@@ -22,10 +22,10 @@ import cases  # noqa: E402
 
 def test_the_committed_parameter_files_and_the_schema_defaults_are_valid():
     for name in ("full", "smoke"):
-        params = experiments.load_params(ROOT / "parameters" / f"{name}.yaml")
+        params = plan.load_params(ROOT / "parameters" / f"{name}.yaml")
         assert params.profile == name
-    assert experiments.load_params().profile == "interactive"
-    full = experiments.plan(experiments.load_params(ROOT / "parameters" / "full.yaml"))
+    assert plan.load_params().profile == "interactive"
+    full = plan.first_stage(plan.load_params(ROOT / "parameters" / "full.yaml"))
     assert full["q1"][0].epochs == 10 and full["q1"][0].subset is None
     assert len(full["q2"]) >= 11 * 3
     assert {c.model for c in full["q6"]} == {"vit", "lenet"}
@@ -34,16 +34,16 @@ def test_the_committed_parameter_files_and_the_schema_defaults_are_valid():
 
 
 def test_the_selected_setting_is_retrained_with_the_validation_images_under_that_protocol_only():
-    params = experiments.load_params(ROOT / "parameters" / "full.yaml")
-    chosen = [c for n, _, c in experiments.q2_settings(params) if n == 3]
-    again = experiments.q2_retrained(params, 3)
+    params = plan.load_params(ROOT / "parameters" / "full.yaml")
+    chosen = [c for n, _, c in q2.settings(params) if n == 3]
+    again = q2.retrained(params, 3)
     assert [c.seed for c in again] == params.seeds == [c.seed for c in chosen]
     assert all(c.validation == 0 and c.train_images == 60_000 for c in again)
     assert all(a.to_dict() == {**c.to_dict(), "validation": 0} for a, c in zip(again, chosen))
-    assert not {c.key() for c in again} & {c.key() for q in experiments.plan(params).values() for c in q
+    assert not {c.key() for c in again} & {c.key() for q in plan.first_stage(params).values() for c in q
                                            if hasattr(c, "seed")}
-    assignment = experiments.load_params(ROOT / "parameters" / "full.yaml", {"protocol": "assignment"})
-    assert experiments.q2_retrained(assignment, 3) == []
+    assignment = plan.load_params(ROOT / "parameters" / "full.yaml", {"protocol": "assignment"})
+    assert q2.retrained(assignment, 3) == []
 
 
 def _notebook():
@@ -107,6 +107,8 @@ BAD_PARAMS = [
     ({"device": "tpu"}, "'device'"),
     ({"seeds": [0, -1]}, "'seeds'"),
     ({"seeds": []}, "'seeds'"),
+    ({"seeds": [0, 0]}, "'seeds'"),  # an interval over copies of one run
+    ({"figures_dir": "/proc/x"}, "'figures_dir'"),  # else the build would fail at its end
     ({"train_subset": 605}, "'train_subset'"),
     ({"progress": "loud"}, "'progress'"),
     ({"q1": {"epochs": 0, "seed": 42}}, "'q1.epochs'"),
@@ -123,6 +125,9 @@ BAD_PARAMS = [
     ({"q4": {"epochs": -3}}, "'q4.epochs'"),
     ({"q5": {"sizes": [600, 6001], "epochs": 1}}, "'q5.sizes[1]'"),
     ({"q5": {"sizes": [600, 60000], "epochs": 1}}, "'q5.sizes[1]'"),
+    ({"q5": {"sizes": [600, 600], "epochs": 1}}, "'q5.sizes'"),
+    ({"q6": {"sizes": [None, None]}}, "'q6.sizes'"),
+    ({"q6": {"seeds": [1, 1]}}, "'q6.seeds'"),
     ({"q6": {"sizes": [6000], "epochs": 1, "seeds": [0],
              "recipes": {"x": {"optimizer": "adam", "vit": {"depth": 0}}}}}, "'q6.recipes.x"),
     ({"q6": {"sizes": [6000], "epochs": 1, "seeds": [0],
@@ -142,6 +147,24 @@ def test_bad_parameter_file_is_refused_before_any_work(tmp_path, capsys, values,
     assert files_under(store) == []
 
 
+def test_a_figures_folder_that_can_be_made_is_accepted_without_making_it(tmp_path):
+    params = plan.load_params(ROOT / "parameters" / "smoke.yaml", {"figures_dir": str(tmp_path / "a" / "b")})
+    assert params.figures_dir == str(tmp_path / "a" / "b") and list(tmp_path.iterdir()) == []
+
+
+def test_more_jobs_than_cores_train_with_one_process_a_core_and_say_so(tmp_path, capsys, monkeypatch):
+    from mnistkit import executor
+    from mnistkit.store import Store
+
+    seen = []
+    monkeypatch.setattr(executor, "run_all", lambda store, specs, jobs=1, **kw: seen.append(jobs) or [])
+    params = plan.load_params(ROOT / "parameters" / "smoke.yaml", {"jobs": 1_000_000, "only": "q1"})
+    plan.train_missing(params, Store(tmp_path), progress=False)
+    assert seen == [os.cpu_count()]
+    assert capsys.readouterr().err.strip() == (f"jobs: 1,000,000 is more than the {os.cpu_count()} CPU cores of this "
+                                               f"machine; training with {os.cpu_count()} processes")
+
+
 def test_missing_parameter_file_is_refused(capsys, tmp_path):
     assert main(["params", str(tmp_path / "nope.yaml")]) == 2
     assert "no such file" in capsys.readouterr().err
@@ -158,6 +181,7 @@ PAPERMILL_BAD = [
 
 
 @pytest.mark.parametrize("values, name", PAPERMILL_BAD, ids=[next(iter(v)) for v, _ in PAPERMILL_BAD])
+@pytest.mark.slow
 def test_papermill_run_with_a_bad_parameter_fails_at_the_top_with_nothing_stored(tmp_path, monkeypatch, values, name):
     import papermill
     from papermill.exceptions import PapermillExecutionError
@@ -215,6 +239,7 @@ def _build_smoke(tmp_path, store, *options):
     return out, figures, result.stderr
 
 
+@pytest.mark.slow
 def test_smoke_report_builds_with_every_section_and_gives_the_golden_numbers_locally_and_on_a_cluster(
         tmp_path, dask_cluster):
     store = tmp_path / "runs"
@@ -275,6 +300,7 @@ def test_smoke_report_builds_with_every_section_and_gives_the_golden_numbers_loc
             assert first == second, folder.name
 
 
+@pytest.mark.slow
 def test_the_notebook_runs_twice_in_one_kernel_and_an_edited_parameter_takes_effect(tmp_path, monkeypatch):
     """As in Jupyter: Run All, Run All again, then edit the parameters cell and run it and every cell
     after it, all in one kernel (smoke-sized values injected as papermill does)."""

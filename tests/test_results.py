@@ -1,38 +1,20 @@
-"""The result objects and statistics on inputs whose right answer is known, without training."""
+"""Each question's result object on inputs whose right answer is known, without training."""
 
 import dataclasses
 import math
-from itertools import product
 
 import pandas as pd
 import pytest
 
-from mnistkit import results, stats
-from mnistkit.results import Method, Q1Result, Q2Result, Q3Result, Q4Result, Q5Result, Q6Result
-
-
-# ---------------------------------------------------------------- a balanced factorial
-
-
-def factorial(a=0.02, b=0.01, c=0.0, ab=0.01, noise=0.005, base=0.9):
-    """A 2 x 2 x 2 design, 2 seeds per cell, orthogonal +-1 effects: each source's sum of squares is
-    16 x its effect squared, so the shares are known exactly."""
-    rows = []
-    for (opt, sa), (lr, sb), (bs, sc), (seed, se) in product(
-            [("adam", 1), ("sgd", -1)], [(0.001, 1), (0.01, -1)], [(64, 1), (128, -1)], [(0, 1), (1, -1)]):
-        rows.append({"optimizer": opt, "lr": lr, "batch_size": bs, "seed": seed,
-                     "test_acc": base + a * sa + b * sb + c * sc + ab * sa * sb + noise * se})
-    return pd.DataFrame(rows)
-
-
-def test_variance_shares_of_a_balanced_factorial_are_the_known_ones():
-    shares = stats.variance_shares(factorial(), ("optimizer", "lr", "batch_size")).set_index("source")["share"]
-    total = 0.02**2 + 0.01**2 + 0.01**2 + 0.005**2
-    expected = {"optimizer": 0.02**2 / total, "lr": 0.01**2 / total, "batch_size": 0.0,
-                "interactions": 0.01**2 / total, "seed (noise)": 0.005**2 / total}
-    for source, share in expected.items():
-        assert shares[source] == pytest.approx(share, abs=1e-9), source
-    assert shares.sum() == pytest.approx(1.0)
+from mnistkit import stats, study
+from mnistkit.questions import headlines, text
+from mnistkit.questions.q1 import Q1Result
+from mnistkit.questions.q2 import Q2Result
+from mnistkit.questions.q2_study import StudyResult
+from mnistkit.questions.q3 import Method, Q3Result
+from mnistkit.questions.q4 import Q4Result
+from mnistkit.questions.q5 import Q5Result
+from mnistkit.questions.q6 import Q6Result
 
 
 def q2_result(selected_by="val_acc") -> Q2Result:
@@ -48,7 +30,11 @@ def q2_result(selected_by="val_acc") -> Q2Result:
         {"setting": 3, "label": "adam lr=0.002 bs=64 cosine", "reported": None, "seed": 1, "test_acc": 0.992, "val_acc": 0.991, "seconds": 4.0},
         {"setting": 3, "label": "adam lr=0.002 bs=64 cosine", "reported": None, "seed": 2, "test_acc": 0.991, "val_acc": 0.992, "seconds": 4.0},
     ])
-    # the study: accuracy depends on the learning rate only (peaked at 1e-2.5), not on the rest
+    return Q2Result(runs=runs, epochs=5, seeds=[0, 1, 2], selected_by=selected_by, train_size=55_000, validation=5_000)
+
+
+def study_result() -> StudyResult:
+    """24 trials whose accuracy depends on the learning rate only (peaked at 1e-2.5), not on the rest."""
     trials = []
     for i in range(24):
         opt = ("adam", "sgd", "rmsprop")[i % 3]
@@ -57,8 +43,8 @@ def q2_result(selected_by="val_acc") -> Q2Result:
         trials.append({"optimizer": opt, "lr": lr, "batch_size": (32, 64, 128, 256, 512)[i % 5],
                        "weight_decay": 10 ** (-6 + 4 * ((i * 5) % 24) / 23), "momentum": 0.9 if opt == "sgd" else math.nan,
                        "test_acc": acc, "val_acc": acc})
-    return Q2Result(runs=runs, study=pd.DataFrame(trials), epochs=5, study_epochs=2, seeds=[0, 1, 2],
-                    selected_by=selected_by, train_size=55_000, validation=5_000)
+    frame = pd.DataFrame(trials)
+    return StudyResult(trials=frame, importance=study.frame_importances(frame, "val_acc"), epochs=2)
 
 
 def test_q2_selects_on_validation_and_states_both_accuracies():
@@ -72,7 +58,7 @@ def test_q2_selects_on_validation_and_states_both_accuracies():
     assert list(r.table().columns)[2:4] == ["validation accuracy, mean ± std", "test accuracy, mean ± std"]
     summary = r.summary()
     assert summary["selected_by"] == "validation" and summary["best_val_acc_mean"] == pytest.approx(0.996)
-    assert summary["best_test_acc_mean"] == pytest.approx(0.982) and summary["trials"] == 24
+    assert summary["best_test_acc_mean"] == pytest.approx(0.982)
     assert "not retrained on all 60,000" in r.protocol()
     on_test = q2_result("test_acc")
     assert on_test.best.setting == 3 and on_test.summary()["best_val_acc_mean"] is None
@@ -95,25 +81,14 @@ def test_q2_scores_the_selected_setting_retrained_with_the_validation_images():
 
 
 def test_q2_importance_finds_the_one_parameter_that_matters():
-    r = q2_result()
+    r = study_result()
+    assert r.summary()["trials"] == 24
     importance = r.summary()["importance"]
     assert set(importance) == {"lr", "batch_size", "optimizer", "weight_decay"}
     assert sum(importance.values()) == pytest.approx(1.0, abs=1e-6)
     assert r.ranked_parameters[0] == "lr" and importance["lr"] > 0.8
-    assert "**lr** matters most" in r.study_analysis()
+    assert "**lr** matters most" in r.analysis()
     assert r.best_lr().optimizer.tolist() == ["adam", "sgd", "rmsprop"]
-
-
-# ---------------------------------------------------------------- a gap inside and outside the noise
-
-
-def test_gap_verdicts():
-    assert stats.Gap(a=0.98, b=0.99, noise=0.001).verdict == "higher"
-    assert stats.Gap(a=0.99, b=0.98, noise=0.001).verdict == "lower"
-    assert stats.Gap(a=0.98, b=0.9815, noise=0.001).verdict == "level"  # 1.5 noise: inside twice the noise
-    assert stats.Gap(a=0.98, b=0.99, noise=math.nan).verdict == "level"  # no spread, no claim
-    assert stats.spread(0.001, math.nan, 0.002) == 0.002 and math.isnan(stats.spread(math.nan))
-    assert stats.binomial_se(0.99) == pytest.approx(math.sqrt(0.99 * 0.01 / 10_000))
 
 
 def q3_result(cnn_accs, bovw_acc, mcnemar=None) -> Q3Result:
@@ -179,15 +154,15 @@ def test_q4_verdict_from_the_interval_over_seeds():
 # ---------------------------------------------------------------- saturating and non-saturating size curves
 
 
-def q5_result(means, spreads=(0.02, 0.01, 0.001), steps=(0.90, 0.97), small_extra=()) -> Q5Result:
-    sizes = [600, 6000, 60_000]
-    rows = [{"protocol": "equal_epochs", "size": n, "full": n == 60_000, "seed": s, "epochs": 5,
+def q5_result(means, spreads=(0.02, 0.01, 0.001), steps=(0.90, 0.97), small_extra=(), validation=0) -> Q5Result:
+    sizes = [600, 6000, 60_000 - validation]
+    rows = [{"protocol": "equal_epochs", "size": n, "full": n == sizes[-1], "seed": s, "epochs": 5,
              "test_acc": m + d * (1 if s == 0 else -1)} for n, m, d in zip(sizes, means, spreads) for s in (0, 1)]
     rows += [{"protocol": "equal_epochs", "size": 600, "full": False, "seed": 2 + i, "epochs": 5, "test_acc": a}
              for i, a in enumerate(small_extra)]
     rows += [{"protocol": "equal_steps", "size": n, "full": False, "seed": s, "epochs": e, "test_acc": m}
              for n, m, e in zip(sizes, steps, (470, 47)) for s in (0, 1)]
-    return Q5Result(runs=pd.DataFrame(rows), epochs=5, seeds=[0, 1])
+    return Q5Result(runs=pd.DataFrame(rows), epochs=5, seeds=[0, 1], validation=validation)
 
 
 def test_a_saturating_size_curve_is_called_saturating():
@@ -240,15 +215,16 @@ def test_q1_sees_when_the_test_loss_turns_up():
     assert list(r.table().columns) == ["epoch", "train loss", "test loss", "train accuracy", "test accuracy", "seconds"]
 
 
-def q6_result(vit, lenet, vit_val=None, seeds=(0, 1, 2)) -> Q6Result:
+def q6_result(vit, lenet, vit_val=None, seeds=(0, 1, 2), validation=0) -> Q6Result:
     """Accuracies per recipe at (6,000, 60,000); each seed adds -0.001, 0, +0.001 around them."""
     recipes = {"assignment": {"optimizer": "adam"}, "improved": {"optimizer": "adamw", "vit": {"norm_first": True}}}
     vit_val = vit_val or vit
     rows = [{"recipe": r, "model": m, "size": n, "seed": s, "test_acc": acc[r][i] + 0.001 * (s - 1),
              "val_acc": val[r][i] + 0.001 * (s - 1), "parameters": 1, "seconds": 1.0}
             for r in recipes for m, acc, val in (("vit", vit, vit_val), ("lenet", lenet, lenet))
-            for i, n in enumerate((6000, 60_000)) for s in seeds]
-    return Q6Result(runs=pd.DataFrame(rows), curves=pd.DataFrame(), recipes=recipes, epochs=10, seeds=list(seeds))
+            for i, n in enumerate((6000, 60_000 - validation)) for s in seeds]
+    return Q6Result(runs=pd.DataFrame(rows), curves=pd.DataFrame(), recipes=recipes, epochs=10, seeds=list(seeds),
+                    validation=validation)
 
 
 def test_q6_picks_the_recipe_by_validation_and_compares_over_seeds():
@@ -275,35 +251,41 @@ def test_q6_picks_the_recipe_by_validation_and_compares_over_seeds():
     assert missed.best_recipe == "assignment" and not missed.goals_met and "not both met" in missed.analysis()
 
 
-def test_headline_labels_come_from_the_parameters():
-    summary = {"validation": 5000, "q1": {"test_acc": 0.99},
-               "q2": {"best_setting": "adam", "best_test_acc_mean": 0.991, "seeds": 3, "selected_by": "validation"},
-               "q3": {"bovw_test_acc": 0.99, "cnn_minus_bovw": 0.001, "cnn_minus_bovw_ci95": [-0.001, 0.003]},
-               "q4": {"lenet_test_acc_mean": 0.988, "double_minus_lenet": -0.002, "double_minus_lenet_ci95": [-0.004, 0.0]},
-               "q5": {"equal_epochs": {"test_acc_mean": {"18000": 0.98, "600": 0.73, "60000": 0.988}},  # as json sorts them
-                      "equal_steps": {"test_acc_mean": {"600": 0.9, "60000": 0.988}}},
-               "q6": {"recipe": "improved", "seeds": 3, "vit_6000_test_acc_mean": 0.96, "vit_60000_test_acc_mean": 0.99,
-                      "vit_minus_lenet_6000": -0.01, "vit_minus_lenet_6000_ci95": [-0.02, 0.0],
-                      "vit_minus_lenet_60000": -0.001, "vit_minus_lenet_60000_ci95": [-0.003, 0.001]}}
-    table = results.headlines(summary, q1_epochs=3, q2_settings=12)
-    assert table.result.iloc[0] == "1. LeNet, 3 epochs"
-    assert table.result.iloc[1] == "2. best of 12 settings, chosen on validation: adam (mean of 3 seeds)"
+def test_headline_labels_come_from_the_results():
+    history = pd.DataFrame({"epoch": [1, 2, 3], "train_loss": [0.3, 0.1, 0.05], "train_acc": [0.9, 0.97, 0.99],
+                            "test_loss": [0.1, 0.05, 0.07], "test_acc": [0.97, 0.985, 0.99], "seconds": [2.0] * 3})
+    parts = [Q1Result(history, lr=0.001, optimizer="adam", batch_size=64, epochs=3, seed=42, parameters=44_426),
+             q2_result(), q3_result([0.9905, 0.9915, 0.9910], 0.99), q4_result([0.988, 0.989, 0.987], [0.9875, 0.9885, 0.9880]),
+             q5_result([0.73, 0.95, 0.988], validation=5000),
+             q6_result(vit={"assignment": [0.942, 0.980], "improved": [0.96, 0.99]},
+                       lenet={"assignment": [0.973, 0.990], "improved": [0.97, 0.991]}, validation=5000)]
+    table = headlines.table(parts)
+    assert list(table.columns) == ["result", "mnistkit", "the assignment"]
+    assert table.result.iloc[0] == "1. LeNet, 3 epochs" and table.mnistkit.iloc[0] == "99.00%"
+    assert table.result.iloc[1] == "2. best of 3 settings, chosen on validation: adam lr=0.001 bs=64 (mean of 3 seeds)"
     assert "6. ViT, 60,000 (55,000 trained on, 5,000 held out) images (improved recipe, mean of 3 seeds)" in table.result.tolist()
     assert table["the assignment"][table.result.str.startswith("6. ViT, 60,000")].item() == "97.44% (6 layers)"
     assert "6. ViT, 6,000 images (improved recipe, mean of 3 seeds)" in table.result.tolist()
     assert table["the assignment"][table.result == "5. 600 training images, equal epochs (mean)"].item() == "81.83%"
     assert [r for r in table.result if "equal epochs" in r] == [
-        "5. 600 training images, equal epochs (mean)", "5. 18,000 training images, equal epochs (mean)",
+        "5. 600 training images, equal epochs (mean)", "5. 6,000 training images, equal epochs (mean)",
         "5. 60,000 (55,000 trained on, 5,000 held out) training images, equal epochs (mean)"]
-    assert table["mnistkit"][table.result == "3. CNN minus BoVW, 95% interval"].item() == "+0.10 points [-0.10, +0.30]"
+    gap = parts[2].gap
+    assert table["mnistkit"][table.result == "3. CNN minus BoVW, 95% interval"].item() == (
+        f"{text.points(gap.diff)} points [{text.points(gap.lo)}, {text.points(gap.hi)}]")
+    retrained = q2_result()
+    retrained.retrained = pd.DataFrame({"seed": [0, 1, 2], "test_acc": [0.99] * 3, "train_images": 60_000})
+    assert "(retrained with the validation images, mean of 3 seeds)" in headlines.table([retrained]).result.item()
 
 
 def test_the_whole_training_set_keeps_its_name_when_validation_images_are_held_out():
-    assert results.size_key(55_000) == "60000" and results.size_key(60_000) == "60000"
-    assert results.size_key(6_000) == "6000" and results.size_key(54_990) == "54990"
+    assert text.size_key(55_000, 5000) == 60_000 and text.size_key(60_000, 0) == 60_000
+    assert text.size_key(6_000, 5000) == 6_000 and text.size_key(54_990, 5000) == 54_990
+    assert text.size_key(55_000, 0) == 55_000
     r = q6_result(vit={"assignment": [0.942, 0.980], "improved": [0.962, 0.990]},
-                  lenet={"assignment": [0.973, 0.990], "improved": [0.976, 0.992]})
-    r.runs["size"] = r.runs["size"].replace(60_000, 55_000)  # what the validation protocol trains on
+                  lenet={"assignment": [0.973, 0.990], "improved": [0.976, 0.992]}, validation=5000)
+    assert r.sizes == [6000, 55_000]  # what the validation protocol trains on
     s = r.summary()
     assert s["vit_60000_test_acc_mean"] == pytest.approx(0.990) and "vit_minus_lenet_60000_ci95" in s
     assert not any("55000" in k for k in s)
+    assert set(q5_result([0.73, 0.95, 0.988], validation=5000).summary()["equal_epochs"]["seeds"]) == {"600", "6000", "60000"}

@@ -9,35 +9,38 @@ import time
 import pytest
 import torch
 
-from mnistkit import store as store_module
+from mnistkit import executor
+from mnistkit import runs as runs_module
+from mnistkit.runs import Training
 from mnistkit.config import RunConfig
 from mnistkit.store import Store
 from mnistkit.trainer import METRICS, fit
 
 from conftest import ROOT
 
-TINY = RunConfig(subset=1000, epochs=2, device="cpu")
+TINY = RunConfig(subset=200, epochs=2, batch_size=100, device="cpu")  # 4 steps
 
 
 def test_finished_run_is_reused_without_training(store_root, monkeypatch):
-    first = Store(store_root).run(TINY, progress=False)
+    first = executor.make(Store(store_root), TINY, progress=False)
     assert not first.reused
     assert sorted(p.name for p in first.folder.iterdir()) == ["config.json", "history.csv", "manifest.json", "model.pt"]
 
     def no_training(*args, **kwargs):
         raise AssertionError("trained again")
 
-    monkeypatch.setattr(store_module, "fit", no_training)
-    second = Store(store_root).run(TINY, progress=False)
+    monkeypatch.setattr(runs_module, "fit", no_training)
+    second = executor.make(Store(store_root), TINY, progress=False)
     assert second.reused and second.key == first.key
     assert second.history.equals(first.history)
     x = torch.zeros(2, 1, 28, 28)
     assert torch.equal(second.model()(x), first.model()(x))
 
 
-def test_key_changes_exactly_when_the_numbers_can_change():
-    assert TINY.key() == RunConfig(subset=1000, epochs=2, device="cpu").key()
-    assert TINY.key() == TINY.replace(device="auto").key() or torch.cuda.is_available()
+def test_key_changes_exactly_when_the_numbers_can_change(monkeypatch):
+    assert TINY.key() == RunConfig(subset=200, epochs=2, batch_size=100, device="cpu").key()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # 'auto' is then the CPU: the same run
+    assert TINY.key() == TINY.replace(device="auto").key()
     for change in [dict(lr=2e-3), dict(seed=1), dict(epochs=3), dict(subset=2000), dict(subset_seed=1),
                    dict(batch_size=32), dict(model="vit"), dict(weight_decay=1e-4), dict(augment="shift")]:
         assert TINY.replace(**change).key() != TINY.key(), change
@@ -46,7 +49,7 @@ def test_key_changes_exactly_when_the_numbers_can_change():
 @pytest.mark.parametrize("damage", ["truncate history", "edit history", "delete model", "garbage manifest"])
 def test_damaged_entry_is_detected_and_recomputed(store_root, damage):
     store = Store(store_root)
-    clean = store.run(TINY, progress=False)
+    clean = executor.make(store, TINY, progress=False)
     folder = clean.folder
     if damage == "truncate history":
         (folder / "history.csv").write_bytes((folder / "history.csv").read_bytes()[:40])
@@ -57,7 +60,7 @@ def test_damaged_entry_is_detected_and_recomputed(store_root, damage):
     else:
         (folder / "manifest.json").write_text("{not json")
     with pytest.warns(UserWarning, match="damaged"):
-        again = store.run(TINY, progress=False)
+        again = executor.make(store, TINY, progress=False)
     assert not again.reused
     assert again.history[list(METRICS)].equals(clean.history[list(METRICS)])
 
@@ -83,6 +86,7 @@ def _history_len(checkpoint):
         return 0
 
 
+@pytest.mark.slow
 def test_run_killed_after_second_epoch_resumes_equal_to_a_clean_run(tmp_path):
     killed, clean = tmp_path / "killed", tmp_path / "clean"
     config = RunConfig(subset=1000, epochs=4, device="cpu")
@@ -101,12 +105,13 @@ def test_run_killed_after_second_epoch_resumes_equal_to_a_clean_run(tmp_path):
     out = subprocess.run(_train_cmd(killed), cwd=ROOT, capture_output=True, text=True, check=True).stdout
     assert "reused=false" in out
     subprocess.run(_train_cmd(clean), cwd=ROOT, capture_output=True, check=True)
-    resumed = Store(killed).load(config).history
-    fresh = Store(clean).load(config).history
+    resumed = Store(killed).load(Training(config)).history
+    fresh = Store(clean).load(Training(config)).history
     assert resumed[list(METRICS)].equals(fresh[list(METRICS)])
     assert not (killed / config.key() / "checkpoint.pt").exists()
 
 
+@pytest.mark.slow
 def test_two_processes_on_one_run_leave_one_valid_entry(tmp_path):
     cmd = _train_cmd(tmp_path, "--epochs", "2")
     procs = [subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True) for _ in range(2)]
@@ -115,7 +120,7 @@ def test_two_processes_on_one_run_leave_one_valid_entry(tmp_path):
     assert sorted("reused=true" in line for line in outputs) == [False, True]
     folders = [p for p in tmp_path.iterdir() if p.is_dir()]
     assert len(folders) == 1
-    run = Store(tmp_path).load(RunConfig(subset=1000, epochs=2, device="cpu"))
+    run = Store(tmp_path).load(Training(RunConfig(subset=1000, epochs=2, device="cpu")))
     assert run is not None and len(run.history) == 2
     assert json.loads((folders[0] / "config.json").read_text())["key"] == folders[0].name
 
@@ -123,7 +128,6 @@ def test_two_processes_on_one_run_leave_one_valid_entry(tmp_path):
 class Counting:
     """A tiny store entry: its computation writes one file and counts its calls."""
 
-    processes = 1
     calls = 0
 
     def __init__(self, value: int):
@@ -149,26 +153,22 @@ class _Value:
 def test_any_entry_goes_through_the_one_sequence_lock_load_compute_write(tmp_path):
     store = Store(tmp_path)
     Counting.calls = 0
-    first = store.run(Counting(7))
+    first = executor.make(store, Counting(7))
     assert (first.value, first.reused, Counting.calls) == (7, False, 1)
     assert sorted(p.name for p in (tmp_path / "counting-7").iterdir()) == ["manifest.json", "value.json"]
-    again = store.run(Counting(7))
+    again = executor.make(store, Counting(7))
     assert (again.value, again.reused, Counting.calls) == (7, True, 1)
     (tmp_path / "counting-7" / "value.json").write_text("8")
     with pytest.warns(UserWarning, match="damaged"):
         assert store.load(Counting(7)) is None
-    results = store.run_all([Counting(7), TINY.replace(epochs=1), Counting(9)], progress=False)
-    assert [r.value for r in (results[0], results[2])] == [7, 9] and Counting.calls == 3
-    assert results[1].config == TINY.replace(epochs=1) and not results[1].reused
+    assert executor.make(store, Counting(7)).value == 7 and Counting.calls == 2
 
 
+@pytest.mark.slow
 def test_run_all_shares_training_among_processes_then_runs_self_parallel_entries_alone(tmp_path):
-    class Alone(Counting):
-        processes = 2  # starts workers of its own: computed in this process, after the pool
-
     Counting.calls = 0
-    specs = [Alone(1), TINY.replace(epochs=1, seed=1), TINY.replace(epochs=1, seed=2)]
-    results = Store(tmp_path).run_all(specs, jobs=2, progress=False)
+    specs = [Counting(1), TINY.replace(epochs=1, seed=1), TINY.replace(epochs=1, seed=2)]
+    results = executor.run_all(Store(tmp_path), specs, jobs=2, progress=False)
     assert results[0].value == 1 and Counting.calls == 1
     assert [r.config.seed for r in results[1:]] == [1, 2] and not any(r.reused for r in results[1:])
     assert all((tmp_path / s.key() / "manifest.json").exists() for s in specs[1:])

@@ -5,7 +5,8 @@ import types
 
 import pytest
 
-from mnistkit import experiments, tracking, trainer
+from mnistkit import executor, tracking, trainer
+from mnistkit.questions import plan
 from mnistkit.config import RunConfig
 from mnistkit.errors import ConfigError
 from mnistkit.params import Params, notebook_cell
@@ -33,8 +34,9 @@ def test_unknown_tracker_and_missing_package_are_config_errors(monkeypatch):
     assert tracking.check("none") == "none"
 
 
+@pytest.mark.slow
 def test_tensorboard_logs_config_and_each_epoch_then_nothing_for_a_reused_run(tmp_path):
-    run = Store(tmp_path).run(TINY, progress=False, tracker="tensorboard")
+    run = executor.make(Store(tmp_path), TINY, progress=False, tracker="tensorboard")
     folder = tmp_path / "tensorboard" / TINY.key()
     logged = scalars(folder)
     assert [step for step, _ in logged] == [1, 2]
@@ -48,10 +50,11 @@ def test_tensorboard_logs_config_and_each_epoch_then_nothing_for_a_reused_run(tm
     assert TINY.key() in events.Tensors("config/text_summary")[0].tensor_proto.string_val[0].decode()
 
     files = sorted(folder.iterdir())
-    again = Store(tmp_path).run(TINY, progress=False, tracker="tensorboard")
+    again = executor.make(Store(tmp_path), TINY, progress=False, tracker="tensorboard")
     assert again.reused and sorted(folder.iterdir()) == files and scalars(folder) == logged
 
 
+@pytest.mark.slow
 def test_a_resumed_run_continues_its_own_tensorboard_log(tmp_path, monkeypatch):
     config = TINY.replace(epochs=3)
     real_evaluate, calls = trainer.evaluate, []
@@ -64,17 +67,18 @@ def test_a_resumed_run_continues_its_own_tensorboard_log(tmp_path, monkeypatch):
 
     monkeypatch.setattr(trainer, "evaluate", evaluate_then_stop)
     with pytest.raises(KeyboardInterrupt):
-        Store(tmp_path).run(config, progress=False, tracker="tensorboard")
+        executor.make(Store(tmp_path), config, progress=False, tracker="tensorboard")
     monkeypatch.setattr(trainer, "evaluate", real_evaluate)
     folder = tmp_path / "tensorboard" / config.key()
     assert [s for s, _ in scalars(folder)] == [1]
 
-    run = Store(tmp_path).run(config, progress=False, tracker="tensorboard")
+    run = executor.make(Store(tmp_path), config, progress=False, tracker="tensorboard")
     logged = scalars(folder)
     assert [s for s, _ in logged] == [1, 2, 3]
     assert [v for _, v in logged] == pytest.approx(list(run.history["test_acc"]))
 
 
+@pytest.mark.slow
 def test_a_retried_epoch_replaces_what_the_interrupted_attempt_logged(tmp_path):
     """Killed after logging epoch 3 but before its checkpoint: the retry's epoch 3 is the one kept."""
     first = tracking.start("tensorboard", TINY, tmp_path)
@@ -108,12 +112,13 @@ class FakeWandb(types.ModuleType):
         self.calls.append(("finish",))
 
 
+@pytest.mark.slow
 def test_wandb_run_is_offline_keyed_by_the_run_and_resumed_under_the_same_id(tmp_path, monkeypatch):
     fake = FakeWandb()
     monkeypatch.setitem(sys.modules, "wandb", fake)
     monkeypatch.delenv("WANDB_MODE", raising=False)
     monkeypatch.setattr(tracking, "installed", lambda package: True)
-    run = Store(tmp_path).run(TINY, progress=False, tracker="wandb")
+    run = executor.make(Store(tmp_path), TINY, progress=False, tracker="wandb")
     kind, init = fake.calls[0]
     assert kind == "init"
     assert init["id"] == TINY.key() and init["resume"] == "allow" and init["mode"] == "offline"
@@ -124,7 +129,7 @@ def test_wandb_run_is_offline_keyed_by_the_run_and_resumed_under_the_same_id(tmp
     assert fake.calls[-1] == ("finish",)
 
     fake.calls.clear()
-    assert Store(tmp_path).run(TINY, progress=False, tracker="wandb").reused
+    assert executor.make(Store(tmp_path), TINY, progress=False, tracker="wandb").reused
     assert fake.calls == []  # a reused run is not logged again
 
     monkeypatch.setenv("WANDB_MODE", "online")
@@ -134,27 +139,28 @@ def test_wandb_run_is_offline_keyed_by_the_run_and_resumed_under_the_same_id(tmp
 
 
 def test_tracker_is_a_report_parameter_checked_before_any_work(monkeypatch):
-    params = experiments.load_params(overrides={"tracker": "tensorboard"})
+    params = plan.load_params(overrides={"tracker": "tensorboard"})
     assert params.tracker == "tensorboard"
     assert Params().tracker == "none" and "\ntracker: str = \"none\"" in notebook_cell()
     with pytest.raises(ConfigError, match="'tracker'"):
-        experiments.load_params(overrides={"tracker": "mlflow"})
+        plan.load_params(overrides={"tracker": "mlflow"})
     monkeypatch.setattr(tracking, "installed", lambda package: False)
     with pytest.raises(ConfigError, match="needs the wandb package"):
-        experiments.load_params(overrides={"tracker": "wandb"})
+        plan.load_params(overrides={"tracker": "wandb"})
 
 
 def test_train_missing_hands_the_tracker_to_the_store(monkeypatch):
     seen = {}
-    params = experiments.load_params(overrides={"tracker": "tensorboard", "only": "q1"})
+    params = plan.load_params(overrides={"tracker": "tensorboard", "only": "q1"})
 
-    class Recorder(Store):
-        def load(self, config):
+    class Empty(Store):
+        def load(self, item):
             return None
 
-        def run_all(self, configs, jobs=1, progress=True, cluster=None, tracker="none"):
-            seen["tracker"], seen["runs"] = tracker, len(configs)
-            return []
+    def run_all(store, configs, jobs=1, progress=True, cluster=None, tracker="none"):
+        seen["tracker"], seen["runs"] = tracker, len(configs)
+        return []
 
-    experiments.train_missing(params, Recorder("/nonexistent"), progress=False)
+    monkeypatch.setattr(executor, "run_all", run_all)
+    plan.train_missing(params, Empty("/nonexistent"), progress=False)
     assert seen == {"tracker": "tensorboard", "runs": 1}

@@ -11,6 +11,7 @@ from mnistkit.trainer import METRICS, VALIDATION, fit
 SMALL = RunConfig(subset=6000, epochs=2, device="cpu")
 
 
+@pytest.mark.slow
 def test_short_fit_is_well_above_chance():
     _, history = fit(SMALL, progress=False)
     frame = history.frame()
@@ -21,6 +22,7 @@ def test_short_fit_is_well_above_chance():
     assert frame["train_loss"].iloc[1] < frame["train_loss"].iloc[0]
 
 
+@pytest.mark.slow
 def test_same_config_gives_identical_history():
     a = fit(SMALL, progress=False)[1].frame()[list(METRICS)]
     b = fit(SMALL, progress=False)[1].frame()[list(METRICS)]
@@ -37,6 +39,7 @@ def test_same_config_gives_identical_history():
     dict(model="double_conv_lenet"),
     dict(model="vit", lr=1e-3, batch_size=128),
 ])
+@pytest.mark.slow
 def test_every_optimizer_and_option_trains(changes):
     _, history = fit(SMALL.replace(epochs=1, **changes), progress=False)
     assert history.final["test_acc"] > 0.3
@@ -63,6 +66,7 @@ def test_random_shift_moves_digits_and_keeps_background():
     assert kept.float().mean() > 0.9
 
 
+@pytest.mark.slow
 def test_predict_returns_one_class_per_image():
     model, _ = fit(SMALL.replace(epochs=1), progress=False)
     x, y = data.load(False)
@@ -71,6 +75,7 @@ def test_predict_returns_one_class_per_image():
     assert (predictions == y[:500]).float().mean() > 0.8
 
 
+@pytest.mark.slow
 def test_validation_split_is_scored_every_epoch_and_left_out_of_training():
     _, history = fit(SMALL.replace(validation=1000, subset=None, epochs=1, evaluate_every=1), progress=False)
     frame = history.frame()
@@ -86,6 +91,7 @@ def test_validation_split_is_scored_every_epoch_and_left_out_of_training():
     assert not any(torch.equal(s, v) for s in sub[:50] for v in val)
 
 
+@pytest.mark.slow
 def test_evaluate_every_scores_the_last_epoch_and_keeps_the_numbers():
     every = fit(SMALL.replace(subset=500, epochs=3), progress=False)[1].frame()
     sparse = fit(SMALL.replace(subset=500, epochs=3, evaluate_every=2), progress=False)[1].frame()

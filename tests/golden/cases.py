@@ -22,7 +22,8 @@ RUNS = {
         schedule="cosine", warmup_epochs=0.5, label_smoothing=0.1, augment="shift"),
 }
 BOVW = dict(subset=300, upscale=28, step=4, patch=2.0, words=32, kmeans_sample=3_000, levels=2, jobs=1)
-TIMING = re.compile(r"seconds|_ms_|threads|jobs")  # summary keys that differ from run to run
+# summary keys that differ from run to run, or name the machine (the numbers must not depend on it)
+TIMING = re.compile(r"seconds|_ms_|threads|jobs|device_name")
 
 
 def compute(name: str) -> dict:
@@ -45,7 +46,7 @@ def compute(name: str) -> dict:
 
 
 def numbers(summary: dict) -> dict:
-    """A report's summary.json without its timings (and thread and job counts)."""
+    """A report's summary.json without its timings, thread and job counts and the machine's name."""
     return {k: numbers(v) if isinstance(v, dict) else v for k, v in summary.items() if not TIMING.search(k)}
 
 

@@ -1,0 +1,77 @@
+"""What the questions share: building their runs' configs from the parameters, reading runs from
+the store (never training them), and turning runs into frames."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from .. import data, runs
+from ..config import RunConfig
+from ..errors import ConfigError
+from ..params import Params
+from ..store import Store
+
+
+class MissingRun(LookupError):
+    """A question asked for an entry the store does not hold: the report trains before it reads."""
+
+    def __init__(self, question: str, spec, root):
+        label = spec.label() if isinstance(spec, RunConfig) else f"the entry {spec.folder_name()}"
+        super().__init__(f"{question}: {label} is not in the run store {root}; build the report "
+                         "(./build.sh, or Report.start in the notebook), which trains what is missing first")
+
+
+def read(store: Store, specs: list, question: str) -> list:
+    """The stored results of ``specs``, in order; ``MissingRun`` names the first one not there."""
+    found = []
+    for spec in specs:
+        result = store.load(runs.entry(spec))
+        if result is None:
+            raise MissingRun(question, spec, store.root)
+        found.append(result)
+    return found
+
+
+def config(name: str, **values) -> RunConfig:
+    """A RunConfig whose errors name the parameter by its path in the parameter file."""
+    try:
+        return RunConfig.from_dict(values)
+    except ConfigError as err:
+        raise ConfigError(f"{name}.{err.name}", err.value, err.allowed) from None
+
+
+def base(params: Params, name: str, **values) -> RunConfig:
+    """A run of the report: its device, its validation split and, unless given, its training set."""
+    values.setdefault("subset", params.train_subset)
+    return config(name, device=params.device, validation=params.validation, **values)
+
+
+def sized(params: Params, name: str, size, seed: int, **values) -> RunConfig:
+    """A run on ``size`` balanced images (subset drawn with ``seed``), or on the full set for None."""
+    size = params.train_subset if size is None else size
+    return base(params, name, subset=size, subset_seed=seed if size is not None else 0, seed=seed, **values)
+
+
+def full_size(params: Params) -> int:
+    """How many images 'the full training set' holds: 60,000 less the validation split, or the stand-in subset."""
+    return data.train_images(params.train_subset, params.validation)
+
+
+def row(run, **extra) -> dict:
+    """One run as a frame row: its labels, settings and final numbers."""
+    c, final = run.config, run.final
+    return {**extra, "model": c.model, "optimizer": c.optimizer, "lr": c.lr, "batch_size": c.batch_size,
+            "momentum": c.momentum, "weight_decay": c.weight_decay, "schedule": c.schedule,
+            "seed": c.seed, "epochs": len(run.history), "train_images": c.train_images, "test_acc": final["test_acc"],
+            "val_acc": final.get("val_acc", math.nan),
+            "test_loss": final["test_loss"], "train_acc": final["train_acc"],
+            "seconds": float(run.history["seconds"].sum()), "parameters": run.info["parameters"],
+            "run": run.key}
+
+
+def curves(labelled) -> pd.DataFrame:
+    """Every run's history, one row per epoch, with the run's labels and seed as columns."""
+    return pd.concat([run.history.assign(**labels, seed=run.config.seed) for run, labels in labelled],
+                     ignore_index=True)

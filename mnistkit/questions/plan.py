@@ -1,0 +1,102 @@
+"""The report's plan: every store entry of every question, in stages, and the training of what the
+store lacks.
+
+Data flows one way: ``params.Params`` -> ``plan`` (stages of entries, by question) ->
+``train_missing`` (``executor.run_all`` computes what the store lacks, stage by stage) -> each
+question's ``result`` (reads the store, never trains). A later stage may depend on an earlier
+one's results: question 2's chosen setting, retrained on all the training images, is known only
+once the settings' runs are stored.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .. import executor, paths, runs
+from ..config import RunConfig, resolve_device
+from ..params import QUESTIONS, Params
+from ..store import Store
+from . import q1, q2, q2_study, q3, q4, q5, q6
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage of the plan: ``entries(store)`` gives the entries (``RunConfig`` or ``BovwConfig``)
+    of each of ``questions``, reading only what earlier stages stored."""
+
+    name: str
+    questions: tuple
+    entries: Callable[[Store], dict[str, list]]
+
+
+def first_stage(params: Params) -> dict[str, list]:
+    """Every entry known from the parameters alone, by question (each value checked by its
+    config's own rules: a bad one raises ConfigError naming it)."""
+    return {"q1": q1.runs(params), "q2": q2.runs(params) + q2_study.runs(params), "q3": q3.runs(params),
+            "q4": q4.runs(params), "q5": q5.runs(params), "q6": q6.runs(params)}
+
+
+def plan(params: Params) -> list[Stage]:
+    """The stages in order: the entries the parameters name, then question 2's chosen setting
+    retrained on all the training images (under the validation protocol; ``q2.second_stage``)."""
+    stages = [Stage("runs", QUESTIONS, lambda store: first_stage(params))]
+    if params.validation:
+        stages.append(Stage("q2 retrained", ("q2",), lambda store: {"q2": q2.second_stage(params, store)}))
+    return stages
+
+
+def check(params: Params) -> Params:
+    """``params`` once every entry of the first stage has been built from them and the figures
+    folder is known to take files; raises ConfigError naming the first fault."""
+    first_stage(params)
+    if params.figures_dir is not None:
+        paths.check_creatable(params.figures_dir, "figures_dir")
+    return params
+
+
+def load_params(path=None, overrides: dict | None = None) -> Params:
+    """The report's parameters: the schema's defaults, then a YAML file, then ``overrides``, checked
+    as the notebook checks them; a bad key or value raises ConfigError before any work."""
+    params = Params.from_yaml(path, overrides) if path is not None else Params.from_dict(overrides or {})
+    return check(params)
+
+
+def _key(spec) -> str:
+    return runs.entry(spec).folder_name()
+
+
+def train_missing(params: Params, store: Store, progress: bool = True) -> dict:
+    """Compute, stage by stage, every entry the selected questions need that the store lacks.
+
+    Returns the training runs needed (``runs``) and trained now (``trained``), the same for the
+    baselines (``baselines``, ``baselines_computed``), the seconds it took, and the training
+    seconds of every run needed as stored (``runs_seconds``: what they cost, trained now or read).
+    """
+    questions = [params.only] if params.only else QUESTIONS
+    jobs = 1 if resolve_device(params.device).startswith("cuda") else params.jobs
+    if params.cluster is None and executor.local_jobs(jobs) < jobs:
+        print(f"jobs: {jobs:,} is more than the {executor.local_jobs(jobs)} CPU cores of this machine; "
+              f"training with {executor.local_jobs(jobs)} processes", file=sys.stderr, flush=True)
+        jobs = executor.local_jobs(jobs)
+    start = time.perf_counter()
+    specs, missing = {}, []
+    for stage in plan(params):
+        if not set(stage.questions) & set(questions):
+            continue
+        wanted = stage.entries(store)
+        new = {_key(c): c for q in questions for c in wanted.get(q, []) if _key(c) not in specs}
+        todo = [c for c in new.values() if store.load(runs.entry(c)) is None]  # the executor orders them
+        executor.run_all(store, todo, jobs=jobs, progress=progress, cluster=params.cluster, tracker=params.tracker)
+        specs.update(new)
+        missing += todo
+    seconds = time.perf_counter() - start
+    training = [c for c in specs.values() if isinstance(c, RunConfig)]
+    return {"runs": len(training), "trained": sum(isinstance(c, RunConfig) for c in missing),
+            "baselines": len(specs) - len(training), "baselines_computed": len(missing) - sum(
+                isinstance(c, RunConfig) for c in missing),
+            "seconds": seconds, "runs_seconds": sum(float(run.history["seconds"].sum())
+                                                    for run in (store.load(runs.Training(c)) for c in training)
+                                                    if run is not None)}

@@ -1,0 +1,226 @@
+"""Question 2, first part: LeNet under the parameter file's hyperparameter settings, each over the
+seeds; the best chosen on validation (or, under the assignment's protocol, on test) accuracy, and
+retrained on all the training images in the plan's second stage. The random-search study is
+``q2_study``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import pandas as pd
+
+from .. import stats
+from ..params import Params
+from ..store import Store
+from .common import base, config, full_size, read, row
+from .text import ASSIGNMENT, SELECTED_BY, interval, mean_std_column, pct, plural, pm, setting_label, training_set
+
+
+def _values(params: Params, number: int) -> dict:
+    """Setting ``number`` (from 1) as RunConfig values, its epochs filled in."""
+    values = {k: v for k, v in params.q2.settings[number - 1].items() if k != "reported"}
+    values.setdefault("epochs", params.q2.epochs)
+    return values
+
+
+def settings(params: Params):
+    """``(setting number from 1, reported accuracy, config)`` for every setting and seed."""
+    for number, setting in enumerate(params.q2.settings, start=1):
+        for seed in params.seeds:
+            yield number, setting.get("reported"), base(params, f"q2.settings[{number - 1}]", seed=seed,
+                                                        **_values(params, number))
+
+
+def runs(params: Params) -> list:
+    """The plan's first stage for this question: every setting over the seeds."""
+    return [c for *_, c in settings(params)]
+
+
+def retrained(params: Params, number: int) -> list:
+    """Setting ``number`` (from 1) retrained on the whole training set, the validation images
+    included, one run per seed; none under the assignment's protocol, whose runs trained on all of
+    it already."""
+    if not params.validation:
+        return []
+    return [config(f"q2.settings[{number - 1}]", device=params.device, validation=0, subset=params.train_subset,
+                   seed=seed, **_values(params, number)) for seed in params.seeds]
+
+
+def frame(params: Params, store: Store) -> pd.DataFrame:
+    """One row per setting and seed, from the store: setting, label, reported, and the run's numbers."""
+    items = list(settings(params))
+    fetched = read(store, [c for *_, c in items], "q2")
+    return pd.DataFrame([row(run, setting=number, label=setting_label(c.to_dict()), reported=reported)
+                         for (number, reported, c), run in zip(items, fetched)])
+
+
+def second_stage(params: Params, store: Store) -> list:
+    """The plan's second stage: the chosen setting retrained (``retrained``), once the first stage's
+    runs, which choose it, are stored."""
+    chosen = ranked(settings_table(frame(params, store)), params.selected_by).iloc[0]
+    return retrained(params, int(chosen.setting))
+
+
+def result(params: Params, store: Store, with_retrained: bool = True) -> "Q2Result":
+    """The settings from the store and, with ``with_retrained``, the chosen one's retrained runs
+    (which score it); without, the settings alone (what question 3 and the failures read)."""
+    q2 = Q2Result(runs=frame(params, store), epochs=params.q2.epochs, seeds=params.seeds,
+                  selected_by=params.selected_by, train_size=full_size(params),
+                  train_subset=params.train_subset, validation=params.validation)
+    again = retrained(params, int(q2.best.setting)) if with_retrained else []
+    if not again:
+        return q2
+    q2.retrained = pd.DataFrame([row(run) for run in read(store, again, "q2")])
+    return q2
+
+
+def settings_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per setting, in order: setting, label, mean and std (test), val_mean, val_std,
+    count, reported, seconds (mean per run)."""
+    return (runs.groupby(["setting", "label"], sort=False)
+            .agg(mean=("test_acc", "mean"), std=("test_acc", "std"), val_mean=("val_acc", "mean"),
+                 val_std=("val_acc", "std"), count=("test_acc", "count"), reported=("reported", "first"),
+                 seconds=("seconds", "mean"))
+            .reset_index())
+
+
+def ranked(table: pd.DataFrame, selected_by: str) -> pd.DataFrame:
+    """The settings by the deciding accuracy's mean, highest first (the first of equals first)."""
+    column = "val_mean" if selected_by == "val_acc" else "mean"
+    return table.sort_values(column, ascending=False, kind="stable")
+
+
+@dataclass
+class Q2Result:
+    """LeNet under several hyperparameter settings, each over seeds; the best chosen, and scored."""
+
+    runs: pd.DataFrame  # one row per run: setting (1, 2, ...), label, reported, seed, test_acc, val_acc, seconds
+    epochs: int
+    seeds: list
+    selected_by: str = "val_acc"  # the accuracy that chooses the best setting: val_acc or test_acc
+    train_size: int = 60_000
+    train_subset: int | None = None
+    validation: int = 0  # images held out of every run to choose on
+    retrained: pd.DataFrame | None = None  # the best setting retrained on all the images: seed, test_acc, train_images
+
+    @property
+    def decider(self) -> str:
+        """'validation' or 'test': which images chose the best setting."""
+        return SELECTED_BY[self.selected_by]
+
+    @cached_property
+    def settings(self) -> pd.DataFrame:
+        return settings_table(self.runs)
+
+    @cached_property
+    def ranked(self) -> pd.DataFrame:
+        return ranked(self.settings, self.selected_by)
+
+    @property
+    def best(self) -> pd.Series:
+        return self.ranked.iloc[0]
+
+    @property
+    def second(self) -> pd.Series:
+        return self.ranked.iloc[1]
+
+    @property
+    def weakest(self) -> pd.Series:
+        return self.ranked.iloc[-1]
+
+    @property
+    def scored(self) -> pd.Series:
+        """The best setting's test accuracies, one per seed, as the report scores it: those of its runs
+        retrained on the whole training set where there are any, else those of its runs."""
+        if self.retrained is not None:
+            return self.retrained.test_acc
+        return self.runs.loc[self.runs.setting == self.best.setting, "test_acc"]
+
+    def _accs(self, setting, column: str) -> list:
+        return list(self.runs.loc[self.runs.setting == setting, column])
+
+    def margin(self, column: str | None = None) -> stats.Difference:
+        """The best setting minus the second best over seeds, in ``column`` (default: the deciding one)."""
+        column = column or self.selected_by
+        return stats.difference(self._accs(self.best.setting, column), self._accs(self.second.setting, column))
+
+    def protocol(self) -> str:
+        if self.decider == "validation":
+            rule = (f"The best setting is chosen by its mean accuracy on the {self.validation:,}-image validation split "
+                    "(held out of every run's training images; the same for every run).")
+            if self.retrained is not None:
+                n = int(self.retrained.train_images.iloc[0])
+                where = ("all 60,000 training images, validation images included" if n == 60_000 else
+                         f"{n:,} images drawn afresh from all 60,000, validation images among them (the stand-in "
+                         "for all of them)")
+                rule += (f" It is then retrained on {where}, over the same seeds, and "
+                         "the test images score those runs once; the table's test column is of the runs that chose "
+                         "it, for comparison.")
+            else:
+                rule += (" The selected setting is not retrained on all 60,000 images: the runs trained on the "
+                         "training part are the ones scored.")
+        else:
+            rule = "Under the assignment's protocol the best setting is chosen by test accuracy, the number it then reports."
+        return f"""## 2. Hyperparameters
+
+**Protocol.** LeNet trained with {len(self.settings)} settings of batch size, learning rate, optimizer,
+momentum, weight decay and schedule ({plural(self.epochs, 'epoch')} each, on {training_set(self.train_subset) if self.train_subset else f'{self.train_size:,}'} images),
+every setting over seeds {self.seeds}: bars show mean ± std of the final test accuracy, crosses the
+single-run accuracy the assignment reported for its settings. {rule}"""
+
+    def alt_settings(self) -> str:
+        s = self.settings
+        return (f"Horizontal bar chart of mean test accuracy for {len(s)} settings with error bars of one "
+                f"standard deviation, from {pct(s['mean'].min())} to {pct(s['mean'].max())}; the setting chosen "
+                f"on {self.decider} accuracy is {self.best.label}; crosses mark the assignment's single runs.")
+
+    def table(self) -> pd.DataFrame:
+        s = self.settings
+        columns = {"#": s.setting.astype(int), "setting": s.label}
+        if self.decider == "validation":
+            columns["validation accuracy, mean ± std"] = [pm(m, d) for m, d in zip(s.val_mean, s.val_std)]
+        columns.update({
+            "test accuracy, mean ± std": mean_std_column(s),
+            "the assignment (1 run)": s.reported.map(lambda v: "" if pd.isna(v) else pct(v)),
+            "seconds per run": s.seconds.map("{:.1f}".format),
+        })
+        return pd.DataFrame(columns)
+
+    def analysis(self) -> str:
+        best, second, margin = self.best, self.second, self.margin()
+        test_margin = self.margin("test_acc")
+        deciding = "val_mean" if self.decider == "validation" else "mean"
+        clear = {"better": "a clear margin: the interval lies above zero",
+                 "level": "not a clear margin: the interval includes zero, so the two are level within the seed noise",
+                 "worse": "an interval below zero"}[margin.verdict]
+        scored = pm(self.scored.mean(), self.scored.std())
+        if self.retrained is not None:
+            n = int(self.retrained.train_images.iloc[0])
+            where = "all 60,000 images" if n == 60_000 else f"{n:,} images drawn from all 60,000"
+            shown = (f"validation {pct(best['val_mean'])}; retrained on {where}, test **{scored}**; the runs that "
+                     f"chose it scored {pct(best['mean'])}")
+        elif self.decider == "validation":
+            shown = f"validation {pct(best['val_mean'])}, test **{scored}**"
+        else:
+            shown = f"test **{scored}**"
+        return f"""Chosen by **{self.decider}** accuracy, the best setting is **{best.label}** ({shown}).
+Against the second best ({second.label}, {pct(second[deciding])} on {self.decider}) it leads by {interval(margin)}
+on {self.decider} accuracy over {len(self.seeds)} seeds, {clear}; on the test images the same two differ by {interval(test_margin)}.
+The weakest is {self.weakest.label} at {pct(self.weakest['mean'])} on the test set. The assignment's best was
+{pct(ASSIGNMENT['q2'])} from one run of Adam lr 0.001, batch 64, weight decay 1e-4, chosen on the test set."""
+
+    def headlines(self) -> list[tuple]:
+        retrained = "retrained with the validation images, " if self.retrained is not None else ""
+        return [(f"2. best of {len(self.settings)} settings, chosen on {self.decider}: {self.best.label} "
+                 f"({retrained}mean of {len(self.seeds)} seeds)", pct(self.scored.mean()), pct(ASSIGNMENT["q2"]))]
+
+    def summary(self) -> dict:
+        best = self.best
+        return {"best_setting": best.label, "selected_by": self.decider,
+                "best_val_acc_mean": float(best["val_mean"]) if self.decider == "validation" else None,
+                "best_test_acc_mean": float(self.scored.mean()), "best_test_acc_std": float(self.scored.std()),
+                "best_retrained": self.retrained is not None, "seeds": len(self.seeds),
+                "best_minus_second": self.margin().diff, "best_minus_second_ci95": self.margin().ci95}
+
+

@@ -1,0 +1,114 @@
+"""Question 2, second part: which hyperparameters matter most, from a random-search study over
+the whole space (``mnistkit.study``: Optuna's sampler plans it, its fANOVA evaluator answers)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pandas as pd
+
+from .. import study
+from ..params import Params
+from ..store import Store
+from .common import base, read, row
+from .text import OPTIMIZER_NAMES, SELECTED_BY, pct, plural
+
+
+def trials(params: Params):
+    """``(drawn setting, config)`` for every trial of the random search (``study.draw``)."""
+    q = params.q2.study
+    for i, setting in enumerate(study.draw(q.trials, q.seed)):
+        yield setting, base(params, f"q2.study (trial {i})", epochs=q.epochs, seed=q.seed, **setting)
+
+
+def runs(params: Params) -> list:
+    """The study's runs: one per drawn setting."""
+    return [c for _, c in trials(params)]
+
+
+def result(params: Params, store: Store) -> "StudyResult":
+    """The study's trials from the store, and their fANOVA importances."""
+    items = list(trials(params))
+    frame = pd.DataFrame([{**row(run), "momentum": setting.get("momentum", math.nan)}
+                          for (setting, _), run in zip(items, read(store, [c for _, c in items], "q2"))])
+    return StudyResult(trials=frame, importance=study.frame_importances(frame, params.selected_by),
+                       epochs=params.q2.study.epochs, selected_by=params.selected_by)
+
+
+@dataclass
+class StudyResult:
+    """The random search's trials and the share of their accuracy's variance each hyperparameter explains."""
+
+    trials: pd.DataFrame  # one row per trial: optimizer, lr, batch_size, weight_decay, momentum (NaN), test_acc, val_acc
+    importance: dict  # study.importances: each searched hyperparameter's share, then momentum's within SGD
+    epochs: int
+    selected_by: str = "val_acc"
+
+    @property
+    def decider(self) -> str:
+        return SELECTED_BY[self.selected_by]
+
+    @property
+    def accuracy_label(self) -> str:
+        return f"{self.decider} accuracy (%)"
+
+    @property
+    def ranked_parameters(self) -> list:
+        """The searched hyperparameters, most important first."""
+        return sorted(study.PARAMETERS, key=lambda k: -self.importance[k])
+
+    def protocol(self) -> str:
+        t = self.trials
+        counts = t.optimizer.value_counts()
+        return f"""**Which hyperparameters matter most?** A random search (Optuna's random sampler, seeded) draws
+{len(t)} configurations over the whole space: learning rate 1e-4 to 1e-1 and weight decay 1e-6 to 1e-2
+(log scales), batch size 32 to 512 (log scale), the optimizer ({', '.join(f'{OPTIMIZER_NAMES[o]} {n}' for o, n in counts.items())} draws)
+and, for SGD, momentum 0.5 to 0.99. Each is one LeNet run of {plural(self.epochs, 'epoch')}. Functional
+ANOVA (Hutter, Hoos and Leyton-Brown, 2014; Optuna's evaluator) fits a random forest to the
+{self.decider} accuracies and splits their variance into the share each hyperparameter explains
+on its own; momentum's share is computed among the SGD trials."""
+
+    def alt_curves(self) -> str:
+        t = self.trials
+        best = t.loc[t[self.selected_by].idxmax()]
+        return (f"Scatter plots of {self.decider} accuracy against learning rate on a log axis, one panel per optimizer, "
+                f"points coloured by batch size; {len(t)} trials from {pct(t[self.selected_by].min(), 1)} to "
+                f"{pct(t[self.selected_by].max(), 1)} (best: {best.optimizer} lr {best.lr:.2g}, batch {int(best.batch_size)}).")
+
+    def alt_importance(self) -> str:
+        return "Bar chart of fANOVA importance: " + "; ".join(f"{k} {pct(v, 1)}" for k, v in self.importance.items()) + "."
+
+    def best_lr(self) -> pd.DataFrame:
+        """Per optimizer: trials, the best trial's learning rate and accuracy, and the accuracy range."""
+        t, col = self.trials, self.selected_by
+        rows = []
+        for opt, group in t.groupby("optimizer", sort=False):
+            top = group.loc[group[col].idxmax()]
+            rows.append({"optimizer": opt, "trials": len(group), "best_lr": float(top.lr), "best": float(top[col]),
+                         "worst": float(group[col].min())})
+        return pd.DataFrame(rows)
+
+    def analysis(self) -> str:
+        ranked = self.ranked_parameters
+        imp = self.importance
+        lines = "\n".join(f"- **{OPTIMIZER_NAMES[r.optimizer]}** ({plural(r.trials, 'trial')}): best at lr {r.best_lr:.2g} "
+                          f"({pct(r.best)}), worst {pct(r.worst)}" for r in self.best_lr().itertuples())
+        within = imp.get("momentum (within SGD)")
+        momentum = "" if within is None else f" Among the SGD trials, momentum explains {pct(within, 1)}."
+        return f"""**{ranked[0]}** matters most here: it explains **{pct(imp[ranked[0]], 1)}** of the variance of the
+{self.decider} accuracy, then {ranked[1]} ({pct(imp[ranked[1]], 1)}), {ranked[2]} ({pct(imp[ranked[2]], 1)}) and
+{ranked[3]} ({pct(imp[ranked[3]], 1)}).{momentum} Per optimizer:
+
+{lines}
+
+The curves show why a single share hides an interaction: each optimizer has its own good range
+of learning rates. Adaptive optimizers (Adam, RMSprop) rescale each parameter's step, so their
+good range sits lower; momentum SGD moves as far as the raw gradient times the learning rate and
+needs a larger one. With a fixed number of epochs a larger batch means fewer updates, so batch
+size and learning rate act together through the size and number of steps."""
+
+    def summary(self) -> dict:
+        return {"trials": len(self.trials),
+                "importance": {k: float(self.importance[k]) for k in study.PARAMETERS},
+                "momentum_importance_within_sgd": self.importance.get("momentum (within SGD)")}

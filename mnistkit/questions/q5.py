@@ -1,0 +1,226 @@
+"""Question 5: test accuracy against training-set size, at equal epochs and at equal steps."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import cached_property
+
+import pandas as pd
+
+from .. import stats
+from ..params import Params
+from ..store import Store
+from .common import full_size, read, row, sized
+from .text import ASSIGNMENT, images, mean_std_column, pct, plural, pm, points, size_key
+
+
+def _count(params: Params, size) -> int:
+    return full_size(params) if size is None else size
+
+
+def labelled_runs(params: Params):
+    """``(protocol, config)`` for every run: every size over the seeds for ``q5.epochs`` epochs
+    ("equal epochs"; the smallest size over ``smallest_seeds`` seeds at least), and every size
+    smaller than the largest for as many optimization steps as the largest gets ("equal steps",
+    scored once, after the last epoch)."""
+    q = params.q5
+    largest = max(_count(params, s) for s in q.sizes)
+    smallest = min(_count(params, s) for s in q.sizes)
+    for size in q.sizes:
+        seeds = params.seeds
+        if _count(params, size) == smallest:
+            seeds = list(dict.fromkeys([*params.seeds, *range(q.smallest_seeds)]))
+        for s in seeds:
+            yield "equal_epochs", sized(params, "q5", size, s, epochs=q.epochs)
+    batch = sized(params, "q5", None, 0, epochs=q.epochs).batch_size
+    steps = q.epochs * math.ceil(largest / batch)
+    for size in q.sizes:
+        n = _count(params, size)
+        if n == largest:
+            continue
+        epochs = math.ceil(steps / math.ceil(n / batch))
+        for s in params.seeds:
+            yield "equal_steps", sized(params, "q5", size, s, epochs=epochs, evaluate_every=epochs)
+
+
+def runs(params: Params) -> list:
+    return [c for _, c in labelled_runs(params)]
+
+
+def result(params: Params, store: Store) -> "Q5Result":
+    items = list(labelled_runs(params))
+    fetched = read(store, [c for _, c in items], "q5")
+    frame = pd.DataFrame([row(r, protocol=protocol, size=r.config.train_images, full=r.config.subset is None)
+                          for (protocol, _), r in zip(items, fetched)])
+    return Q5Result(runs=frame, epochs=params.q5.epochs, seeds=params.seeds, validation=params.validation)
+
+
+def per_class_counts(size: int, full: bool) -> str:
+    """Images of each digit in a training set of ``size`` (``full``: all 60,000, unbalanced)."""
+    return "5,421 to 6,742 (unbalanced)" if full else f"{size // 10:,} each"
+
+
+def size_table(runs: pd.DataFrame, protocol: str, seeds: list) -> pd.DataFrame:
+    """One row per size, ascending: size, per_class, mean, std, count, epochs of the runs under
+    ``protocol``; under equal steps the largest size is its own reference (its equal-epoch runs)."""
+    r = runs
+    if protocol == "equal_steps":
+        largest = r["size"].max()
+        r = pd.concat([r[r.protocol == "equal_steps"],
+                       r[(r.protocol == "equal_epochs") & (r["size"] == largest) & r.seed.isin(seeds)]])
+    else:
+        r = r[r.protocol == protocol]
+    return (r.assign(per_class=[per_class_counts(n, f) for n, f in zip(r["size"], r.full)])
+            .groupby(["size", "per_class"], sort=True)
+            .agg(mean=("test_acc", "mean"), std=("test_acc", "std"), count=("test_acc", "count"),
+                 epochs=("epochs", "first"))
+            .reset_index())
+
+
+@dataclass
+class Q5Result:
+    """Test accuracy against training-set size, at equal epochs and at equal optimization steps."""
+
+    runs: pd.DataFrame  # one row per run: protocol (equal_epochs, equal_steps), size, full, seed, epochs, test_acc
+    epochs: int
+    seeds: list
+    validation: int = 0  # images held out of the whole training set
+
+    @property
+    def epoch_runs(self) -> pd.DataFrame:
+        """The runs at equal epochs."""
+        return self.runs[self.runs.protocol == "equal_epochs"]
+
+    @cached_property
+    def sizes(self) -> pd.DataFrame:
+        """Equal epochs: one row per size, ascending: size, per_class, mean, std, count, epochs."""
+        return size_table(self.runs, "equal_epochs", self.seeds)
+
+    @cached_property
+    def steps(self) -> pd.DataFrame:
+        """Equal steps: the same, every size trained for as many steps as the largest."""
+        return size_table(self.runs, "equal_steps", self.seeds)
+
+    @property
+    def gains(self) -> list[float]:
+        s = self.sizes
+        return stats.gains_per_tenfold(list(s["size"]), list(s["mean"]))
+
+    @property
+    def saturates(self) -> bool:
+        s = self.sizes
+        return stats.saturates(list(s["size"]), list(s["mean"]))
+
+    @property
+    def spread_shrinks(self) -> bool:
+        """Whether the seeds agree more at the largest size than at the smallest."""
+        s = self.sizes
+        return bool(s["std"].iloc[-1] < s["std"].iloc[0])
+
+    def smallest_runs(self) -> pd.Series:
+        """Test accuracies of every equal-epoch seed at the smallest size."""
+        r = self.runs[self.runs.protocol == "equal_epochs"]
+        return r.loc[r["size"] == r["size"].min(), "test_acc"]
+
+    def steps_share(self) -> float:
+        """Of the smallest size's gap to the largest at equal epochs, the share that equal steps close."""
+        e, q = self.sizes, self.steps
+        gap = e["mean"].iloc[-1] - e["mean"].iloc[0]
+        closed = q["mean"].iloc[0] - e["mean"].iloc[0]
+        return closed / gap if gap else math.nan
+
+    def protocol(self) -> str:
+        return f"""## 5. Training-set size
+
+**Protocol.** LeNet, Adam lr 0.001, batch 64, trained on balanced subsets (the same number of images
+of every digit, drawn with the run's seed) and on the full set, seeds {self.seeds}, under two protocols
+side by side. **Equal epochs** (the assignment's): every size for {plural(self.epochs, 'epoch')}, so a smaller set
+also gets fewer updates. **Equal steps**: every size for as many optimization steps as the largest
+set's {plural(self.epochs, 'epoch')} ({', '.join(f'{int(r.size):,} images: {int(r.epochs):,} epochs' for r in self.steps.itertuples())}),
+scored on the test set after the last. The full set is not balanced: its digits have 5,421 (five)
+to 6,742 (one) images each."""
+
+    def alt(self) -> str:
+        e, q = self.sizes, self.steps
+        return ("Line chart of test accuracy against training-set size on a log axis, mean ± std with one dot per "
+                "seed, one line per protocol. Equal epochs: " + ", ".join(f"{n:,} {pct(m)}" for n, m in zip(e["size"], e["mean"]))
+                + ". Equal steps: " + ", ".join(f"{n:,} {pct(m)}" for n, m in zip(q["size"], q["mean"])) + ".")
+
+    def table(self) -> pd.DataFrame:
+        e, q = self.sizes, self.steps.set_index("size")
+        return pd.DataFrame({
+            "training images": e["size"].map("{:,}".format),
+            "images per digit": e.per_class,
+            "equal epochs: test accuracy": mean_std_column(e),
+            "seeds": e["count"].astype(int),
+            "equal steps: epochs": [f"{int(q.loc[n, 'epochs']):,}" if n in q.index else "" for n in e["size"]],
+            "equal steps: test accuracy": [pm(q.loc[n, "mean"], q.loc[n, "std"]) if n in q.index else "" for n in e["size"]],
+        })
+
+    def analysis(self) -> str:
+        s, q = self.sizes, self.steps
+        first, last = s.iloc[0], s.iloc[-1]
+        steps = [f"{s['size'].iloc[i]:,} → {s['size'].iloc[i + 1]:,}: {points(s['mean'].iloc[i + 1] - s['mean'].iloc[i])} "
+                 f"points ({100 * g:+.1f} per tenfold)" for i, g in enumerate(self.gains)]
+        shape = ("The gain per tenfold more data shrinks as the set grows: accuracy saturates, each new image "
+                 "being more likely to repeat a writing style the network has already seen. " if self.saturates else
+                 "Here the gain per tenfold more data does not shrink: the network is still far from saturated. ")
+        seeds = ("The spread between seeds shrinks too: " if self.spread_shrinks
+                 else "The spread between seeds does not shrink here, but ")
+        reference = ", ".join(f"{n:,} {pct(v)}" for n, v in ASSIGNMENT["q5"].items())
+        kind = (" The largest set also differs in kind: it is all the data, with its uneven class counts."
+                if self.runs.loc[self.runs["size"] == last["size"], "full"].all() else "")
+        share = self.steps_share()
+        split = (f"Trained for as many steps as the largest set, {first['size']:,} images reach "
+                 f"**{pm(q['mean'].iloc[0], q['std'].iloc[0])}** instead of {pct(first['mean'])}: equal steps close "
+                 f"{pct(share, 0)} of the gap to {last['size']:,} images, so that much of the small-set gap at equal epochs "
+                 f"is too few updates, and the rest is too little data.") if not math.isnan(share) else ""
+        return f"""At equal epochs, accuracy grows from **{pm(first['mean'], first['std'])}** with {first['size']:,} images to
+**{pm(last['mean'], last['std'])}** with {last['size']:,} (the assignment, one run each: {reference}).
+Gain per step: {'; '.join(steps)}. {shape}{seeds}with few images the network sees few writing styles
+per digit and, at a fixed number of epochs, takes few optimization steps, so which images were drawn
+and how the weights started matter more.{kind}
+
+{split}{assignment_sentence(self)}"""
+
+    def headlines(self) -> list[tuple]:
+        rows = []
+        for protocol, table in (("equal epochs", self.sizes), ("equal steps", self.steps)):
+            for r in table.itertuples():
+                named = size_key(r.size, self.validation)
+                reference = ASSIGNMENT["q5"].get(named) if protocol == "equal epochs" else None
+                rows.append((f"5. {images(r.size, self.validation)} training images, {protocol} (mean)", pct(r.mean),
+                             "" if reference is None else pct(reference)))
+        return rows
+
+    def summary(self) -> dict:
+        e, q = self.sizes, self.steps
+        small = self.smallest_runs()
+
+        def key(size) -> str:
+            return str(size_key(size, self.validation))
+
+        return {"equal_epochs": {"test_acc_mean": {key(r.size): float(r.mean) for r in e.itertuples()},
+                                 "test_acc_std": {key(r.size): float(r.std) for r in e.itertuples()},
+                                 "seeds": {key(r.size): int(r.count) for r in e.itertuples()}},
+                "equal_steps": {"test_acc_mean": {key(r.size): float(r.mean) for r in q.itertuples()},
+                                "test_acc_std": {key(r.size): float(r.std) for r in q.itertuples()},
+                                "epochs": {key(r.size): int(r.epochs) for r in q.itertuples()}},
+                "smallest_test_acc_min": float(small.min()), "smallest_test_acc_max": float(small.max())}
+
+
+def assignment_sentence(r: Q5Result) -> str:
+    """Where the assignment's single 600-image run falls among this report's seeds (measured)."""
+    small = r.smallest_runs()
+    size = int(r.sizes["size"].iloc[0])
+    if size not in ASSIGNMENT["q5"]:
+        return ""
+    theirs = ASSIGNMENT["q5"][size]
+    reach = int((small >= theirs).sum())
+    where = ("inside the range of our seeds, so the luck of one draw of images and initial weights can explain the difference"
+             if small.min() <= theirs <= small.max() else
+             "outside the range of our seeds, so more than the luck of one draw separates the two")
+    return (f" At {size:,} images and equal epochs, {len(small)} seeds range from {pct(small.min())} to "
+            f"{pct(small.max())} (mean {pct(small.mean())}); {reach} of {len(small)} reach the assignment's single run "
+            f"of {pct(theirs)}, which lies {where}.")

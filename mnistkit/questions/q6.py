@@ -1,0 +1,257 @@
+"""Question 6: a small Vision Transformer against LeNet on the same data and epochs, under each recipe."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from itertools import product
+
+import pandas as pd
+
+from .. import models, stats
+from ..params import Params
+from ..store import Store
+from .common import curves, read, row, sized
+from .text import (ASSIGNMENT, GOALS, MODEL_NAMES, SELECTED_BY, images, interval, mean_std_column, pct, plural,
+                   points, size_key, bracketed)
+
+
+def labelled_runs(params: Params):
+    """``(recipe, model, config)`` for every recipe, model, size and seed."""
+    q = params.q6
+    for name, recipe in q.recipes.items():
+        values = {k: v for k, v in recipe.items() if k not in ("vit", "lenet")}
+        values.setdefault("epochs", q.epochs)
+        for model, size, seed in product(("vit", "lenet"), q.sizes, q.seeds):
+            yield name, model, sized(params, f"q6.recipes.{name}", size, seed, model=model,
+                                     model_kw=recipe.get(model) or {}, **values)
+
+
+def runs(params: Params) -> list:
+    return [c for *_, c in labelled_runs(params)]
+
+
+def result(params: Params, store: Store) -> "Q6Result":
+    items = list(labelled_runs(params))
+    fetched = read(store, [c for *_, c in items], "q6")
+    labelled = [(run, {"recipe": name, "model": model, "size": run.config.train_images})
+                for (name, model, _), run in zip(items, fetched)]
+    return Q6Result(runs=pd.DataFrame([row(run, **labels) for run, labels in labelled]),
+                    curves=curves(labelled), recipes=params.q6.recipes, epochs=params.q6.epochs,
+                    seeds=params.q6.seeds, selected_by=params.selected_by, validation=params.validation)
+
+
+def describe_vit(shape: dict) -> str:
+    p = shape["patch_size"]
+    return (f"the image cut into {(28 // p) ** 2} patches of {p}×{p} pixels, each embedded linearly into "
+            f"{shape['dim']} dimensions, a learned CLS token and learned position embeddings, an encoder of "
+            f"**{shape['depth']} layers** ({shape['heads']} heads, MLP {shape['mlp_dim']}, "
+            f"{'pre' if shape['norm_first'] else 'post'}-norm) and an MLP head on the CLS token")
+
+
+def describe_vits(shapes: dict) -> str:
+    """The ViT of the first recipe in words, and how the others' shapes differ from it."""
+    differ = [k for k in models.VIT_SHAPE if len({s[k] for s in shapes.values()}) > 1]
+    shape = describe_vit(next(iter(shapes.values())))
+    if differ:
+        shape += " (the recipes differ in " + "; ".join(
+            f"{k}: " + ", ".join(f"{s[k]} under {n}" for n, s in shapes.items()) for k in differ) + ")"
+    return shape
+
+
+WHY = """A convolution builds in what a Transformer must learn: that nearby pixels belong together
+(locality) and that a stroke means the same thing wherever it appears (translation equivariance,
+with pooling adding some invariance). The ViT sees patch vectors whose spatial relations it has to
+infer from position embeddings learned from the data itself, so with {small:,} images it has little
+evidence to learn them, and it needs more epochs to converge. Augmentation (small random shifts),
+label smoothing, weight decay and a warm-up with cosine decay help the ViT because they supply some
+of the invariance and regularization that the CNN gets from its architecture."""
+
+
+@dataclass
+class Q6Result:
+    """The ViT against LeNet on the same data and epochs, under each recipe."""
+
+    runs: pd.DataFrame  # one row per run: recipe, model, size, seed, test_acc, parameters, seconds
+    curves: pd.DataFrame  # per epoch and run: recipe, model, size, seed, epoch, test_acc
+    recipes: dict  # name -> run parameters (and 'vit'/'lenet' keyword arguments)
+    epochs: int
+    seeds: list
+    selected_by: str = "val_acc"  # the accuracy that chooses the better recipe: val_acc or test_acc
+    validation: int = 0  # images held out of the whole training set
+
+    @property
+    def decider(self) -> str:
+        return SELECTED_BY[self.selected_by]
+
+    @cached_property
+    def table_frame(self) -> pd.DataFrame:
+        """One row per recipe, model and size: mean, std (test), val_mean, count, parameters, seconds (mean per run)."""
+        return (self.runs.groupby(["recipe", "model", "size"], sort=False)
+                .agg(mean=("test_acc", "mean"), std=("test_acc", "std"), val_mean=("val_acc", "mean"),
+                     count=("test_acc", "count"), parameters=("parameters", "first"), seconds=("seconds", "mean"))
+                .reset_index())
+
+    def accs(self, recipe: str, model: str, size: int, column: str = "test_acc") -> list:
+        r = self.runs
+        return list(r.loc[(r.recipe == recipe) & (r.model == model) & (r["size"] == size), column])
+
+    def vit_minus_lenet(self, size: int, recipe: str | None = None) -> stats.Difference:
+        """ViT minus LeNet in test accuracy over seeds at ``size`` under ``recipe`` (default: the better one)."""
+        recipe = recipe or self.best_recipe
+        return stats.difference(self.accs(recipe, "vit", size), self.accs(recipe, "lenet", size))
+
+    @cached_property
+    def sizes(self) -> list[int]:
+        return sorted(int(s) for s in self.runs["size"].unique())
+
+    def acc(self, recipe: str, model: str, size: int) -> float:
+        return float(self.table_frame.set_index(["recipe", "model", "size"]).loc[(recipe, model, size), "mean"])
+
+    @property
+    def best_recipe(self) -> str:
+        """The recipe under which the ViT's mean deciding accuracy (validation, or test under the
+        assignment's protocol) is highest on the largest set (the first of equals)."""
+        return max(self.recipes, key=lambda n: sum(self.accs(n, "vit", self.sizes[-1], self.selected_by)))
+
+    def lenet_lead(self, size: int, recipe: str | None = None) -> float:
+        recipe = recipe or self.best_recipe
+        return self.acc(recipe, "lenet", size) - self.acc(recipe, "vit", size)
+
+    @property
+    def lead_shrinks(self) -> bool:
+        """Whether LeNet's lead over the ViT (best recipe) is smaller on the largest set than on the smallest."""
+        return self.lenet_lead(self.sizes[-1]) < self.lenet_lead(self.sizes[0])
+
+    @property
+    def goals_met(self) -> bool:
+        """Whether the ViT under its best recipe reaches this report's goals at both sizes (the largest
+        set against the 60,000-image goal, the smallest against the 6,000-image one)."""
+        r = self.best_recipe
+        return (self.acc(r, "vit", self.sizes[-1]) >= GOALS[60_000]
+                and self.acc(r, "vit", self.sizes[0]) >= GOALS[6_000])
+
+    def protocol(self) -> str:
+        shapes = {name: models.vit_shape(recipe.get("vit") or {}) for name, recipe in self.recipes.items()}
+        shape = describe_vits(shapes)
+        vit = self.table_frame[self.table_frame.model == "vit"]
+        parameters = " or ".join(f"{p:,}" for p in dict.fromkeys(vit.parameters))
+        recipes = "\n".join(f"- **{name}**: " + ", ".join(f"{k}={v}" for k, v in recipe.items())
+                            for name, recipe in self.recipes.items())
+        depths = "/".join(str(d) for d in sorted({s["depth"] for s in shapes.values()}))
+        return f"""## 6. A {depths}-layer Transformer (ViT) against LeNet
+
+**Protocol.** A Vision Transformer: {shape} ({parameters} parameters). It is compared with LeNet on
+the same data ({' and '.join(f'{s:,}' for s in self.sizes)} training images), for the same
+{plural(self.epochs, 'epoch')}, under the same recipe, seeds {self.seeds}. The recipes (the model's own keyword arguments under
+its name):
+
+{recipes}
+
+The assignment compared 10 ViT epochs with 5 LeNet epochs and ran a 6-layer encoder; here both
+models get identical budgets."""
+
+    def curves_at(self, size: int) -> pd.DataFrame:
+        """The per-epoch curves of the runs on ``size`` images, ``run`` naming model and recipe."""
+        c = self.curves[self.curves["size"] == size]
+        return c.assign(run=c.model.map(MODEL_NAMES) + " / " + c.recipe)
+
+    def alt(self, size: int) -> str:
+        t = self.table_frame[self.table_frame["size"] == size]
+        return (f"Line chart of test accuracy per epoch on {size:,} training images, one line per model and recipe: "
+                + "; ".join(f"{MODEL_NAMES[r.model]} / {r.recipe} ends at {pct(r.mean)}" for r in t.itertuples()) + ".")
+
+    def table(self) -> pd.DataFrame:
+        t = self.table_frame
+        return pd.DataFrame({
+            "recipe": t.recipe,
+            "model": t.model.map(MODEL_NAMES),
+            "training images": t["size"].map("{:,}".format),
+            **({"validation accuracy (mean)": t.val_mean.map(pct)} if self.decider == "validation" else {}),
+            "test accuracy, mean ± std": mean_std_column(t),
+            "seeds": t["count"].astype(int),
+            "parameters": t.parameters.map("{:,}".format),
+            "seconds per run": t.seconds.map("{:.0f}".format),
+        })
+
+    def analysis(self) -> str:
+        best, small, large = self.best_recipe, self.sizes[0], self.sizes[-1]
+        reference = ASSIGNMENT["q6_vit"]
+        return f"""{_comparisons(self)}
+
+Each difference is over {len(self.seeds)} seeds with its 95% interval; "level" means the interval includes zero.
+
+The better recipe for the ViT is **{best}**, {_chosen(self)}: test {pct(self.acc(best, 'vit', large))} on {large:,} images and
+{pct(self.acc(best, 'vit', small))} on {small:,} (the assignment: {pct(reference[60_000])} and
+{pct(reference[6_000])} with its 6-layer encoder on 60,000 and 6,000; goals for this report: at least
+{pct(GOALS[60_000], 1)} on 60,000 and {pct(GOALS[6_000], 1)} on 6,000; {'met' if self.goals_met else 'not both met'} here).
+
+{_trend(self)}
+
+{WHY.format(small=small)}"""
+
+    def headlines(self) -> list[tuple]:
+        rows = []
+        for s in self.sizes:
+            reference = ASSIGNMENT["q6_vit"].get(size_key(s, self.validation))
+            rows.append((f"6. ViT, {images(s, self.validation)} images ({self.best_recipe} recipe, mean of "
+                         f"{len(self.seeds)} seeds)", pct(self.acc(self.best_recipe, "vit", s)),
+                         "" if reference is None else pct(reference) + " (6 layers)"))
+        rows += [(f"6. ViT minus LeNet, {images(s, self.validation)} images, 95% interval",
+                  bracketed(self.vit_minus_lenet(s)), "") for s in self.sizes]
+        return rows
+
+    def summary(self) -> dict:
+        best = self.best_recipe
+        t = self.table_frame.set_index(["recipe", "model", "size"])
+
+        def key(size) -> str:
+            return str(size_key(size, self.validation))
+
+        out = {"recipe": best, "selected_by": self.decider, "epochs": self.epochs, "seeds": len(self.seeds),
+               "recipes": {n: {f"{m}_{key(s)}_test_acc_mean": self.acc(n, m, s) for m in ("vit", "lenet")
+                               for s in self.sizes} for n in self.recipes}}
+        for m in ("vit", "lenet"):
+            for s in self.sizes:
+                out[f"{m}_{key(s)}_test_acc_mean"] = self.acc(best, m, s)
+                out[f"{m}_{key(s)}_test_acc_std"] = float(t.loc[(best, m, s), "std"])
+        for s in self.sizes:
+            d = self.vit_minus_lenet(s)
+            out[f"vit_minus_lenet_{key(s)}"], out[f"vit_minus_lenet_{key(s)}_ci95"] = d.diff, d.ci95
+        return out
+
+
+def _comparisons(r: Q6Result) -> str:
+    """One line per recipe: the ViT against LeNet at every size, with the interval and its verdict."""
+    words = {"better": "ViT ahead", "worse": "LeNet ahead", "level": "level"}
+    return "\n".join(
+        f"- **{name}**: " + "; ".join(
+            f"{s:,} images: ViT {pct(r.acc(name, 'vit', s))} vs LeNet {pct(r.acc(name, 'lenet', s))}, "
+            f"{interval(r.vit_minus_lenet(s, name))}: {words[r.vit_minus_lenet(s, name).verdict]}"
+            for s in r.sizes)
+        for name in r.recipes)
+
+
+def _chosen(r: Q6Result) -> str:
+    """How the better recipe was chosen, with the deciding accuracies."""
+    large = r.sizes[-1]
+    if r.decider != "validation":
+        return f"chosen by the ViT's test accuracy on {large:,} images, as the assignment chose"
+    vit_val = {n: sum(r.accs(n, "vit", large, "val_acc")) / max(1, len(r.accs(n, "vit", large))) for n in r.recipes}
+    return (f"chosen by the ViT's mean validation accuracy on {large:,} images ("
+            + ", ".join(f"{n} {pct(v)}" for n, v in vit_val.items()) + "); it is not retrained with the validation "
+            "images (its ViT runs are the report's costliest), so the test images score, once, the runs "
+            "trained without them")
+
+
+def _trend(r: Q6Result) -> str:
+    """Whether LeNet's lead over the ViT (better recipe) shrinks from the smallest set to the largest."""
+    best, small, large = r.best_recipe, r.sizes[0], r.sizes[-1]
+    lead = {s: r.lenet_lead(s) for s in (small, large)}
+    if lead[small] > 0 and lead[large] > 0:
+        return (f"LeNet stays ahead under the {best} recipe, by {100 * lead[small]:.2f} points on {small:,} images "
+                f"and {100 * lead[large]:.2f} on {large:,}: "
+                + ("its lead shrinks as the data grows." if r.lead_shrinks
+                   else "its lead does not shrink with more data here."))
+    return (f"Under the {best} recipe the ViT is level with or ahead of LeNet at some size "
+            f"({points(-lead[small])} points on {small:,} images, {points(-lead[large])} on {large:,}).")

@@ -1,0 +1,101 @@
+"""How the report writes numbers in sentences and tables, and the figures it compares with."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from ..data import TRAIN_SIZE
+from ..stats import Difference
+
+# What the assignment printed for the same questions: the figures to beat.
+ASSIGNMENT = {"q1": 0.990, "q2": 0.9905, "q3": "~80%", "q5": {600: 0.8183, 60_000: 0.9867},
+              "q6_vit": {6_000: 0.9429, 60_000: 0.9744}}
+GOALS = {6_000: 0.95, 60_000: 0.98}  # this report's goals for the ViT (question 6)
+OPTIMIZER_NAMES = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD", "rmsprop": "RMSprop"}
+MODEL_NAMES = {"lenet": "LeNet", "double_conv_lenet": "doubled conv layers", "vit": "ViT"}
+SELECTED_BY = {"val_acc": "validation", "test_acc": "test"}
+
+
+def size_key(size: int, validation: int) -> int:
+    """A training-set size as summary.json and the headlines name it: the number of images, except
+    that the whole training set is 60,000 also when its ``validation`` images were held out."""
+    return TRAIN_SIZE if validation and size == TRAIN_SIZE - validation else size
+
+
+def images(size: int, validation: int) -> str:
+    """A training-set size for a headline: the whole set says how many images were held out of it."""
+    if validation and size == TRAIN_SIZE - validation:
+        return f"{TRAIN_SIZE:,} ({size:,} trained on, {validation:,} held out)"
+    return f"{size:,}"
+
+
+def pct(x: float, digits: int = 2) -> str:
+    return f"{100 * x:.{digits}f}%"
+
+
+def pm(mean: float, std: float, digits: int = 2) -> str:
+    """``mean ± std`` in percent, never broken across lines; the mean alone where there is no spread
+    (a single seed)."""
+    if std is None or pd.isna(std):
+        return pct(mean, digits)
+    return f"{100 * mean:.{digits}f}\u00a0±\u00a0{100 * std:.{digits}f}%"  # no line break inside
+
+
+def points(x: float, digits: int = 2) -> str:
+    """A difference of accuracies in percentage points, with its sign."""
+    return f"{100 * x:+.{digits}f}"
+
+
+def plural(n: int, word: str) -> str:
+    """``1 epoch``, ``2 epochs``."""
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
+def training_set(train_subset: int | None, validation: int = 0) -> str:
+    """What "the full training set" is in this report: 60,000 images (less the validation split),
+    or a subset standing in."""
+    if train_subset is not None:
+        return f"{train_subset:,} (standing in for 60,000)"
+    return "60,000" if not validation else f"{TRAIN_SIZE - validation:,} (60,000 less the {validation:,} validation images)"
+
+
+def interval(d: Difference, digits: int = 2) -> str:
+    """A difference over seeds in points with its 95% interval: ``+0.21 points (95% interval −0.05 to +0.47)``."""
+    if math.isnan(d.lo):
+        return f"{points(d.diff, digits)} points (no interval: one run a side)"
+    return f"{points(d.diff, digits)} points (95% interval {points(d.lo, digits)} to {points(d.hi, digits)})"
+
+
+def bracketed(d: Difference) -> str:
+    """A difference for the headline table: ``+0.07 points [-0.08, +0.22]``, the bare difference
+    where there is no interval."""
+    if math.isnan(d.lo):
+        return points(d.diff)
+    return f"{points(d.diff)} points [{points(d.lo)}, {points(d.hi)}]"
+
+
+def setting_label(s: dict) -> str:
+    """A hyperparameter setting in a few words: ``adam lr=0.002 bs=64 cosine``."""
+    parts = [s["optimizer"], f"lr={s['lr']:g}", f"bs={s['batch_size']}"]
+    if s.get("momentum"):
+        parts.append(f"m={s['momentum']:g}")
+    if s.get("weight_decay"):
+        parts.append(f"wd={s['weight_decay']:g}")
+    if s.get("schedule", "constant") != "constant":
+        parts.append(s["schedule"])
+    return " ".join(parts)
+
+
+def mean_std_column(frame: pd.DataFrame) -> list[str]:
+    """``mean ± std`` of every row of a frame with ``mean`` and ``std`` columns."""
+    return [pm(m, s) for m, s in zip(frame["mean"], frame["std"])]
+
+
+def markdown(frame: pd.DataFrame) -> str:
+    """``frame`` as a GitHub Markdown table (the README's results table is the headlines through this)."""
+    def row(cells) -> str:
+        return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
+
+    return "\n".join([row(frame.columns), row(["---"] * len(frame.columns)), *map(row, frame.itertuples(index=False))])

@@ -1,0 +1,81 @@
+"""The package's imports go one way: from the notebook's layer down to data, never back up, no cycle."""
+
+import ast
+from pathlib import Path
+
+from conftest import ROOT
+
+PACKAGE = ROOT / "mnistkit"
+# Bottom up; a module may import its own layer and those below it.
+LAYERS = [
+    {"errors", "files", "paths", "numerics", "progress", "tracking"},
+    {"data", "models"},
+    {"config", "params", "stats", "study"},
+    {"trainer", "ensemble", "bovw"},  # fitting: nothing of the store
+    {"runs", "store"},
+    {"executor"},  # everything Dask, and every computation of an entry
+    {"questions"},
+    {"report", "plots", "bench", "kernel", "__main__", "__init__"},
+]
+
+
+def _name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE).with_suffix("").parts
+    return ".".join(parts)
+
+
+def imports() -> dict[str, set]:
+    """Every module of the package and the package modules it imports, at the top or inside a function."""
+    graph = {}
+    for path in PACKAGE.rglob("*.py"):
+        name, found = _name(path), set()
+        package = name.split(".")[:-1] if path.name != "__init__.py" else name.split(".")[:-1]
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                base = package[: len(package) - (node.level - 1)] if node.level > 1 else package
+                target = ".".join([*base, *(node.module.split(".") if node.module else [])])
+                for alias in node.names:
+                    full = f"{target}.{alias.name}" if target else alias.name
+                    found.add(full if (PACKAGE / (full.replace(".", "/") + ".py")).exists() else target)
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("mnistkit"):
+                found.add(node.module.removeprefix("mnistkit").lstrip(".") or "__init__")
+        graph[name] = {f.removesuffix(".__init__") for f in found if f} - {name}
+    return graph
+
+
+def layer(module: str) -> int:
+    top = module.split(".")[0]
+    return next(i for i, names in enumerate(LAYERS) if top in names)
+
+
+def test_every_module_has_a_layer_and_imports_only_its_own_or_lower_ones():
+    upward = [f"{a} -> {b}" for a, targets in imports().items() for b in targets if layer(b) > layer(a)]
+    assert upward == []
+
+
+def test_no_import_cycle():
+    graph = imports()
+    state: dict = {}
+    cycles = []
+
+    def visit(node, path):
+        state[node] = "open"
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == "open":
+                cycles.append(" -> ".join([*path[path.index(nxt):], nxt]))
+            elif nxt not in state:
+                visit(nxt, [*path, nxt])
+        state[node] = "done"
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [module])
+    assert cycles == []
+
+
+def test_the_walk_sees_imports_inside_functions_and_from_subpackages():
+    graph = imports()
+    assert "config" in graph["params"]  # imported inside Params.__post_init__
+    assert {"questions.q2", "executor", "runs"} <= graph["questions.plan"]
+    assert {"questions.common", "data", "stats"} <= graph["questions.q2"] | graph["questions.common"]
+    assert "questions.plan" in graph["report"]
