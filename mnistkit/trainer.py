@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from . import data, numerics
+from . import data, numerics, optim
 from .config import RunConfig, resolve_device
 from .files import atomic_torch_save
 from .models import build_model
@@ -69,6 +69,7 @@ def make_optimizer(config: RunConfig, params, device: str) -> torch.optim.Optimi
 
     Adam, AdamW and SGD use their fused kernel (one call updates every parameter): the same update
     rule as the per-parameter loop, faster on CPU and CUDA, and what lets a CUDA step be graphed.
+    RMSprop is ``optim.RMSprop``: torch's rule with a square root that is the same on every CPU.
     """
     common = dict(lr=config.lr, weight_decay=config.weight_decay)
     if config.optimizer == "adam":
@@ -77,7 +78,7 @@ def make_optimizer(config: RunConfig, params, device: str) -> torch.optim.Optimi
         return torch.optim.AdamW(params, **common, fused=True)
     if config.optimizer == "sgd":
         return torch.optim.SGD(params, **common, momentum=config.momentum, fused=True)
-    return torch.optim.RMSprop(params, **common, momentum=config.momentum)
+    return optim.RMSprop(params, **common, momentum=config.momentum)
 
 
 def lr_factor(config: RunConfig, steps_per_epoch: int):

@@ -9,7 +9,7 @@ PACKAGE = ROOT / "mnistkit"
 # Bottom up; a module may import its own layer and those below it.
 LAYERS = [
     {"errors", "files", "paths", "numerics", "progress", "tracking"},
-    {"data", "models"},
+    {"data", "models", "optim"},
     {"config", "params", "stats", "study"},
     {"trainer", "ensemble", "bovw"},  # fitting: nothing of the store
     {"runs", "store"},

@@ -6,6 +6,8 @@ import subprocess
 import sys
 import types
 
+import numpy as np
+import pytest
 import torch
 
 from conftest import ROOT
@@ -44,6 +46,7 @@ def _pins(library: str) -> dict:
     return {k: v for k, v in numerics.wanted(AVX512_FLAGS).items() if numerics.READERS[k] == library}
 
 
+@pytest.mark.slow
 def test_importing_mnistkit_pins_every_library_before_it_starts():
     out = _python("import mnistkit; " + REPORT)
     assert out["env"] == {k: numerics.wanted().get(k) for k in numerics.READERS}
@@ -52,6 +55,7 @@ def test_importing_mnistkit_pins_every_library_before_it_starts():
     assert out["bovw"] == {"openblas": "Haswell", "avx512": "off"}
 
 
+@pytest.mark.slow
 def test_a_library_that_started_first_is_recorded_as_native_and_keyed_apart():
     late = _python("import numpy, torch; torch.ones(2) @ torch.ones(2); import mnistkit; " + REPORT)
     assert late["fp"]["mkl_cbwr"] == late["fp"]["onednn_isa"] == "native"
@@ -61,6 +65,7 @@ def test_a_library_that_started_first_is_recorded_as_native_and_keyed_apart():
     assert early["fp"]["mkl_cbwr"] == "COMPATIBLE" and early["bovw"]["openblas"] == "Haswell"
 
 
+@pytest.mark.slow
 def test_native_kernels_are_not_pinned():
     out = _python("import mnistkit; " + REPORT, MNISTKIT_KERNELS="native")
     assert out["env"] == {k: None for k in numerics.READERS}
@@ -124,6 +129,7 @@ def _opencv(**env) -> tuple:
     return json.loads(out), err
 
 
+@pytest.mark.slow
 def test_opencv_turns_off_each_avx512_feature_and_its_ipp_kernels_and_prints_nothing():
     report, err = _opencv(**_pins("cv2"))
     assert set(numerics.OPENCV_AVX512) <= set(report["on"])  # every name in the table is one OpenCV knows
@@ -135,6 +141,7 @@ def test_opencv_turns_off_each_avx512_feature_and_its_ipp_kernels_and_prints_not
         assert all("unavailable CPU feature" in line for line in err.splitlines())
 
 
+@pytest.mark.slow
 def test_the_checks_tell_a_name_a_library_does_not_know():
     _, err = _opencv(OPENCV_CPU_DISABLE="AVX512_SKX")  # the value before: OpenCV spells it AVX512-SKX
     assert "OPENCV: Trying to disable unknown CPU feature: 'AVX512_SKX'" in err
@@ -151,6 +158,7 @@ NUMPY_REPORT = ("import json, numpy, scipy.linalg, threadpoolctl; from numpy._co
                 "if i['internal_api'] == 'openblas']}))")
 
 
+@pytest.mark.slow
 def test_numpy_and_openblas_take_their_avx2_paths_and_print_nothing():
     pins = _pins("numpy")
     out, err = _run(NUMPY_REPORT, pins, "-W", "always::ImportWarning")  # NumPy's warning about a name
@@ -168,6 +176,7 @@ TORCH_REPORT = ("import json, torch; torch.set_num_threads(1); "
                 "torch.ones(64, 64) @ torch.ones(64, 64); print(json.dumps(torch.backends.cpu.get_cpu_capability()))")
 
 
+@pytest.mark.slow
 def test_torch_onednn_and_mkl_take_their_pinned_paths_and_print_nothing():
     out, err = _run(TORCH_REPORT, {**numerics.PINS, "ONEDNN_VERBOSE": "1", "MKL_VERBOSE": "1"}, "-W", "always")
     *verbose, capability = out.splitlines()
@@ -177,3 +186,27 @@ def test_torch_onednn_and_mkl_take_their_pinned_paths_and_print_nothing():
     assert any(line.endswith(",cpu,isa:Intel AVX2") for line in verbose)
     gemms = [line for line in verbose if "GEMM(" in line]
     assert gemms and all("CNR:COMPATIBLE" in line for line in gemms)
+
+
+def test_rmsprop_takes_a_correctly_rounded_square_root():
+    # torch.sqrt on a CPU tensor is MKL VML's vsSqrt, and under MKL_CBWR=COMPATIBLE that is the kernel
+    # mkl_vml_kernel_sSqrt_EXHAynn: RSQRTPS, one Newton step and a correction. RSQRTPS's bits differ between
+    # Intel and AMD, so now and then a root gets another last bit (lenet_rmsprop's golden weights on a Sapphire
+    # Rapids, made on an AMD EPYC). The update must take a correctly rounded root instead (NumPy's, SQRTPS).
+    g = torch.Generator().manual_seed(0)
+    for momentum in (0.0, 0.9):
+        param = torch.nn.Parameter(torch.randn(4096, generator=g))
+        grad = torch.randn(4096, generator=g) * 10.0 ** torch.randint(-6, 1, (4096,), generator=g)
+        lr, alpha, eps = 1e-3, 0.99, 1e-8  # RMSprop's defaults for alpha and eps
+        expected, square_avg, buf = param.detach().clone(), torch.zeros(4096), torch.zeros(4096)
+        optimizer = trainer.make_optimizer(RunConfig(optimizer="rmsprop", lr=lr, momentum=momentum), [param], "cpu")
+        for _ in range(3):
+            param.grad = grad.clone()
+            optimizer.step()
+            square_avg.mul_(alpha).addcmul_(grad, grad, value=1 - alpha)
+            avg = torch.from_numpy(np.sqrt(square_avg.numpy())).add_(eps)
+            if momentum:
+                expected.add_(buf.mul_(momentum).addcdiv_(grad, avg), alpha=-lr)
+            else:
+                expected.addcdiv_(grad, avg, value=-lr)
+        assert torch.equal(param.detach(), expected), f"momentum={momentum}"

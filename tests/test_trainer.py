@@ -107,3 +107,22 @@ def test_bad_validation_and_subset_beside_it_name_the_parameter():
         SMALL.replace(validation=5000, subset=54_210)
     with pytest.raises(ConfigError, match="evaluate_every"):
         SMALL.replace(evaluate_every=0)
+
+
+@pytest.mark.parametrize("momentum, weight_decay", [(0.0, 0.0), (0.9, 1e-4)])
+def test_rmsprop_follows_torchs_rule_but_for_the_last_bit_of_a_root(momentum, weight_decay):
+    from mnistkit import optim
+
+    g = torch.Generator().manual_seed(1)
+    ours = torch.nn.Parameter(torch.randn(1000, generator=g))
+    start = ours.detach().clone()
+    theirs = torch.nn.Parameter(start.clone())
+    a = optim.RMSprop([ours], lr=1e-2, momentum=momentum, weight_decay=weight_decay)
+    b = torch.optim.RMSprop([theirs], lr=1e-2, momentum=momentum, weight_decay=weight_decay)
+    for _ in range(20):
+        grad = torch.randn(1000, generator=g)
+        ours.grad, theirs.grad = grad.clone(), grad.clone()
+        a.step()
+        b.step()
+    assert torch.allclose(ours, theirs, rtol=0, atol=1e-6) and (ours - start).abs().mean() > 1e-2
+    assert set(a.state[ours]) == ({"step", "square_avg", "momentum_buffer"} if momentum else {"step", "square_avg"})
