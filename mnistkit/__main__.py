@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from . import paths, tracking
-from .errors import ConfigError, DataError
+from .errors import ConfigError, DataError, KernelError
 from .params import check_cluster
 
 
@@ -65,7 +65,7 @@ def _subset(value: str):
 
 def cmd_train(args) -> dict:
     from . import executor
-    from .config import RunConfig
+    from .config import RunConfig, resolve_device
     from .store import Store
 
     config = RunConfig(
@@ -76,6 +76,10 @@ def cmd_train(args) -> dict:
         augment=args.augment, device=args.device, deterministic=args.deterministic,
     )
     tracking.check(args.tracker)
+    if config.model == "vit" and resolve_device(config.device) == "cpu":
+        from . import gemm
+
+        gemm.check()  # before anything is written: the products it would compute with are the pinned ones
     store = Store(_store(args))
     if args.cluster:  # trained by a worker of that scheduler, into the same (shared) store
         check_cluster(args.cluster)
@@ -202,7 +206,7 @@ def main(argv=None) -> int:
     start = time.perf_counter()
     try:
         pairs = args.func(args)
-    except (ConfigError, DataError) as err:
+    except (ConfigError, DataError, KernelError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -60,7 +60,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from torchvision.datasets import MNIST
 from torchvision.transforms import Compose, Normalize, ToTensor
 
-from . import data, numerics, trainer
+from . import data, gemm, numerics, trainer
 from .config import RunConfig, device_name, resolve_device
 from .errors import ConfigError, DataError
 from .files import atomic_write_text
@@ -292,7 +292,7 @@ def training_flops(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[
     and nothing else: no pooling, activation, norm, softmax, dropout, loss or optimizer step.
     """
     model = copy.deepcopy(model).cpu().train()
-    with torch.random.fork_rng(devices=[]), FlopCounterMode(display=False) as counter:
+    with torch.random.fork_rng(devices=[]), gemm.plain(), FlopCounterMode(display=False) as counter:
         F.cross_entropy(model(x), y).backward()
     per_op = {str(op): n for op, n in counter.get_flop_counts()["Global"].items()}
     return counter.get_total_flops() / len(y), per_op

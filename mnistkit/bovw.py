@@ -249,7 +249,8 @@ def histograms(desc: np.ndarray, centers: np.ndarray, config: BovwConfig) -> spa
 
 
 def _encode_chunk(images, centers, config):
-    return histograms(describe(images, config), centers, config)
+    with threadpool_limits(1):  # OpenBLAS's bits depend on its thread count: one, whatever the worker's
+        return histograms(describe(images, config), centers, config)
 
 
 def _parallel(fn, images, config, progress, desc, *args):

@@ -18,7 +18,7 @@ from .errors import ConfigError, check_number, from_mapping
 from .models import check_model
 
 # Bump when a change to the training code changes the numbers: old runs are then not reused.
-CODE_VERSION = 4  # 4: RMSprop's square root the same on every CPU (mnistkit.optim)
+CODE_VERSION = 4  # 4: RMSprop's square root (mnistkit.optim) and the ViT's products (mnistkit.gemm) portable
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 SCHEDULES = ("constant", "cosine")

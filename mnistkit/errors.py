@@ -39,3 +39,8 @@ def from_mapping(cls, values: dict, what: str):
         if key not in names:
             raise ConfigError(key, values[key], f"is not a {what}; known: {names}")
     return cls(**values)
+
+
+class KernelError(RuntimeError):
+    """The kernels this machine would compute with are not the pinned ones: training would not
+    reproduce the stored runs (see ``mnistkit.gemm``)."""

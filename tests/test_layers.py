@@ -9,7 +9,8 @@ PACKAGE = ROOT / "mnistkit"
 # Bottom up; a module may import its own layer and those below it.
 LAYERS = [
     {"errors", "files", "paths", "numerics", "progress", "tracking"},
-    {"data", "models", "optim"},
+    {"gemm", "optim"},
+    {"data", "models"},
     {"config", "params", "stats", "study"},
     {"trainer", "ensemble", "bovw"},  # fitting: nothing of the store
     {"runs", "store"},

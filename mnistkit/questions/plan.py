@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .. import executor, paths, runs
+from .. import executor, gemm, paths, runs
 from ..config import RunConfig, resolve_device
 from ..params import QUESTIONS, Params
 from ..store import Store
@@ -51,7 +51,9 @@ def plan(params: Params) -> list[Stage]:
 def check(params: Params) -> Params:
     """``params`` once every entry of the first stage has been built from them and the figures
     folder is known to take files; raises ConfigError naming the first fault."""
-    first_stage(params)
+    entries = first_stage(params)
+    if any(getattr(c, "model", None) == "vit" and resolve_device(c.device) == "cpu" for q in entries.values() for c in q):
+        gemm.check()  # the ViT's products on this CPU are the pinned ones, or nothing is trained
     if params.figures_dir is not None:
         paths.check_creatable(params.figures_dir, "figures_dir")
     return params

@@ -1,0 +1,88 @@
+"""The ViT's products through the pinned OpenBLAS: F.linear's values and gradients, one thread, refused
+where the kernel is not the pinned one."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mnistkit import gemm
+from mnistkit.__main__ import main
+from mnistkit.errors import KernelError
+
+
+@pytest.fixture
+def fresh_check():
+    gemm.check.cache_clear()
+    yield
+    gemm.check.cache_clear()
+
+
+def _inputs(bias=True):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(4, 17, 64, generator=g, requires_grad=True)
+    w = torch.randn(96, 64, generator=g, requires_grad=True)
+    b = torch.randn(96, generator=g, requires_grad=True) if bias else None
+    return x, w, b
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_linear_gives_f_linears_values_and_gradients(bias):
+    x, w, b = _inputs(bias)
+    assert gemm.routed(x)
+    out = gemm.linear(x, w, b)
+    grad = torch.randn(out.shape, generator=torch.Generator().manual_seed(1))
+    out.backward(grad)
+    ours = [x.grad, w.grad] + ([b.grad] if bias else [])
+    x2, w2, b2 = (t.detach().clone().requires_grad_() if t is not None else None for t in (x, w, b))
+    ref = F.linear(x2, w2, b2)
+    ref.backward(grad)
+    theirs = [x2.grad, w2.grad] + ([b2.grad] if bias else [])
+    assert torch.allclose(out, ref, atol=1e-4)
+    assert all(torch.allclose(a, c, atol=1e-3) for a, c in zip(ours, theirs))
+    # and bit for bit what NumPy's OpenBLAS computes, one thread
+    flat = x.detach().reshape(-1, 64).numpy()
+    product = gemm._matmul(flat, w.detach().numpy().T) + (b.detach().numpy() if bias else 0)
+    assert np.array_equal(out.detach().reshape(-1, 96).numpy(), product)
+    assert np.array_equal(w.grad.numpy(), gemm._matmul(grad.reshape(-1, 96).numpy().T, flat))
+
+
+def test_the_route_is_only_for_pinned_float32_cpu_tensors_outside_vmap(monkeypatch):
+    x, w, b = _inputs()
+    assert not gemm.routed(x.double())
+    seen = []
+    torch.func.vmap(lambda t: seen.append(gemm.routed(t)) or t)(x.detach())
+    assert seen == [False]
+    with gemm.plain():
+        assert not gemm.routed(x)
+    assert gemm.routed(x)
+    monkeypatch.setenv("MNISTKIT_KERNELS", "native")
+    assert not gemm.routed(x)
+
+
+def test_the_canary_is_this_builds_and_checked(fresh_check):
+    assert gemm.canary() == gemm.CANARY
+    gemm.check()  # the pinned build, its Haswell kernel, the pinned bits
+
+
+@pytest.mark.parametrize("change, words", [
+    ({"CANARY": "0" * 64}, "other bits on this CPU"),
+    ({"OPENBLAS": "0.3.33.0.0"}, "not the pinned 0.3.33.0.0"),
+])
+def test_another_kernel_refuses_to_train_with_one_line(fresh_check, monkeypatch, tmp_path, capsys, change, words):
+    for name, value in change.items():
+        monkeypatch.setattr(gemm, name, value)
+    with pytest.raises(KernelError, match=words):
+        gemm.linear(*_inputs())
+    args = ["train", "--model", "vit", "--subset", "100", "--epochs", "1", "--device", "cpu", "--quiet",
+            "--store", str(tmp_path / "runs")]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and words in err[0]
+    assert not (tmp_path / "runs").exists()  # refused before anything was written
+
+
+def test_a_kernel_other_than_haswell_is_refused(fresh_check, monkeypatch):
+    monkeypatch.setattr(gemm, "_openblas", lambda: {"version": gemm.OPENBLAS, "architecture": "SkylakeX"})
+    with pytest.raises(KernelError, match="SkylakeX kernel, not Haswell"):
+        gemm.check()
