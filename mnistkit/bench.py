@@ -62,7 +62,7 @@ from torchvision.transforms import Compose, Normalize, ToTensor
 
 from . import data, gemm, numerics, trainer
 from .config import RunConfig, device_name, resolve_device
-from .errors import ConfigError, DataError
+from .errors import ConfigError, DataError, KernelError
 from .files import atomic_write_text
 from .models import build_model
 from .progress import bar as progress_bar
@@ -389,8 +389,8 @@ class Worker:
             raise RuntimeError(f"bench worker {self.side!r} exited ({self.process.wait()}) without an answer")
         reply = json.loads(line)
         if "error" in reply:
-            if reply["error"] == "DataError":
-                raise DataError(reply["message"])
+            if reply["error"] in ("DataError", "KernelError"):  # one line for the command to print
+                raise {"DataError": DataError, "KernelError": KernelError}[reply["error"]](reply["message"])
             raise RuntimeError(f"bench worker {self.side!r} failed:\n{reply['traceback']}")
         return reply
 

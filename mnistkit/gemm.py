@@ -12,8 +12,8 @@ dW = dY^T X, db = the sum of dY) with NumPy's ``matmul`` on zero-copy views, on 
 Before the first product, ``check()`` makes sure that OpenBLAS is the pinned build with the
 Haswell kernel and that it still computes a fixed product to the same bits (``CANARY``); any other
 answer refuses to train with ``KernelError`` and one line that says why. The route is taken for
-float32 tensors on a CPU, with the pins on (not under ``MNISTKIT_KERNELS=native``) and outside
-torch.func transforms (the CPU ensemble's ``vmap``); everything else is ``F.linear``.
+float32 tensors on an x86-64 CPU, with the pins on (not under ``MNISTKIT_KERNELS=native``) and
+outside torch.func transforms (the CPU ensemble's ``vmap``); everything else is ``F.linear``.
 """
 
 from __future__ import annotations
@@ -97,9 +97,11 @@ def plain():
         _plain[0] = before
 
 
-def routed(x: torch.Tensor) -> bool:
-    """Whether ``linear`` computes ``x``'s products through OpenBLAS."""
-    return (x.device.type == "cpu" and x.dtype == torch.float32 and not numerics.native() and not _plain[0]
+def routed(x: torch.Tensor, weight: torch.Tensor | None = None) -> bool:
+    """Whether ``linear`` computes ``x``'s products through OpenBLAS: float32 on a CPU where
+    ``numerics`` pins OpenBLAS's kernel (x86-64, not ``MNISTKIT_KERNELS=native``)."""
+    return (x.device.type == "cpu" and x.dtype == torch.float32 and (weight is None or weight.dtype == x.dtype)
+            and "OPENBLAS_CORETYPE" in numerics.wanted() and not _plain[0]
             and torch._C._functorch.peek_interpreter_stack() is None)
 
 
@@ -131,7 +133,7 @@ class _Linear(torch.autograd.Function):
 
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
     """``F.linear(x, weight, bias)``, its products through the pinned OpenBLAS where ``routed``."""
-    if not routed(x):
+    if not routed(x, weight):
         return F.linear(x, weight, bias)
     check()
     return _Linear.apply(x, weight, bias)

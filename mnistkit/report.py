@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 from IPython.display import Image, Markdown, display
 
-from . import data, executor, numerics, progress
+from . import data, numerics, progress
 from .config import device_name, resolve_device
 from .files import atomic_write_text
 from .params import Params, from_notebook
@@ -40,8 +40,7 @@ def environment(params: Params) -> dict:
     on a CPU, the pinned kernels (``numerics.fingerprint``)."""
     device = resolve_device(params.device)
     env = {"profile": params.profile, "device": device, "device_name": device_name(device), "torch": torch.__version__,
-           "threads": numerics.RUN_THREADS if device == "cpu" else torch.get_num_threads(),
-           "jobs": params.jobs if params.cluster else executor.local_jobs(params.jobs)}
+           "threads": numerics.RUN_THREADS if device == "cpu" else torch.get_num_threads(), "jobs": params.jobs}
     if device == "cpu":
         env["kernels"] = {k: v for k, v in numerics.fingerprint().items() if k != "threads"}
     return env
@@ -160,7 +159,7 @@ class Report:
         when a figures folder is set; the closing line."""
         summary = self.summary()
         if self.complete and self.params.figures_dir:
-            folder = Path(self.params.figures_dir)
+            folder = Path(self.params.figures_dir).expanduser()
             atomic_write_text(folder / "summary.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
             atomic_write_text(folder / "headlines.md", markdown(self.headlines()) + "\n")
         return f"Report computed in {summary['wall_seconds']:.0f} s (profile `{self.params.profile}`)."
@@ -179,7 +178,7 @@ class Report:
         plt.close(fig)
         png = buffer.getvalue()
         if self.params.figures_dir is not None:
-            folder = Path(self.params.figures_dir)
+            folder = Path(self.params.figures_dir).expanduser()
             folder.mkdir(parents=True, exist_ok=True)
             (folder / f"{name}.png").write_bytes(png)
         display(Image(png), metadata={"image/png": {"alt": alt}})

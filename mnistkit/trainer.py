@@ -69,7 +69,7 @@ def make_optimizer(config: RunConfig, params, device: str) -> torch.optim.Optimi
 
     Adam, AdamW and SGD use their fused kernel (one call updates every parameter): the same update
     rule as the per-parameter loop, faster on CPU and CUDA, and what lets a CUDA step be graphed.
-    RMSprop is ``optim.RMSprop``: torch's rule with a square root that is the same on every CPU.
+    RMSprop on a CPU is ``optim.RMSprop``: torch's rule with a square root that is the same on every CPU.
     """
     common = dict(lr=config.lr, weight_decay=config.weight_decay)
     if config.optimizer == "adam":
@@ -78,7 +78,9 @@ def make_optimizer(config: RunConfig, params, device: str) -> torch.optim.Optimi
         return torch.optim.AdamW(params, **common, fused=True)
     if config.optimizer == "sgd":
         return torch.optim.SGD(params, **common, momentum=config.momentum, fused=True)
-    return optim.RMSprop(params, **common, momentum=config.momentum)
+    if torch.device(device).type == "cpu":
+        return optim.RMSprop(params, **common, momentum=config.momentum)
+    return torch.optim.RMSprop(params, **common, momentum=config.momentum)
 
 
 def lr_factor(config: RunConfig, steps_per_epoch: int):

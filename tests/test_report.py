@@ -109,6 +109,8 @@ BAD_PARAMS = [
     ({"seeds": []}, "'seeds'"),
     ({"seeds": [0, 0]}, "'seeds'"),  # an interval over copies of one run
     ({"figures_dir": "/proc/x"}, "'figures_dir'"),  # else the build would fail at its end
+    ({"figures_dir": ""}, "'figures_dir'"),
+    ({"train_subset": 1000, "q6": {"sizes": [1000, None]}}, "'q6.sizes'"),  # null is the 1,000 here
     ({"train_subset": 605}, "'train_subset'"),
     ({"progress": "loud"}, "'progress'"),
     ({"q1": {"epochs": 0, "seed": 42}}, "'q1.epochs'"),

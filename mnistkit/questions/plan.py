@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import sys
 import time
+
+import torch
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -52,7 +54,9 @@ def check(params: Params) -> Params:
     """``params`` once every entry of the first stage has been built from them and the figures
     folder is known to take files; raises ConfigError naming the first fault."""
     entries = first_stage(params)
-    if any(getattr(c, "model", None) == "vit" and resolve_device(c.device) == "cpu" for q in entries.values() for c in q):
+    selected = [c for q, specs in entries.items() if params.selected(q) for c in specs]
+    if any(getattr(c, "model", None) == "vit" and resolve_device(c.device) == "cpu" for c in selected) \
+            and gemm.routed(torch.empty(0)):
         gemm.check()  # the ViT's products on this CPU are the pinned ones, or nothing is trained
     if params.figures_dir is not None:
         paths.check_creatable(params.figures_dir, "figures_dir")

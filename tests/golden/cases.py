@@ -50,8 +50,17 @@ def numbers(summary: dict) -> dict:
     return {k: numbers(v) if isinstance(v, dict) else v for k, v in summary.items() if not TIMING.search(k)}
 
 
+# The baseline's accuracy and what is derived from it, compared to within 3 of the 10,000 test images:
+# the same code and pins gave the smoke baseline 0.9606 on the AMD EPYC that wrote the first golden and
+# 0.9607 on an Intel Xeon and on an AMD Zen 4 (AVX-512): OpenCV's SIFT descriptors of 30 images differ
+# (NOTES.md, "The baseline across CPUs"). Every training run's number is compared exactly.
+BASELINE = re.compile(r"^q3\.(bovw_test_acc|cnn_minus_bovw)")
+BASELINE_TOLERANCE = 3e-4
+
+
 def differences(expected, actual, path: str = "") -> list[str]:
-    """Every leaf where ``actual`` differs from ``expected``, as 'path: expected -> actual' lines."""
+    """Every leaf where ``actual`` differs from ``expected``, as 'path: expected -> actual' lines
+    (the baseline's numbers within ``BASELINE_TOLERANCE``)."""
     if isinstance(expected, dict) and isinstance(actual, dict):
         out = []
         for key in sorted(set(expected) | set(actual), key=str):
@@ -59,4 +68,6 @@ def differences(expected, actual, path: str = "") -> list[str]:
         return out
     if isinstance(expected, list) and isinstance(actual, list) and len(expected) == len(actual):
         return [line for i, (e, a) in enumerate(zip(expected, actual)) for line in differences(e, a, f"{path}[{i}]")]
+    if BASELINE.match(path) and isinstance(expected, float) and isinstance(actual, float):
+        return [] if abs(expected - actual) <= BASELINE_TOLERANCE else [f"{path}: {expected!r} -> {actual!r}"]
     return [] if expected == actual else [f"{path}: {expected!r} -> {actual!r}"]
