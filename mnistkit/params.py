@@ -217,11 +217,6 @@ class Params:
             raise ConfigError("train_subset", err.value, err.allowed) from None
         if self.figures_dir is not None and not (isinstance(self.figures_dir, str) and self.figures_dir.strip()):
             raise ConfigError("figures_dir", self.figures_dir, "must be a folder path or None (null)")
-        for name in ("q5", "q6"):  # null stands for the training set: the stand-in subset where there is one
-            sizes = [self.train_subset if s is None else s for s in getattr(self, name).sizes]
-            if len(set(sizes)) < len(sizes):
-                raise ConfigError(f"{name}.sizes", getattr(self, name).sizes,
-                                  f"must not repeat a training set (null is train_subset={self.train_subset} here)")
         if self.progress not in PROGRESS:
             raise ConfigError("progress", self.progress, f"must be one of {list(PROGRESS)}")
         from .tracking import check

@@ -149,6 +149,13 @@ def test_bad_parameter_file_is_refused_before_any_work(tmp_path, capsys, values,
     assert files_under(store) == []
 
 
+def test_a_repeated_training_set_is_refused_only_where_its_question_runs():
+    values = {"train_subset": 1000, "q6": {"sizes": [1000, None]}}  # null is the same 1,000 here
+    assert plan.load_params(ROOT / "parameters" / "smoke.yaml", {**values, "only": "q1"}).only == "q1"
+    with pytest.raises(ConfigError, match="'q6.sizes'"):
+        plan.load_params(ROOT / "parameters" / "smoke.yaml", {**values, "only": "q6"})
+
+
 def test_a_figures_folder_that_can_be_made_is_accepted_without_making_it(tmp_path):
     params = plan.load_params(ROOT / "parameters" / "smoke.yaml", {"figures_dir": str(tmp_path / "a" / "b")})
     assert params.figures_dir == str(tmp_path / "a" / "b") and list(tmp_path.iterdir()) == []

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from .. import executor, gemm, paths, runs
 from ..config import RunConfig, resolve_device
+from ..errors import ConfigError
 from ..params import QUESTIONS, Params
 from ..store import Store
 from . import q1, q2, q2_study, q3, q4, q5, q6
@@ -54,6 +55,11 @@ def check(params: Params) -> Params:
     """``params`` once every entry of the first stage has been built from them and the figures
     folder is known to take files; raises ConfigError naming the first fault."""
     entries = first_stage(params)
+    for name in ("q5", "q6"):  # null stands for the training set: the stand-in subset where there is one
+        sizes = [params.train_subset if s is None else s for s in getattr(params, name).sizes]
+        if params.selected(name) and len(set(sizes)) < len(sizes):
+            raise ConfigError(f"{name}.sizes", getattr(params, name).sizes,
+                              f"must not repeat a training set (null is train_subset={params.train_subset} here)")
     selected = [c for q, specs in entries.items() if params.selected(q) for c in specs]
     if any(getattr(c, "model", None) == "vit" and resolve_device(c.device) == "cpu" for c in selected) \
             and gemm.routed(torch.empty(0)):
