@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mnistkit import bench, data, numerics, trainer
+from mnistkit import bench, data, numerics, pipelines, trainer
 from mnistkit.__main__ import main
 from mnistkit.config import RunConfig
 from mnistkit.errors import ConfigError
@@ -47,7 +47,7 @@ VIT_TRAINING_FLOPS = (_VIT_FIRST + _VIT_REST) + _VIT_FIRST + 2 * _VIT_REST
 
 @pytest.mark.slow
 def test_assignment_pipeline_and_mnistkit_batches_hold_the_same_images_in_the_same_order():
-    theirs = bench.AssignmentPipeline("lenet", 64, 3, "cpu")
+    theirs = pipelines.AssignmentPipeline("lenet", 64, 3, "cpu")
     assert sorted(theirs._shuffled(theirs.train_loader.dataset, 64).sampler) == list(range(data.TRAIN_SIZE))
     x, y = data.load(True)
     ours = data.batches(x, y, 64, torch.Generator().manual_seed(3))
@@ -59,7 +59,7 @@ def test_assignment_pipeline_and_mnistkit_batches_hold_the_same_images_in_the_sa
 @pytest.mark.slow
 def test_after_the_warm_up_both_pipelines_train_on_the_same_first_batch():
     config = RunConfig(model="lenet", batch_size=64, seed=4, device="cpu")
-    theirs, ours = bench.AssignmentPipeline("lenet", 64, 4, "cpu", limit=2), bench.MnistkitPipeline(config)
+    theirs, ours = pipelines.AssignmentPipeline("lenet", 64, 4, "cpu", limit=2), pipelines.MnistkitPipeline(config)
     for p in (theirs, ours):
         p.epoch(copy.deepcopy(p.model), 2)
     _, their_labels = next(iter(theirs.train_loader))
@@ -75,7 +75,7 @@ def test_lenet_training_flops_are_the_hand_count_per_image_whatever_the_batch():
     model = build_model("lenet")
     state = torch.get_rng_state()
     for n in (8, 5):
-        flops, per_op = bench.training_flops(model, x[:n], y[:n])
+        flops, per_op = pipelines.training_flops(model, x[:n], y[:n])
         assert flops == LENET_TRAINING_FLOPS == 1_517_040
         assert set(per_op) == {"aten.convolution", "aten.convolution_backward", "aten.addmm", "aten.mm"}
     assert all(p.grad is None for p in model.parameters())  # counted on a copy
@@ -85,8 +85,8 @@ def test_lenet_training_flops_are_the_hand_count_per_image_whatever_the_batch():
 def test_both_vits_count_the_hand_count_of_training_flops():
     x, y = data.load(True)
     torch.manual_seed(0)
-    for model in (build_model("vit"), bench.AssignmentViT()):
-        assert bench.training_flops(model, x[:4], y[:4])[0] == VIT_TRAINING_FLOPS == 28_239_872
+    for model in (build_model("vit"), pipelines.AssignmentViT()):
+        assert pipelines.training_flops(model, x[:4], y[:4])[0] == VIT_TRAINING_FLOPS == 28_239_872
 
 
 @pytest.mark.slow

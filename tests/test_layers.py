@@ -16,7 +16,7 @@ LAYERS = [
     {"runs", "store"},
     {"executor"},  # everything Dask, and every computation of an entry
     {"questions"},
-    {"report", "plots", "bench", "kernel", "__main__", "__init__"},
+    {"report", "plots", "pipelines", "bench", "kernel", "__main__", "__init__"},
 ]
 
 

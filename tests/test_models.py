@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mnistkit.bench import AssignmentViT
+from mnistkit.pipelines import AssignmentViT
 from mnistkit.errors import ConfigError
 from mnistkit.models import MODELS, Dropout, build_model, count_parameters
 
