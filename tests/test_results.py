@@ -49,7 +49,8 @@ def study_result() -> StudyResult:
 
 def test_q2_selects_on_validation_and_states_both_accuracies():
     r = q2_result()
-    assert r.best.setting == 1 and r.second.setting == 3 and r.weakest.setting == 2
+    assert r.best.setting == 1 and r.second.setting == 3 and [s.setting for s in r.lowest] == [2]
+    assert "The lowest is sgd lr=0.01 bs=128 m=0.9 at 95.20% on the test set, below every other" in r.analysis()
     assert r.margin().verdict == "better"  # 0.996 vs 0.991 on validation, tight seeds
     assert r.margin("test_acc").verdict == "worse"  # the test set would have chosen setting 3
     text = r.analysis()
@@ -63,6 +64,15 @@ def test_q2_selects_on_validation_and_states_both_accuracies():
     on_test = q2_result("test_acc")
     assert on_test.best.setting == 3 and on_test.summary()["best_val_acc_mean"] is None
     assert "validation accuracy, mean ± std" not in on_test.table().columns
+
+
+def test_settings_level_at_the_bottom_are_not_ranked():
+    r = q2_result()
+    runs = r.runs.copy()
+    runs.loc[runs.setting == 1, "test_acc"] = [0.951, 0.955, 0.953]  # level with setting 2's 0.950-0.954
+    level = Q2Result(runs=runs, epochs=5, seeds=[0, 1, 2], validation=5_000)
+    assert [s.setting for s in level.lowest] == [2, 1]
+    assert "At the bottom, 2 settings are level" in level.analysis() and "The lowest is" not in level.analysis()
 
 
 def test_q2_scores_the_selected_setting_retrained_with_the_validation_images():
@@ -102,6 +112,7 @@ def q3_result(cnn_accs, bovw_acc, mcnemar=None) -> Q3Result:
 
 
 def test_q3_says_which_cnn_runs_meet_the_baseline_under_the_validation_protocol():
+    assert "resized from 28 to 56 pixels (×2;" in q3_result([0.99, 0.991], 0.99).protocol()
     assert "not those retrained with the validation images" not in q3_result([0.99, 0.991], 0.99).protocol()
     held_out = q3_result([0.99, 0.991], 0.99)
     held_out.bovw_config = {**held_out.bovw_config, "validation": 5000}
@@ -170,7 +181,8 @@ def test_a_saturating_size_curve_is_called_saturating():
     assert r.gains == pytest.approx([0.15, 0.04])
     assert r.saturates and r.spread_shrinks
     text = r.analysis()
-    assert "shrinks as the set grows" in text and "The spread between seeds shrinks too" in text
+    assert "shrinks as the set grows" in text and "The spread between seeds shrinks at every step too" in text
+    assert "2 seeds at\n600 images" in r.protocol()
     assert "it is all the data" in text
     s = r.summary()
     assert s["equal_epochs"]["test_acc_mean"] == {"600": pytest.approx(0.80), "6000": pytest.approx(0.95),
@@ -178,6 +190,13 @@ def test_a_saturating_size_curve_is_called_saturating():
     assert s["equal_steps"]["test_acc_mean"] == {"600": pytest.approx(0.90), "6000": pytest.approx(0.97),
                                                  "60000": pytest.approx(0.99)}
     assert s["equal_steps"]["epochs"] == {"600": 470, "6000": 47, "60000": 5}
+
+
+def test_a_spread_that_rises_again_is_not_called_shrinking():
+    # the full profile's stds were 3.26, 0.27, 0.44, 0.12 and 0.45 points: lower at the end, not at every step
+    r = q5_result([0.80, 0.95, 0.99], spreads=(0.02, 0.001, 0.005))
+    assert not r.spread_shrinks
+    assert "does not shrink at every step (std" in r.analysis() and "shrinks at every step too" not in r.analysis()
 
 
 def test_equal_steps_split_the_small_set_gap_into_steps_and_data():
@@ -213,6 +232,7 @@ def test_q1_sees_when_the_test_loss_turns_up():
     assert "After 3 epochs LeNet reaches **98.40%**" in r.analysis() and "fit the training set more tightly" in r.analysis()
     assert not Q1Result(history.iloc[:2], 0.001, "adam", 64, 2, 42, 44_426).overfits
     assert list(r.table().columns) == ["epoch", "train loss", "test loss", "train accuracy", "test accuracy", "seconds"]
+    assert "running means over the epoch's batches" in r.protocol()
 
 
 def q6_result(vit, lenet, vit_val=None, seeds=(0, 1, 2), validation=0) -> Q6Result:
@@ -220,7 +240,7 @@ def q6_result(vit, lenet, vit_val=None, seeds=(0, 1, 2), validation=0) -> Q6Resu
     recipes = {"assignment": {"optimizer": "adam"}, "improved": {"optimizer": "adamw", "vit": {"norm_first": True}}}
     vit_val = vit_val or vit
     rows = [{"recipe": r, "model": m, "size": n, "seed": s, "test_acc": acc[r][i] + 0.001 * (s - 1),
-             "val_acc": val[r][i] + 0.001 * (s - 1), "parameters": 1, "seconds": 1.0}
+             "val_acc": val[r][i] + 0.001 * (s - 1), "parameters": 1, "seconds": 13.0 if m == "vit" else 1.0}
             for r in recipes for m, acc, val in (("vit", vit, vit_val), ("lenet", lenet, lenet))
             for i, n in enumerate((6000, 60_000 - validation)) for s in seeds]
     return Q6Result(runs=pd.DataFrame(rows), curves=pd.DataFrame(), recipes=recipes, epochs=10, seeds=list(seeds),
@@ -241,6 +261,7 @@ def test_q6_picks_the_recipe_by_validation_and_compares_over_seeds():
     assert s["vit_minus_lenet_60000"] == pytest.approx(-0.002) and lo < -0.002 < hi < 0.001  # level: spans 0
     assert s["recipes"]["assignment"]["vit_6000_test_acc_mean"] == pytest.approx(0.942)
     assert "norm_first: False under assignment, True under improved" in r.protocol()
+    assert r.time_ratio() == pytest.approx(13.0) and "equal epochs, not equal time: a ViT run takes 13.0× as long" in r.protocol()
     # validation decides even where the test set would choose the other recipe
     chosen = q6_result(vit={"assignment": [0.95, 0.99], "improved": [0.96, 0.98]},
                        lenet={"assignment": [0.97, 0.99], "improved": [0.97, 0.99]},

@@ -61,7 +61,9 @@ class Q1Result:
 {self.parameters:,} parameters), {OPTIMIZER_NAMES[self.optimizer]} lr {self.lr:g}, batch {self.batch_size},
 {plural(self.epochs, 'epoch')}, seed {self.seed}, on {training_set(self.train_subset, self.validation)} training images normalized to
 [-1, 1]. After every epoch the model is evaluated on the 10,000 test images; losses are mean
-cross-entropy per image."""
+cross-entropy per image. The train loss and accuracy are running means over the epoch's batches,
+taken while the network still learns, so the first epoch's train loss sits well above its test
+loss, which is measured after the epoch."""
 
     def alt(self) -> str:
         h = self.history

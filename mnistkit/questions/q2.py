@@ -126,8 +126,13 @@ class Q2Result:
         return self.ranked.iloc[1]
 
     @property
-    def weakest(self) -> pd.Series:
-        return self.ranked.iloc[-1]
+    def lowest(self) -> list:
+        """The setting with the lowest mean test accuracy and every setting level with it (its
+        interval over seeds includes zero), lowest first: one row each of ``settings``."""
+        table = self.settings.sort_values("mean", kind="stable")
+        low = table.iloc[0]
+        return [r for _, r in table.iterrows() if r.setting == low.setting or stats.difference(
+            self._accs(r.setting, "test_acc"), self._accs(low.setting, "test_acc")).verdict == "level"]
 
     @property
     def scored(self) -> pd.Series:
@@ -207,8 +212,16 @@ single-run accuracy the assignment reported for its settings. {rule}"""
         return f"""Chosen by **{self.decider}** accuracy, the best setting is **{best.label}** ({shown}).
 Against the second best ({second.label}, {pct(second[deciding])} on {self.decider}) it leads by {interval(margin)}
 on {self.decider} accuracy over {len(self.seeds)} seeds, {clear}; on the test images the same two differ by {interval(test_margin)}.
-The weakest is {self.weakest.label} at {pct(self.weakest['mean'])} on the test set. The assignment's best was
+{self._bottom()} The assignment's best was
 {pct(ASSIGNMENT['q2'])} from one run of Adam lr 0.001, batch 64, weight decay 1e-4, chosen on the test set."""
+
+    def _bottom(self) -> str:
+        low = self.lowest
+        if len(low) == 1:
+            return (f"The lowest is {low[0].label} at {pct(low[0]['mean'])} on the test set, below every other "
+                    "setting by more than its interval.")
+        return (f"At the bottom, {len(low)} settings are level (each one's difference to the lowest has an interval "
+                "that includes zero): " + ", ".join(f"{r.label} {pct(r['mean'])}" for r in low) + " on the test set.")
 
     def headlines(self) -> list[tuple]:
         retrained = "retrained with the validation images, " if self.retrained is not None else ""

@@ -136,7 +136,7 @@ class Q3Result:
 
 **Protocol.** The best setting of section 2 ({self.cnn.runs} seeds; inference timed with the first seed's
 model on the 10,000 test images) against the classical pipeline, trained on the same {self.train_size:,}
-images{retrained}: dense SIFT on a grid every {c['step']} px of the digit upscaled ×{c['upscale']} (keypoint size
+images{retrained}: dense SIFT on a grid every {c['step']} px of the digit resized from 28 to {c['upscale']} pixels (×{c['upscale'] / 28:g}; keypoint size
 {c['patch']:g}, RootSIFT), a vocabulary of {c['words']:,} visual words (k-means on {c['kmeans_sample']:,}
 sampled descriptors), a spatial-pyramid histogram of word counts per image ({c['levels']} levels,
 {self.bovw.feature_dim:,} features, square-rooted and L2-normalized) and a linear SVM. Learned

@@ -114,9 +114,9 @@ class Q5Result:
 
     @property
     def spread_shrinks(self) -> bool:
-        """Whether the seeds agree more at the largest size than at the smallest."""
-        s = self.sizes
-        return bool(s["std"].iloc[-1] < s["std"].iloc[0])
+        """Whether the seeds agree more at every larger size (the std falls from each size to the next)."""
+        std = list(self.sizes["std"])
+        return all(b < a for a, b in zip(std, std[1:]))
 
     def smallest_runs(self) -> pd.Series:
         """Test accuracies of every equal-epoch seed at the smallest size."""
@@ -134,7 +134,8 @@ class Q5Result:
         return f"""## 5. Training-set size
 
 **Protocol.** LeNet, Adam lr 0.001, batch 64, trained on balanced subsets (the same number of images
-of every digit, drawn with the run's seed) and on the full set, seeds {self.seeds}, under two protocols
+of every digit, drawn with the run's seed) and on the full set, seeds {self.seeds} ({len(self.smallest_runs())} seeds at
+{int(self.sizes['size'].iloc[0]):,} images, where the spread is widest), under two protocols
 side by side. **Equal epochs** (the assignment's): every size for {plural(self.epochs, 'epoch')}, so a smaller set
 also gets fewer updates. **Equal steps**: every size for as many optimization steps as the largest
 set's {plural(self.epochs, 'epoch')} ({', '.join(f'{int(r.size):,} images: {int(r.epochs):,} epochs' for r in self.steps.itertuples())}),
@@ -166,8 +167,9 @@ to 6,742 (one) images each."""
         shape = ("The gain per tenfold more data shrinks as the set grows: accuracy saturates, each new image "
                  "being more likely to repeat a writing style the network has already seen. " if self.saturates else
                  "Here the gain per tenfold more data does not shrink: the network is still far from saturated. ")
-        seeds = ("The spread between seeds shrinks too: " if self.spread_shrinks
-                 else "The spread between seeds does not shrink here, but ")
+        stds = ", ".join(f"{100 * d:.2f}" for d in s["std"])
+        seeds = (f"The spread between seeds shrinks at every step too (std {stds} points): " if self.spread_shrinks
+                 else f"The spread between seeds does not shrink at every step (std {stds} points), but ")
         reference = ", ".join(f"{n:,} {pct(v)}" for n, v in ASSIGNMENT["q5"].items())
         kind = (" The largest set also differs in kind: it is all the data, with its uneven class counts."
                 if self.runs.loc[self.runs["size"] == last["size"], "full"].all() else "")
