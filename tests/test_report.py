@@ -50,6 +50,12 @@ def _notebook():
     return json.loads((ROOT / "report.ipynb").read_text())
 
 
+def test_the_html_title_is_the_reports_title():
+    nb = _notebook()
+    heading = "".join(nb["cells"][0]["source"]).splitlines()[0]
+    assert heading == "# " + nb["metadata"]["title"]
+
+
 def test_the_parameters_cell_is_the_schema_and_papermill_documents_every_parameter():
     import papermill
 
@@ -254,6 +260,7 @@ def test_smoke_report_builds_with_every_section_and_gives_the_golden_numbers_loc
     store = tmp_path / "runs"
     out, figures, log = _build_smoke(tmp_path / "first", store, "--jobs", "1")
     html = (out / "report.html").read_text()
+    assert f"<title>{_notebook()['metadata']['title']}</title>" in html  # not the file's name
     for heading in ("1. LeNet, logged at every epoch", "2. Hyperparameters", "3. The best CNN against SIFT",
                     "4. Doubling the convolutional layers", "5. Training-set size", "6. A 2-layer Transformer",
                     "Where the models fail", "Summary of headline numbers"):

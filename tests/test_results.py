@@ -136,6 +136,9 @@ def test_q3_interval_above_zero_names_the_better_method_and_mcnemar_is_reported(
     worse = q3_result([0.95, 0.952, 0.948], 0.99)
     assert worse.gap.verdict == "worse" and "The baseline is more accurate" in worse.analysis()
     assert list(r.table().columns) == ["measure", "LeNet", "SIFT-BoVW-SVM"]
+    slow = q3_result([0.9950, 0.9952, 0.9948], 0.980, paired)
+    slow.cnn.train_seconds = 1459.24
+    assert slow.table().set_index("measure").loc["training time, seconds per run", "LeNet"] == "1,459.2"
     s = r.summary()
     assert s["cnn_minus_bovw"] == pytest.approx(0.015) and s["cnn_minus_bovw_ci95"][0] > 0
     assert s["mcnemar_p"] == paired.p and s["bovw_feature_dim"] == 21_504

@@ -80,7 +80,7 @@ loss, which is measured after the epoch."""
             "test loss": h.test_loss.map("{:.4f}".format),
             "train accuracy": h.train_acc.map(pct),
             "test accuracy": h.test_acc.map(pct),
-            "seconds": h.seconds.map("{:.1f}".format),
+            "seconds": h.seconds.map("{:,.1f}".format),
         })
 
     def analysis(self) -> str:

@@ -188,7 +188,7 @@ single-run accuracy the assignment reported for its settings. {rule}"""
         columns.update({
             "test accuracy, mean ± std": mean_std_column(s),
             "the assignment (1 run)": s.reported.map(lambda v: "" if pd.isna(v) else pct(v)),
-            "seconds per run": s.seconds.map("{:.1f}".format),
+            "seconds per run": s.seconds.map("{:,.1f}".format),
         })
         return pd.DataFrame(columns)
 

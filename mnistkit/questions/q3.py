@@ -148,7 +148,7 @@ this machine ({self.device_name}); the CNN's training time includes its per-epoc
         rows = {
             "test accuracy": lambda m: pm(m.test_acc, m.test_acc_std),
             "runs (seeds)": lambda m: f"{m.runs}",
-            "training time, seconds per run": lambda m: f"{m.train_seconds:.1f}",
+            "training time, seconds per run": lambda m: f"{m.train_seconds:,.1f}",
             "inference, ms per image": lambda m: f"{m.inference_ms_per_image:.3f}",
             "learned parameters": lambda m: f"{m.learned_parameters:,}",
             "features before the classifier": lambda m: f"{m.feature_dim:,}",
@@ -181,7 +181,7 @@ this machine ({self.device_name}); the CNN's training time includes its per-epoc
                         f"({'a significant' if m.significant else 'no significant'} difference at the 5% level).")
         slower = base.inference_ms_per_image / cnn.inference_ms_per_image
         return f"""{verdict} The baseline's hardest digit is {self.hardest_digit}. The CNN trains in
-{cnn.train_seconds:.0f} s against {base.train_seconds:.0f} s for the baseline, and classifies an image in
+{cnn.train_seconds:,.0f} s against {base.train_seconds:,.0f} s for the baseline, and classifies an image in
 {cnn.inference_ms_per_image:.3f} ms against {base.inference_ms_per_image:.3f} ms ({slower:.0f}× longer); it has
 {cnn.learned_parameters:,} learned parameters against {base.learned_parameters:,}.
 

@@ -177,7 +177,7 @@ same data and recipe (mean seconds per run)."""
             "test accuracy, mean ± std": mean_std_column(t),
             "seeds": t["count"].astype(int),
             "parameters": t.parameters.map("{:,}".format),
-            "seconds per run": t.seconds.map("{:.0f}".format),
+            "seconds per run": t.seconds.map("{:,.0f}".format),
         })
 
     def analysis(self) -> str:
