@@ -24,7 +24,7 @@ from .config import device_name, resolve_device
 from .files import atomic_write_text
 from .params import Params, from_notebook
 from .questions import failures, headlines, plan, q1, q2, q2_study, q3, q4, q5, q6
-from .questions.text import markdown, training_set
+from .questions.text import markdown, text_columns, training_set
 from .store import Store
 
 
@@ -186,4 +186,8 @@ class Report:
     @staticmethod
     def table(frame: pd.DataFrame) -> None:
         """Show a result's table: its values are already formatted, its index is not shown."""
-        display(frame.style.hide(axis="index"))
+        text = text_columns(frame)
+        display(frame.style.hide(axis="index")
+                .set_properties(subset=text, **{"text-align": "left"})
+                .set_table_styles([{"selector": f"th.col{frame.columns.get_loc(c)}", "props": "text-align: left"}
+                                   for c in text]))

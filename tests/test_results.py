@@ -275,6 +275,13 @@ def test_q6_picks_the_recipe_by_validation_and_compares_over_seeds():
     assert missed.best_recipe == "assignment" and not missed.goals_met and "not both met" in missed.analysis()
 
 
+def test_words_are_left_aligned_and_numbers_right():
+    frame = q5_result([0.80, 0.95, 0.99]).table()
+    assert text.text_columns(frame) == ["images per digit"]  # "60 each", "5,421 to 6,742 (unbalanced)"
+    assert text.text_columns(headlines.table([q4_result([0.988, 0.989, 0.987], [0.9875, 0.9885, 0.988])])) == [
+        "result", "mnistkit"]  # "+0.10 points [...]" holds a word
+
+
 def test_headline_labels_come_from_the_results():
     history = pd.DataFrame({"epoch": [1, 2, 3], "train_loss": [0.3, 0.1, 0.05], "train_acc": [0.9, 0.97, 0.99],
                             "test_loss": [0.1, 0.05, 0.07], "test_acc": [0.97, 0.985, 0.99], "seconds": [2.0] * 3})

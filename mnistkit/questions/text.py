@@ -93,6 +93,12 @@ def mean_std_column(frame: pd.DataFrame) -> list[str]:
     return [pm(m, s) for m, s in zip(frame["mean"], frame["std"])]
 
 
+def text_columns(frame: pd.DataFrame) -> list[str]:
+    """The columns that hold words (a setting, a model, a measure), as opposed to formatted numbers:
+    those with a letter in any cell. Words are read left-aligned, numbers right-aligned."""
+    return [c for c in frame.columns if frame[c].astype(str).str.contains(r"[A-Za-z]").any()]
+
+
 def markdown(frame: pd.DataFrame) -> str:
     """``frame`` as a GitHub Markdown table (the README's results table is the headlines through this)."""
     def row(cells) -> str:
