@@ -77,11 +77,9 @@ def cmd_train(args) -> dict:
     )
     tracking.check(args.tracker)
     if config.model == "vit" and resolve_device(config.device) == "cpu":
-        import torch
-
         from . import gemm
 
-        if gemm.routed(torch.empty(0)):
+        if gemm.active():
             gemm.check()  # before anything is written: the products it would compute with are the pinned ones
     store = Store(_store(args))
     if args.cluster:  # trained by a worker of that scheduler, into the same (shared) store

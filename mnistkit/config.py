@@ -11,8 +11,7 @@ from pathlib import Path
 
 import torch
 
-from . import numerics
-from . import data
+from . import data, numerics
 from .data import TRAIN_SIZE, check_subset, check_validation
 from .errors import ConfigError, check_number, from_mapping
 from .models import check_model

@@ -55,11 +55,14 @@ def make(store: Store, spec, progress: bool = True, tracker: str = "none", on_ep
     item = runs.Training(spec, tracker, on_epoch) if isinstance(spec, RunConfig) else spec
     with store.lock(item):
         found = store.load(item)
-        if found is not None:
-            return found
-        folder = store.folder(item)
-        folder.mkdir(exist_ok=True)
-        return store.write(item, item.compute(folder, progress))
+        return found if found is not None else _compute(store, item, progress)
+
+
+def _compute(store: Store, item, progress: bool):
+    """Compute ``item`` into its folder (kept for a checkpoint) and write it; the caller holds its lock."""
+    folder = store.folder(item)
+    folder.mkdir(parents=True, exist_ok=True)
+    return store.write(item, item.compute(folder, progress))
 
 
 def run_all(store: Store, specs: list, jobs: int = 1, progress: bool = True, cluster: str | None = None,
@@ -167,9 +170,7 @@ def ensemble_task(root: str, ident: str, configs: list[RunConfig], keys: list[st
             locks.enter_context(store.lock(runs.Training(c)))
         todo = [c for c in configs if store.load(runs.Training(c)) is None]
         if len(todo) == 1:
-            item = runs.Training(todo[0], on_epoch=reporter(todo[0].key(), todo[0].epochs))
-            store.folder(item).mkdir(parents=True, exist_ok=True)
-            store.write(item, item.compute(store.folder(item), progress=False))
+            _compute(store, runs.Training(todo[0], on_epoch=reporter(todo[0].key(), todo[0].epochs)), progress=False)
         elif todo:
             reports = [reporter(c.key(), c.epochs) for c in todo]
             for c, (model, history) in zip(todo, fit_ensemble(todo, on_epoch=lambda i, row: reports[i](row))):

@@ -97,12 +97,17 @@ def plain():
         _plain[0] = before
 
 
+def active() -> bool:
+    """Whether this process routes CPU products through OpenBLAS: where ``numerics`` pins OpenBLAS's
+    kernel (x86-64, not ``MNISTKIT_KERNELS=native``), outside ``plain()``."""
+    return "OPENBLAS_CORETYPE" in numerics.wanted() and not _plain[0]
+
+
 def routed(x: torch.Tensor, weight: torch.Tensor | None = None) -> bool:
-    """Whether ``linear`` computes ``x``'s products through OpenBLAS: float32 on a CPU where
-    ``numerics`` pins OpenBLAS's kernel (x86-64, not ``MNISTKIT_KERNELS=native``)."""
+    """Whether ``linear`` computes ``x``'s products through OpenBLAS: float32 on a CPU, ``active``,
+    outside torch.func transforms."""
     return (x.device.type == "cpu" and x.dtype == torch.float32 and (weight is None or weight.dtype == x.dtype)
-            and "OPENBLAS_CORETYPE" in numerics.wanted() and not _plain[0]
-            and torch._C._functorch.peek_interpreter_stack() is None)
+            and active() and torch._C._functorch.peek_interpreter_stack() is None)
 
 
 def _np(t: torch.Tensor) -> np.ndarray:

@@ -56,8 +56,6 @@ def _sizes(name: str, value) -> None:
             check_subset(size)
         except ConfigError as err:
             raise ConfigError(f"{name}[{i}]", size, err.allowed) from None
-    if len(set(value)) < len(value):
-        raise ConfigError(name, value, "must not repeat a size (null, the full set, counts once)")
 
 
 def check_cluster(cluster) -> None:

@@ -48,9 +48,15 @@ def base(params: Params, name: str, **values) -> RunConfig:
     return config(name, device=params.device, validation=params.validation, **values)
 
 
+def subset(params: Params, size: int | None) -> int | None:
+    """The subset a size of the parameter file stands for: null is the training set, which is the
+    stand-in ``train_subset`` where there is one."""
+    return params.train_subset if size is None else size
+
+
 def sized(params: Params, name: str, size, seed: int, **values) -> RunConfig:
     """A run on ``size`` balanced images (subset drawn with ``seed``), or on the full set for None."""
-    size = params.train_subset if size is None else size
+    size = subset(params, size)
     return base(params, name, subset=size, subset_seed=seed if size is not None else 0, seed=seed, **values)
 
 

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import sys
 import time
-
-import torch
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -23,6 +21,7 @@ from ..errors import ConfigError
 from ..params import QUESTIONS, Params
 from ..store import Store
 from . import q1, q2, q2_study, q3, q4, q5, q6
+from .common import subset
 
 
 @dataclass(frozen=True)
@@ -55,14 +54,13 @@ def check(params: Params) -> Params:
     """``params`` once every entry of the first stage has been built from them and the figures
     folder is known to take files; raises ConfigError naming the first fault."""
     entries = first_stage(params)
-    for name in ("q5", "q6"):  # null stands for the training set: the stand-in subset where there is one
-        sizes = [params.train_subset if s is None else s for s in getattr(params, name).sizes]
+    for name in ("q5", "q6"):
+        sizes = [subset(params, s) for s in getattr(params, name).sizes]
         if params.selected(name) and len(set(sizes)) < len(sizes):
-            raise ConfigError(f"{name}.sizes", getattr(params, name).sizes,
-                              f"must not repeat a training set (null is train_subset={params.train_subset} here)")
+            null = f" (null is the train_subset of {params.train_subset:,} here)" if params.train_subset else ""
+            raise ConfigError(f"{name}.sizes", getattr(params, name).sizes, f"must not repeat a training set{null}")
     selected = [c for q, specs in entries.items() if params.selected(q) for c in specs]
-    if any(getattr(c, "model", None) == "vit" and resolve_device(c.device) == "cpu" for c in selected) \
-            and gemm.routed(torch.empty(0)):
+    if gemm.active() and any(getattr(c, "model", None) == "vit" and resolve_device(c.device) == "cpu" for c in selected):
         gemm.check()  # the ViT's products on this CPU are the pinned ones, or nothing is trained
     if params.figures_dir is not None:
         paths.check_creatable(params.figures_dir, "figures_dir")
@@ -90,9 +88,10 @@ def train_missing(params: Params, store: Store, progress: bool = True) -> dict:
     questions = [params.only] if params.only else QUESTIONS
     jobs = 1 if resolve_device(params.device).startswith("cuda") else params.jobs
     if params.cluster is None and executor.local_jobs(jobs) < jobs:
-        print(f"jobs: {jobs:,} is more than the {executor.local_jobs(jobs)} CPU cores of this machine; "
-              f"training with {executor.local_jobs(jobs)} processes", file=sys.stderr, flush=True)
-        jobs = executor.local_jobs(jobs)
+        capped = executor.local_jobs(jobs)
+        print(f"jobs: {jobs:,} is more than the {capped} CPU cores of this machine; training with {capped} processes",
+              file=sys.stderr, flush=True)
+        jobs = capped
     start = time.perf_counter()
     specs, missing = {}, []
     for stage in plan(params):
