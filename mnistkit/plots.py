@@ -12,17 +12,18 @@ from .data import MEAN, STD
 sns.set_theme(style="whitegrid", context="notebook")
 
 
-def training_history(history: pd.DataFrame, title: str = ""):
-    """Train and test loss (left) and accuracy (right) per epoch."""
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
-    for split, style in (("train", "-o"), ("test", "-s")):
-        left.plot(history["epoch"], history[f"{split}_loss"], style, label=split)
-        right.plot(history["epoch"], 100 * history[f"{split}_acc"], style, label=split)
+def training_history(histories: pd.DataFrame, title: str = ""):
+    """Train and test loss (left) and accuracy (right) per epoch: the mean over the ``seed`` column's
+    runs, with a band of one standard deviation."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.4))
+    frame = histories.assign(train_pct=100 * histories["train_acc"], test_pct=100 * histories["test_acc"])
+    for split, marker in (("train", "o"), ("test", "s")):
+        for ax, y in ((left, f"{split}_loss"), (right, f"{split}_pct")):
+            sns.lineplot(frame, x="epoch", y=y, errorbar="sd", marker=marker, label=split, ax=ax)
     left.set(xlabel="epoch", ylabel="cross-entropy loss", title="loss")
     right.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
     for ax in (left, right):
-        ax.legend()
-        ax.set_xticks(history["epoch"])
+        ax.set_xticks(sorted(histories["epoch"].unique()))
     fig.suptitle(title)
     fig.tight_layout()
     return fig

@@ -30,7 +30,10 @@ def test_the_committed_parameter_files_and_the_schema_defaults_are_valid():
     assert len(full["q2"]) >= 11 * 3
     assert {c.model for c in full["q6"]} == {"vit", "lenet"}
     assert all(c.model_kw.get("depth", 2) == 2 for c in full["q6"] if c.model == "vit")
-    assert [type(c).__name__ for c in full["q3"]].count("BovwConfig") == 1  # the baseline is planned
+    grid = [c for c in full["q3"] if type(c).__name__ == "BovwConfig"]  # the baseline's grid is planned
+    assert len(grid) == 9 and {c.scored_on for c in grid} == {"validation"} and {c.subset for c in grid} == {10_000}
+    assert full["q1"] == [c for c in full["q6"] if c.model == "lenet" and c.subset is None
+                          and c.optimizer == "adam"]  # question 1's runs are question 6's assignment LeNets
 
 
 def test_the_selected_setting_is_retrained_with_the_validation_images_under_that_protocol_only():
@@ -89,7 +92,7 @@ def test_the_notebook_cells_hold_no_statistics_or_verdicts():
 
 def test_params_schema_names_unknown_keys_with_their_path_and_keeps_defaults():
     params = Params.from_dict({"q1": {"epochs": 3}})
-    assert params.q1.epochs == 3 and params.q1.seed == Params().q1.seed
+    assert params.q1.epochs == 3 and params.q2.epochs == Params().q2.epochs
     with pytest.raises(ConfigError, match=r"'q2.study.trails' = 48: is not a parameter; allowed in q2.study"):
         Params.from_dict({"q2": {"study": {"trails": 48}}})
     with pytest.raises(ConfigError, match=r"'q1' = 3: must be a mapping"):
@@ -119,8 +122,8 @@ BAD_PARAMS = [
     ({"train_subset": 1000, "q6": {"sizes": [1000, None]}}, "'q6.sizes'"),  # null is the 1,000 here
     ({"train_subset": 605}, "'train_subset'"),
     ({"progress": "loud"}, "'progress'"),
-    ({"q1": {"epochs": 0, "seed": 42}}, "'q1.epochs'"),
-    ({"q1": {"epochs": 2, "seed": 42, "lr": 0.1}}, "'q1.lr'"),
+    ({"q1": {"epochs": 0}}, "'q1.epochs'"),
+    ({"q1": {"epochs": 2, "lr": 0.1}}, "'q1.lr'"),
     ({"protocol": "test"}, "'protocol'"),
     ({"q2": {"epochs": 1, "settings": [{"optimizer": "adagrad"}, {}], "study": {"trials": 8}}},
      "'q2.settings[0].optimizer'"),
@@ -130,6 +133,9 @@ BAD_PARAMS = [
     ({"q2": {"study": {"epochs": 0}}}, "'q2.study.epochs'"),
     ({"q3": {"bovw": {"words": 1}}}, "'q3.bovw.words'"),
     ({"q3": {"bovw": {"wrods": 64}}}, "'q3.bovw.wrods'"),
+    ({"q3": {"grid": [{}, {"step": 0}]}}, "'q3.grid[1].step'"),
+    ({"q3": {"grid": []}}, "'q3.grid'"),
+    ({"q3": {"grid_images": 1_000_000}}, "'q3.grid_images'"),
     ({"q4": {"epochs": -3}}, "'q4.epochs'"),
     ({"q5": {"sizes": [600, 6001], "epochs": 1}}, "'q5.sizes[1]'"),
     ({"q5": {"sizes": [600, 60000], "epochs": 1}}, "'q5.sizes[1]'"),
@@ -284,7 +290,7 @@ def test_smoke_report_builds_with_every_section_and_gives_the_golden_numbers_loc
     for key in ("profile", "device", "torch", "wall_seconds"):
         assert key in summary
     assert summary["profile"] == "smoke"
-    assert 0 < summary["q1"]["test_acc"] <= 1 and 0 < summary["q3"]["bovw_test_acc"] <= 1
+    assert 0 < summary["q1"]["test_acc_mean"] <= 1 and summary["q1"]["seeds"] == 2 and 0 < summary["q3"]["bovw_test_acc"] <= 1
     assert set(summary["q5"]["equal_epochs"]["test_acc_mean"]) == {"200", "500", "1000"}
     assert set(summary["q5"]["equal_steps"]["test_acc_mean"]) == {"200", "500", "1000"}
     assert summary["protocol"] == "validation" and summary["q2"]["selected_by"] == "validation"
@@ -340,9 +346,9 @@ def test_the_notebook_runs_twice_in_one_kernel_and_an_edited_parameter_takes_eff
     with client.setup_kernel():
         first = run(code)
         second = run(code)
-        old = 'q1: dict = {"epochs": 2, "seed": 42}'
+        old = 'q1: dict = {"epochs": 2}'
         assert old in nb.cells[at].source
-        nb.cells[at].source = nb.cells[at].source.replace(old, 'q1: dict = {"epochs": 1, "seed": 42}')
+        nb.cells[at].source = nb.cells[at].source.replace(old, 'q1: dict = {"epochs": 1}')
         edited = run([i for i in code if i >= at])
     for text in (first, second):
         assert "After 2 epochs LeNet reaches" in text and "## 2. Hyperparameters" not in text

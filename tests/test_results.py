@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from mnistkit import stats, study
-from mnistkit.questions import headlines, text
+from mnistkit.questions import headlines, q3, text
 from mnistkit.questions.q1 import Q1Result
 from mnistkit.questions.q2 import Q2Result
 from mnistkit.questions.q2_study import StudyResult
@@ -107,8 +107,25 @@ def q3_result(cnn_accs, bovw_acc, mcnemar=None) -> Q3Result:
     bovw = Method("SIFT-BoVW-SVM", "SIFT-BoVW-SVM", bovw_acc, math.nan, 1, 70.0, 1.0, 346_122, 21_504)
     per_class = pd.DataFrame({"digit": range(10), "LeNet": [0.99] * 10,
                               "SIFT-BoVW-SVM": [0.99, 0.99, 0.98, 0.97, 0.99, 0.99, 0.99, 0.95, 0.99, 0.99]})
-    config = {"step": 4, "upscale": 56, "patch": 4.0, "words": 1024, "kmeans_sample": 100_000, "levels": 3}
-    return Q3Result(cnn, bovw, list(cnn_accs), mcnemar, per_class, config, 80.0, 60_000, "a CPU")
+    config = {"step": 4, "upscale": 56, "patch": 4.0, "words": 1024, "kmeans_sample": 100_000, "levels": 3,
+              "power": 0.5, "feature_map": "linear", "C": 1.0}
+    grid = pd.DataFrame({"candidate": [1, 2, 3], "setting": ["as set (no change)", "grid step 5 px", "C = 0.3"],
+                         "accuracy": [0.981, 0.983, 0.983], "seconds": [30.0, 20.0, 30.0]})
+    return Q3Result(cnn, bovw, list(cnn_accs), mcnemar, per_class, config, 80.0, 60_000, "a CPU", grid, 10_000)
+
+
+def test_q3_names_the_baseline_setting_chosen_on_validation_first_listed_of_ties():
+    r = q3_result([0.99, 0.991], 0.99)
+    assert q3.chosen(r.grid) == 2 and r.chosen.setting == "grid step 5 px"
+    assert "**The baseline's setting was chosen on the 5,000 validation images.** 3 candidates" in r.protocol()
+    assert "candidate 2 (grid step 5 px, 98.30%)" in r.protocol()
+    assert r.grid_table()["chosen"].tolist() == ["", "yes", ""]
+    assert list(r.grid_table().columns) == ["candidate", "change to the settings", "validation accuracy", "seconds",
+                                            "chosen"]
+    s = r.summary()
+    assert s["bovw_selected_by"] == "validation" and s["bovw_setting"]["step"] == 4
+    assert s["bovw_grid"]["2"] == {"setting": "grid step 5 px", "accuracy": 0.983}
+    assert q3.setting_words({"step": 3, "words": 2048}) == "grid step 3 px, 2,048 words"
 
 
 def test_q3_says_which_cnn_runs_meet_the_baseline_under_the_validation_protocol():
@@ -227,15 +244,31 @@ def test_a_log_linear_size_curve_is_not_saturating():
 # ---------------------------------------------------------------- questions 1 and 6, and the headlines
 
 
-def test_q1_sees_when_the_test_loss_turns_up():
-    history = pd.DataFrame({"epoch": [1, 2, 3], "train_loss": [0.3, 0.1, 0.05], "train_acc": [0.9, 0.97, 0.99],
-                            "test_loss": [0.1, 0.05, 0.07], "test_acc": [0.97, 0.985, 0.984], "seconds": [2.0] * 3})
-    r = Q1Result(history, lr=0.001, optimizer="adam", batch_size=64, epochs=3, seed=42, parameters=44_426)
-    assert r.overfits and int(r.lowest_test_loss.epoch) == 2
-    assert "After 3 epochs LeNet reaches **98.40%**" in r.analysis() and "fit the training set more tightly" in r.analysis()
-    assert not Q1Result(history.iloc[:2], 0.001, "adam", 64, 2, 42, 44_426).overfits
-    assert list(r.table().columns) == ["epoch", "train loss", "test loss", "train accuracy", "test accuracy", "seconds"]
-    assert "running means over the epoch's batches" in r.protocol()
+def q1_result(test_acc=(0.97, 0.985, 0.984), test_loss=(0.1, 0.05, 0.07), seeds=(0, 1)) -> Q1Result:
+    """Seed s adds 0.002 * s to every test accuracy."""
+    n = len(test_acc)
+    histories = pd.concat([pd.DataFrame({
+        "epoch": range(1, n + 1), "train_loss": [0.3, 0.1, 0.05][:n], "train_acc": [0.9, 0.97, 0.99][:n],
+        "test_loss": list(test_loss), "test_acc": [a + 0.002 * s for a in test_acc], "seconds": [2.0] * n,
+        "seed": s}) for s in seeds], ignore_index=True)
+    return Q1Result(histories, lr=0.001, optimizer="adam", batch_size=64, epochs=n, parameters=44_426)
+
+
+def test_q1_is_the_mean_over_seeds_and_sees_when_the_test_loss_turns_up():
+    r = q1_result()
+    assert r.overfits and int(r.lowest_test_loss.epoch) == 2 and r.seeds == [0, 1]
+    assert r.last.test_acc == pytest.approx(0.985) and r.test_acc_std == pytest.approx(0.002 / 2**0.5)
+    assert "**98.50\u00a0±\u00a00.14%** test accuracy after 3 epochs (mean ± std over 2 seeds" in r.answer()
+    assert "fit the training set more tightly" in r.analysis() and "98.40%, 98.60%" in r.analysis()
+    assert not q1_result((0.97, 0.985), (0.1, 0.05)).overfits
+    assert list(r.table().columns) == ["epoch", "train loss", "test loss", "train accuracy", "test accuracy",
+                                       "seconds per run"]
+    assert r.table()["test accuracy"].iloc[-1] == "98.50\u00a0±\u00a00.14%"
+    assert "running means over the epoch's batches" in r.protocol() and "2 seeds: 0, 1" in r.protocol()
+    s = r.summary()
+    assert s["test_acc_mean"] == pytest.approx(0.985) and s["seeds"] == 2 and s["best_epoch"] == 2
+    one = q1_result(seeds=(0,))
+    assert math.isnan(one.test_acc_std) and one.summary()["seeds"] == 1
 
 
 def q6_result(vit, lenet, vit_val=None, seeds=(0, 1, 2), validation=0) -> Q6Result:
@@ -283,16 +316,14 @@ def test_words_are_left_aligned_and_numbers_right():
 
 
 def test_headline_labels_come_from_the_results():
-    history = pd.DataFrame({"epoch": [1, 2, 3], "train_loss": [0.3, 0.1, 0.05], "train_acc": [0.9, 0.97, 0.99],
-                            "test_loss": [0.1, 0.05, 0.07], "test_acc": [0.97, 0.985, 0.99], "seconds": [2.0] * 3})
-    parts = [Q1Result(history, lr=0.001, optimizer="adam", batch_size=64, epochs=3, seed=42, parameters=44_426),
+    parts = [q1_result((0.97, 0.985, 0.989)),
              q2_result(), q3_result([0.9905, 0.9915, 0.9910], 0.99), q4_result([0.988, 0.989, 0.987], [0.9875, 0.9885, 0.9880]),
              q5_result([0.73, 0.95, 0.988], validation=5000),
              q6_result(vit={"assignment": [0.942, 0.980], "improved": [0.96, 0.99]},
                        lenet={"assignment": [0.973, 0.990], "improved": [0.97, 0.991]}, validation=5000)]
     table = headlines.table(parts)
     assert list(table.columns) == ["result", "mnistkit", "the assignment"]
-    assert table.result.iloc[0] == "1. LeNet, 3 epochs" and table.mnistkit.iloc[0] == "99.00%"
+    assert table.result.iloc[0] == "1. LeNet, 3 epochs (mean of 2 seeds)" and table.mnistkit.iloc[0] == "99.00%"
     assert table.result.iloc[1] == "2. best of 3 settings, chosen on validation: adam lr=0.001 bs=64 (mean of 3 seeds)"
     assert "6. ViT, 60,000 (55,000 trained on, 5,000 held out) images (improved recipe, mean of 3 seeds)" in table.result.tolist()
     assert table["the assignment"][table.result.str.startswith("6. ViT, 60,000")].item() == "97.44% (6 layers)"

@@ -5,7 +5,7 @@ Data flows one way: ``params.Params`` -> ``plan`` (stages of entries, by questio
 ``train_missing`` (``executor.run_all`` computes what the store lacks, stage by stage) -> each
 question's ``result`` (reads the store, never trains). A later stage may depend on an earlier
 one's results: question 2's chosen setting, retrained on all the training images, is known only
-once the settings' runs are stored.
+once the settings' runs are stored, and the baseline only once its grid's candidates are.
 """
 
 from __future__ import annotations
@@ -43,10 +43,12 @@ def first_stage(params: Params) -> dict[str, list]:
 
 def plan(params: Params) -> list[Stage]:
     """The stages in order: the entries the parameters name, then question 2's chosen setting
-    retrained on all the training images (under the validation protocol; ``q2.second_stage``)."""
+    retrained on all the training images (under the validation protocol; ``q2.second_stage``) and
+    the baseline grid's chosen candidate on the whole training set (``q3.second_stage``)."""
     stages = [Stage("runs", QUESTIONS, lambda store: first_stage(params))]
     if params.validation:
         stages.append(Stage("q2 retrained", ("q2",), lambda store: {"q2": q2.second_stage(params, store)}))
+    stages.append(Stage("q3 baseline", ("q3",), lambda store: {"q3": q3.second_stage(params, store)}))
     return stages
 
 
