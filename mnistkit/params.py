@@ -88,11 +88,13 @@ class Study:
     trials: int = param(8, "configurations drawn (fANOVA needs a few dozen for a stable answer)")
     epochs: int = param(1, "training epochs of every trial")
     seed: int = param(0, "the sampler's seed and every trial run's seed")
+    resamples: int = param(20, "bootstrap resamples of the trials behind the importances' 95% intervals")
 
     def __post_init__(self):
         check_number("trials", self.trials, 4, integer=True)
         check_number("epochs", self.epochs, 1, integer=True)
         check_number("seed", self.seed, 0, integer=True)
+        check_number("resamples", self.resamples, 10, 10_000, integer=True)
 
 
 @dataclass(frozen=True)

@@ -2,14 +2,73 @@
 
 from __future__ import annotations
 
+import math
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib.lines import Line2D
+from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator
+from scipy import stats
 
 from .data import MEAN, STD
 
 sns.set_theme(style="whitegrid", context="notebook")
+
+# How the figures name what the frames hold in snake_case.
+LABELS = {"lenet": "LeNet", "double_conv": "doubled-conv LeNet", "double_conv_lenet": "doubled-conv LeNet",
+          "vit": "ViT"}
+OPTIMIZERS = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD", "rmsprop": "RMSprop"}
+PARAMETERS = {"lr": "learning rate", "batch_size": "batch size", "optimizer": "optimizer",
+              "weight_decay": "weight decay", "momentum": "momentum"}
+COLUMNS = {"run": "model / recipe", "model": "model", "recipe": "recipe", "size": "training images",
+           "seed": "seed", "optimizer": "optimizer", "protocol": "protocol"}
+WITHIN_SGD = "momentum (within SGD)"  # study.importances' key for momentum's share among the SGD trials
+BATCH_TICKS = (32, 64, 128, 256, 512)
+DIVERGED = 20.0  # accuracy (%) below which a study trial counts as diverged
+PRINT_WIDTH = 7.0  # inches: the widest a figure is printed
+MIN_PRINTED_PT = 8.0  # the smallest caption size, in points, once printed
+
+
+def _words(value):
+    """A frame's value as the figures name it: known names mapped, any other underscore a space."""
+    if not isinstance(value, str):
+        return value
+    return LABELS.get(value, OPTIMIZERS.get(value, value.replace("_", " ")))
+
+
+def _column(name: str) -> str:
+    return COLUMNS.get(name, PARAMETERS.get(name, name.replace("_", " ")))
+
+
+def t_interval(std: float, count: float) -> float:
+    """Half-width of the 95% t interval of a mean of ``count`` values with standard deviation
+    ``std``; NaN where there is none (fewer than two values, or no std)."""
+    if count is None or pd.isna(count) or count < 2 or std is None or pd.isna(std):
+        return math.nan
+    return float(stats.t.ppf(0.975, count - 1) * std / math.sqrt(count))
+
+
+def wilson(successes, trials, z: float = 1.959963984540054):
+    """95% Wilson score interval ``(low, high)`` of each proportion ``successes / trials``."""
+    try:
+        from statsmodels.stats.proportion import proportion_confint
+    except ImportError:
+        x, n = np.asarray(successes, dtype=float), np.asarray(trials, dtype=float)
+        p = x / n
+        denominator = 1 + z ** 2 / n
+        centre = (p + z ** 2 / (2 * n)) / denominator
+        half = z * np.sqrt(p * (1 - p) / n + z ** 2 / (4 * n ** 2)) / denominator
+        return centre - half, centre + half
+    low, high = proportion_confint(successes, trials, alpha=0.05, method="wilson")
+    return np.asarray(low, dtype=float), np.asarray(high, dtype=float)
+
+
+def _fit(low: float, high: float, share: float = 0.06, least: float = 0.2) -> tuple[float, float]:
+    """``(low, high)`` widened by a margin of ``share`` of the span (at least ``least``)."""
+    margin = max(share * (high - low), least)
+    return low - margin, high + margin
 
 
 def training_history(histories: pd.DataFrame, title: str = ""):
@@ -29,72 +88,201 @@ def training_history(histories: pd.DataFrame, title: str = ""):
     return fig
 
 
-def settings_bars(summary: pd.DataFrame):
-    """Mean test accuracy per setting with +-1 std error bars, and the assignment's reported figure."""
-    fig, ax = plt.subplots(figsize=(10, 0.42 * len(summary) + 1.2))
-    y = np.arange(len(summary))
-    ax.barh(y, 100 * summary["mean"], xerr=100 * summary["std"].fillna(0), color="tab:blue", alpha=0.8,
-            capsize=3, label="mnistkit (mean +- std over seeds)")
-    if "reported" in summary and summary["reported"].notna().any():
-        ax.scatter(100 * summary["reported"], y, marker="x", color="black", zorder=3, label="assignment (1 run)")
-    ax.set_yticks(y, [f"{s}. {label}" for s, label in zip(summary["setting"], summary["label"])])
-    ax.invert_yaxis()
-    low = 100 * min(summary["mean"].min(), summary.get("reported", summary["mean"]).min())
-    ax.set_xlim(max(0, low - 1), 100)
+def settings_dots(summary: pd.DataFrame):
+    """Mean test accuracy per setting (one row each) with its 95% t interval over seeds, and the
+    assignment's reported single-run accuracy as a cross."""
+    n = len(summary)
+    fig, ax = plt.subplots(figsize=(7, 0.4 * n + 1.6), layout="constrained")
+    y = np.arange(n)
+    mean = 100 * summary["mean"].to_numpy(dtype=float)
+    counts = summary["count"] if "count" in summary else pd.Series([math.nan] * n)
+    half = 100 * np.array([t_interval(s, c) for s, c in zip(summary["std"], counts)], dtype=float)
+    has = ~np.isnan(half)
+    dots = dict(color="tab:blue", markersize=7, zorder=3)
+    if has.any():
+        ax.errorbar(mean[has], y[has], xerr=half[has], fmt="o", capsize=4, elinewidth=1.6,
+                    label="mean, 95% interval over seeds", **dots)
+    if (~has).any():
+        ax.plot(mean[~has], y[~has], "o", label=None if has.any() else "mean over seeds", **dots)
+    ends = [*(mean - np.where(has, half, 0)), *(mean + np.where(has, half, 0))]
+    reported = summary["reported"].to_numpy(dtype=float) if "reported" in summary else np.full(n, np.nan)
+    shown = ~np.isnan(reported)
+    if shown.any():
+        ax.scatter(100 * reported[shown], y[shown], marker="x", s=60, linewidths=2, color="black", zorder=4,
+                   label="the assignment (one run)")
+        ends += list(100 * reported[shown])
+    ax.set_xlim(*_fit(min(ends), max(ends), share=0.08, least=0.1))
+    ax.set_yticks(y, [f"{int(s)}. {label}" for s, label in zip(summary["setting"], summary["label"])])
+    ax.set_ylim(n - 0.5, -0.5)
     ax.set(xlabel="test accuracy (%)")
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.5 / len(summary) - 0.08), ncol=2, frameon=False)
-    fig.tight_layout()
+    ax.grid(axis="y", visible=False)
+    handles, labels = ax.get_legend_handles_labels()
+    order = sorted(range(len(labels)), key=lambda i: labels[i].startswith("the assignment"))
+    fig.legend([handles[i] for i in order], [labels[i] for i in order], loc="outside lower center", ncol=2,
+               frameon=False)
     return fig
+
+
+def _batch_colorbar(fig, points, axes, norm):
+    """The batch-size colorbar: ticks at the usual batch sizes within its range, as plain integers."""
+    bar = fig.colorbar(points, ax=axes, label="batch size")
+    ticks = [t for t in BATCH_TICKS if norm.vmin <= t <= norm.vmax] or [norm.vmin, norm.vmax]
+    bar.ax.yaxis.set_major_locator(FixedLocator(ticks))
+    bar.ax.yaxis.set_ticklabels([f"{t:g}" for t in ticks])
+    bar.ax.yaxis.set_minor_locator(NullLocator())
+    bar.ax.yaxis.set_minor_formatter(NullFormatter())
+    return bar
 
 
 def lr_curves(study: pd.DataFrame, value: str = "val_acc", label: str = "validation accuracy (%)"):
     """Each trial's ``value`` against its learning rate (log axis), one panel per optimizer,
-    coloured by batch size (log colour scale), so the optimizer x learning-rate interaction shows."""
+    coloured by batch size (log colour scale), so the optimizer x learning-rate interaction shows.
+    The y range fits the trials that trained; those that diverged (below 20%) are drawn as
+    triangles at its bottom edge."""
     optimizers = list(dict.fromkeys(study["optimizer"]))
-    fig, axes = plt.subplots(1, len(optimizers), figsize=(3.8 * len(optimizers), 3.4), squeeze=False, sharey=True)
-    norm = plt.matplotlib.colors.LogNorm(study["batch_size"].min(), max(study["batch_size"].max(), study["batch_size"].min() + 1))
+    fig, axes = plt.subplots(1, len(optimizers), figsize=(3.6 * len(optimizers) + 1.2, 3.6), squeeze=False,
+                             sharey=True, layout="constrained")
+    low, high = study["batch_size"].min(), study["batch_size"].max()
+    # the colour scale spans the usual batch sizes around the drawn ones, so its ticks reach both ends
+    low = max([t for t in BATCH_TICKS if t <= low] or [low])
+    high = min([t for t in BATCH_TICKS if t >= high] or [high])
+    norm = plt.matplotlib.colors.LogNorm(low, max(high, low + 1))
+    pct = 100 * study[value].astype(float)
+    diverged = pct < DIVERGED
+    trained = pct[~diverged]
+    bottom = top = None
+    if len(trained) and diverged.any():
+        bottom, top = _fit(trained.min(), trained.max(), share=0.08, least=0.3)
+    style = dict(cmap="viridis", norm=norm, s=40, edgecolor="black", linewidth=0.4)
     for ax, opt in zip(axes[0], optimizers):
-        t = study[study.optimizer == opt].sort_values("lr")
-        points = ax.scatter(t["lr"], 100 * t[value], c=t["batch_size"], cmap="viridis", norm=norm, s=36,
-                            edgecolor="black", linewidth=0.4)
+        rows = (study.optimizer == opt).to_numpy()
+        keep, out = rows & ~diverged.to_numpy(), rows & diverged.to_numpy()
+        if bottom is None:  # nothing diverged, or every trial did: one scale for all
+            keep, out = rows, np.zeros_like(rows)
+        ax.scatter(study["lr"][keep], pct[keep], c=study["batch_size"][keep], **style)
+        if out.any():
+            edge = bottom + 0.045 * (top - bottom)
+            ax.scatter(study["lr"][out], np.full(out.sum(), edge), c=study["batch_size"][out], marker="v",
+                       clip_on=False, zorder=3, **{**style, "s": 55})
         ax.set_xscale("log")
-        ax.set(title=opt, xlabel="learning rate")
+        ax.set(title=OPTIMIZERS.get(opt, _words(opt)), xlabel="learning rate")
+    if bottom is not None:
+        axes[0][0].set_ylim(bottom, top)
     axes[0][0].set(ylabel=label)
-    fig.colorbar(points, ax=axes[0].tolist(), label="batch size")
+    _batch_colorbar(fig, plt.matplotlib.cm.ScalarMappable(norm=norm, cmap="viridis"), axes[0].tolist(), norm)
+    if bottom is not None:
+        marker = Line2D([], [], marker="v", linestyle="none", markersize=8, markerfacecolor="lightgray",
+                        markeredgecolor="black", label=f"diverged (below {DIVERGED:.0f}%), drawn at the edge")
+        fig.legend(handles=[marker], loc="outside lower center", frameon=False)
     return fig
 
 
-def importances(importance: dict):
-    """fANOVA importance of each hyperparameter, as horizontal bars."""
-    names = list(importance)
-    fig, ax = plt.subplots(figsize=(6, 0.45 * len(names) + 0.9))
-    ax.barh(names, [100 * importance[n] for n in names], color="tab:blue")
-    for i, n in enumerate(names):
-        ax.text(100 * importance[n] + 0.5, i, f"{100 * importance[n]:.1f}%", va="center")
-    ax.invert_yaxis()
-    ax.set(xlabel="fANOVA importance (%)", xlim=(0, 110))
-    fig.tight_layout()
+def _bars(ax, names, values, ci95, labels):
+    """Horizontal bars of ``values`` (fractions) in percent, with their intervals and text labels."""
+    pct = np.array([100 * values[k] for k in names], dtype=float)
+    y = np.arange(len(names))
+    xerr = None
+    if ci95 is not None:
+        lo = np.array([100 * ci95[k][0] if k in ci95 else np.nan for k in names])
+        hi = np.array([100 * ci95[k][1] if k in ci95 else np.nan for k in names])
+        xerr = np.nan_to_num(np.clip(np.vstack([pct - lo, hi - pct]), 0, None))
+    ax.barh(y, pct, xerr=xerr, color="tab:blue", alpha=0.85, capsize=3 if xerr is not None else 0,
+            error_kw={"elinewidth": 1.2})
+    ax.set_yticks(y, [labels(k) for k in names])
+    ax.set_ylim(len(names) - 0.5, -0.5)
+    ax.grid(axis="y", visible=False)
+    texts = []
+    for i, k in enumerate(names):
+        end = pct[i] + (xerr[1][i] if xerr is not None else 0)
+        text = f"{pct[i]:.1f}%"
+        if ci95 is not None and k in ci95:
+            text += f" [{100 * ci95[k][0]:.1f}, {100 * ci95[k][1]:.1f}]"
+        texts.append(ax.text(end + 1, i, text, va="center", fontsize=10))
+    return texts
+
+
+def importances(importance: dict, ci95: dict | None = None):
+    """fANOVA importance of each searched hyperparameter, as horizontal bars, most important first;
+    momentum's share within the SGD trials, not comparable with the others, in its own panel below.
+    ``ci95`` maps the same keys to ``[low, high]`` (fractions), drawn as error bars."""
+    ranked = sorted((k for k in importance if k != WITHIN_SGD), key=lambda k: -importance[k])
+    within = WITHIN_SGD in importance
+    heights = [len(ranked), 1] if within else [len(ranked)]
+    fig, axes = plt.subplots(len(heights), 1, figsize=(7, 0.45 * sum(heights) + 1.3), sharex=True,
+                             gridspec_kw={"height_ratios": heights}, squeeze=False, layout="constrained")
+    axes = axes[:, 0]
+    texts = _bars(axes[0], ranked, importance, ci95, lambda k: PARAMETERS.get(k, _words(k)))
+    if within:
+        texts += _bars(axes[1], [WITHIN_SGD], importance, ci95, lambda k: "momentum (within SGD trials only)")
+        axes[1].set_facecolor("#f4f4f4")
+    axes[-1].set(xlabel="fANOVA importance (% of variance explained)")
+    ends = [100 * max([importance[k], *(ci95.get(k, ()) if ci95 else ())]) for k in importance]
+    axes[0].set_xlim(0, max(max(ends) + 1, 5))
+    # widen the axis so that every text label fits inside it
+    fig.canvas.draw()
+    for _ in range(2):
+        inverse = axes[0].transData.inverted()
+        right = max(inverse.transform(t.get_window_extent().get_points())[1][0] for t in texts)
+        axes[0].set_xlim(0, max(axes[0].get_xlim()[1], right * 1.03))
+        fig.canvas.draw()
     return fig
 
 
-def accuracy_by_class(per_class: pd.DataFrame):
-    """Test accuracy per digit, one bar per method (every column but ``digit``)."""
-    long = per_class.melt(id_vars="digit", var_name="method", value_name="accuracy")
-    fig, ax = plt.subplots(figsize=(8, 3.2))
-    sns.barplot(long.assign(accuracy=100 * long["accuracy"]), x="digit", y="accuracy", hue="method", ax=ax)
-    ax.set(ylabel="test accuracy (%)", ylim=(max(0, 100 * long["accuracy"].min() - 2), 100))
-    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, frameon=False)
-    fig.tight_layout()
+def accuracy_by_class(per_class: pd.DataFrame, images=None):
+    """Test accuracy per digit, one marker per method (every column but ``digit``), side by side;
+    with ``images`` (test images per digit, ten counts), each with its 95% Wilson interval."""
+    methods = [c for c in per_class.columns if c != "digit"]
+    digits = per_class["digit"].to_numpy()
+    fig, ax = plt.subplots(figsize=(8, 3.6), layout="constrained")
+    offsets = np.linspace(-0.16, 0.16, len(methods)) if len(methods) > 1 else [0.0]
+    colours = sns.color_palette(n_colors=max(len(methods), 1))
+    markers = ["o", "s", "D", "^", "v", "P", "X"]
+    ends = []
+    for i, (method, offset) in enumerate(zip(methods, offsets)):
+        acc = per_class[method].to_numpy(dtype=float)
+        yerr = None
+        if images is not None:
+            nobs = np.asarray(images, dtype=float)
+            low, high = wilson(np.round(acc * nobs), nobs)
+            yerr = 100 * np.clip(np.vstack([acc - low, high - acc]), 0, None)
+            ends += [*(100 * low), *(100 * high)]
+        ends += list(100 * acc)
+        ax.errorbar(digits + offset, 100 * acc, yerr=yerr, fmt=markers[i % len(markers)], color=colours[i],
+                    markersize=7, capsize=3 if yerr is not None else 0, elinewidth=1.2, label=_words(method))
+    ax.set_xticks(digits)
+    low, high = _fit(min(ends), max(ends), share=0.08, least=0.2)
+    ax.set(xlabel="digit", ylabel="test accuracy (%)", ylim=(max(low, 0), min(high, 100.5)))
+    ax.grid(axis="x", visible=False)
+    title = "method, 95% Wilson interval" if images is not None else None
+    fig.legend(loc="outside upper center", ncol=len(methods), frameon=False, title=title)
     return fig
 
 
 def accuracy_curves(curves: pd.DataFrame, hue: str, style: str | None = None, title: str = ""):
-    """Test accuracy per epoch, one line per ``hue`` (mean over seeds, band: +-1 std)."""
+    """Test accuracy per epoch, one line per ``hue`` (mean over seeds, band: +-1 std). The y axis
+    fits the epochs after the first, whose accuracy is much lower."""
     fig, ax = plt.subplots(figsize=(7, 3.8))
-    frame = curves.assign(test_acc_pct=100 * curves["test_acc"])
-    sns.lineplot(frame, x="epoch", y="test_acc_pct", hue=hue, style=style, errorbar="sd", marker="o", ax=ax)
+    names = {c: _column(c) for c in (hue, style) if c is not None}
+    frame = curves.assign(**{"test accuracy (%)": 100 * curves["test_acc"]})
+    for column in names:
+        frame[column] = frame[column].map(_words)
+    frame = frame.rename(columns=names)
+    hue_name, style_name = names[hue], names.get(style) if style is not None else None
+    sns.lineplot(frame, x="epoch", y="test accuracy (%)", hue=hue_name, style=style_name, errorbar="sd",
+                 marker="o", ax=ax)
     ax.set(ylabel="test accuracy (%)", title=title)
-    ax.set_xticks(sorted(frame["epoch"].unique()))
+    epochs = sorted(frame["epoch"].unique())
+    ax.set_xticks(epochs)
+    if len(epochs) > 1:
+        groups = [hue_name] + ([style_name] if style_name and style_name != hue_name else [])
+        by = frame.groupby([*groups, "epoch"])["test accuracy (%)"]
+        spread = (by.mean() + by.std().fillna(0)).max()
+        lowest = by.mean()[by.mean().index.get_level_values("epoch") >= epochs[1]].min()
+        margin = max(0.08 * (spread - lowest), 0.1)
+        ax.set_ylim(lowest - margin, spread + margin)
+    legend = ax.get_legend()
+    if legend is not None and style_name is None:
+        legend.set_title(hue_name)
     fig.tight_layout()
     return fig
 
@@ -105,10 +293,10 @@ def size_curve(runs: pd.DataFrame, steps: pd.DataFrame | None = None):
     fig, ax = plt.subplots(figsize=(7, 3.8))
     summary = runs.groupby("size")["test_acc"].agg(["mean", "std"]).fillna(0).reset_index()
     ax.errorbar(summary["size"], 100 * summary["mean"], yerr=100 * summary["std"], fmt="-o", capsize=4,
-                label="equal epochs, mean +- std")
+                label="equal epochs, mean ± std")
     if steps is not None:
         ax.errorbar(steps["size"], 100 * steps["mean"], yerr=100 * steps["std"].fillna(0), fmt="--s", capsize=4,
-                    label="equal steps, mean +- std")
+                    label="equal steps, mean ± std")
     ax.scatter(runs["size"], 100 * runs["test_acc"], color="gray", s=12, alpha=0.7, label="one seed (equal epochs)")
     ax.set_xscale("log")
     ax.set_xticks(summary["size"], [f"{s:,}" for s in summary["size"]])
@@ -121,25 +309,31 @@ def size_curve(runs: pd.DataFrame, steps: pd.DataFrame | None = None):
 
 def confusion(matrix: pd.DataFrame, title: str = ""):
     """The confusion matrix with the diagonal masked, so the mistakes stand out."""
-    fig, ax = plt.subplots(figsize=(4.8, 4.2))
+    fig, ax = plt.subplots(figsize=(5.2, 4.6))
     mask = np.eye(len(matrix), dtype=bool)
     sns.heatmap(matrix, mask=mask, annot=True, fmt="d", cmap="Reds", cbar=False, ax=ax,
-                linewidths=0.5, linecolor="lightgray")
+                linewidths=0.5, linecolor="lightgray", annot_kws={"fontsize": 10})
     ax.set(title=title, xlabel="predicted", ylabel="true")
+    ax.grid(False)
+    ax.tick_params(axis="y", rotation=0)
     fig.tight_layout()
     return fig
 
 
-def gallery(images, errors: pd.DataFrame, n: int = 24, columns: int = 12, title: str = ""):
-    """The first ``n`` misclassified test digits, each captioned 'true -> predicted'."""
+def gallery(images, errors: pd.DataFrame, n: int = 24, columns: int = 8, title: str = ""):
+    """The first ``n`` misclassified test digits, each captioned 'true -> predicted', in captions
+    that print at 8 pt or more with the figure at most 7 inches wide."""
     n = min(n, len(errors))
     rows = max(1, -(-n // columns))
-    fig, axes = plt.subplots(rows, columns, figsize=(columns * 0.8, rows * 1.0), squeeze=False)
+    width = columns * 0.9
+    fontsize = max(10.0, math.ceil(MIN_PRINTED_PT * width / PRINT_WIDTH * 2) / 2)
+    fig, axes = plt.subplots(rows, columns, figsize=(width, rows * (0.9 + fontsize / 72 * 1.6) + 0.4),
+                             squeeze=False)
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i < n:
             ax.imshow(images[i, 0] * STD + MEAN, cmap="gray_r", vmin=0, vmax=1)
-            ax.set_title(f"{errors['true'].iloc[i]}→{errors['predicted'].iloc[i]}", fontsize=9)
+            ax.set_title(f"{errors['true'].iloc[i]}→{errors['predicted'].iloc[i]}", fontsize=fontsize, pad=3)
     fig.suptitle(title)
     fig.tight_layout()
     return fig

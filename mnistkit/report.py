@@ -19,13 +19,29 @@ import pandas as pd
 import torch
 from IPython.display import Image, Markdown, display
 
-from . import data, numerics, progress
+from . import architecture, data, numerics, progress
 from .config import device_name, resolve_device
 from .files import atomic_write_text
 from .params import Params, from_notebook
 from .questions import failures, headlines, plan, q1, q2, q2_study, q3, q4, q5, q6
 from .questions.text import markdown, text_columns, training_set
 from .store import Store
+
+
+CODEBASE = {  # the package's modules, in the order data flows through them
+    "params": "the parameters' schema and checks",
+    "data": "MNIST as tensors, balanced subsets, the validation split",
+    "models": "LeNet, the doubled-conv LeNet and the ViT",
+    "trainer": "one training loop for every run",
+    "bovw": "the SIFT bag-of-visual-words baseline",
+    "study": "the random search and fANOVA",
+    "stats": "intervals and tests",
+    "store": "the run store, one folder per configuration",
+    "executor": "training what the store lacks, in parallel (Dask)",
+    "questions": "one module per question: its runs, its reader, its result and text",
+    "plots": "the figures",
+    "report": "what this notebook calls",
+}
 
 
 def _words(value) -> str:
@@ -68,6 +84,7 @@ class Report:
         self.started = time.perf_counter()
         self.environment = environment(params)
         self._results: dict = {}
+        self.figures = 0  # figures shown so far: the next caption's number
 
     @classmethod
     def start(cls, namespace: dict, store: Store | None = None) -> "Report":
@@ -125,17 +142,52 @@ class Report:
     # ------------------------------------------------------------ text
 
     def header(self) -> str:
-        """The report's first line: where it ran (every field of ``environment``) and
-        what was trained for it."""
-        p, t = self.params, self.trained
-        where = "; ".join(f"{k.replace('_', ' ')} {_words(v)}" for k, v in self.environment.items() if k != "profile")
-        baselines = f" and {t['baselines']} baseline ({t['baselines_computed']} computed now)" if t["baselines"] else ""
-        rule = (f"selections by accuracy on {p.validation:,} training images held out (500 of each digit, drawn once "
-                f"with seed {data.VALIDATION_SEED}), scored on the test set once" if p.protocol == "validation"
-                else "selections by test accuracy, as the assignment made them")
-        return (f"**Profile `{p.profile}`**, protocol `{p.protocol}` ({rule}): {where}. Seeds: {p.seeds}. Training set: "
-                f"{training_set(p.train_subset, p.validation)} images. {t['runs']} training runs needed, {t['trained']} "
-                f"trained now{baselines}, in {t['seconds']:.0f} s; the rest was read from the run store.")
+        """The protocol in one paragraph, under the title."""
+        p = self.params
+        rule = (f"every selection is made on {p.validation:,} training images held out (500 of each digit, drawn once "
+                f"with seed {data.VALIDATION_SEED}), and the test set scores the chosen ones once" if p.protocol == "validation"
+                else "selections are made by test accuracy, as the assignment made them")
+        return (f"Profile `{p.profile}`, protocol `{p.protocol}`: {rule}. Seeds {p.seeds}; training set: "
+                f"{training_set(p.train_subset, p.validation)} images. Intervals are 95% intervals of a difference "
+                "of means over seeds; \"level\" means one that includes zero, no detectable difference.")
+
+    def answers(self) -> str:
+        """The six answers, then the headline table follows (``headlines``)."""
+        return headlines.answers(self.q1(), self.q2(), self.q2_study(), self.q3(), self.q4(), self.q5(), self.q6())
+
+    def open(self, result, level: int = 2) -> None:
+        """A section's opening: its title, its answer in bold, then its protocol."""
+        self.say(f"{'#' * level} {result.title}\n\n**{result.answer()}**\n\n**Protocol.** {result.protocol()}")
+
+    def lenet_figures(self) -> pd.DataFrame:
+        """Every LeNet accuracy of the report side by side (every question selected)."""
+        return headlines.lenet_figures(self.q1(), self.q2(), self.q3(), self.q4(), self.q6())
+
+    @staticmethod
+    def architecture(model: str, model_kw: dict | None = None) -> pd.DataFrame:
+        """The layers, output shapes and parameters of ``model`` as a run builds it (``architecture.table``)."""
+        return architecture.table(model, model_kw)
+
+    @staticmethod
+    def codebase() -> str:
+        """The package's main modules and what each holds."""
+        return ("**The codebase.** This notebook only asks for results and shows them; the `mnistkit` package "
+                "computes them, data flowing one way: " + "; ".join(f"`{k}` ({v})" for k, v in CODEBASE.items()) + ".")
+
+    def appendix(self) -> str:
+        """How the report was computed: runs, their training CPU-seconds, the machine, the kernels, the wall time."""
+        t, env = self.trained, self.environment
+        baselines = (f" and {t['baselines']} baseline entries ({t['baselines_computed']} computed now)"
+                     if t["baselines"] else "")
+        kernels = ("; kernels " + _words(env["kernels"])) if "kernels" in env else ""
+        return f"""## How this report was computed
+
+{t['runs']:,} training runs{baselines}; {t['trained']:,} runs were trained for this build, in
+{t['seconds']:,.0f} s, and the rest read from the run store. The runs' own training time adds up to
+**{t['runs_seconds']:,.0f} CPU-seconds** (one thread each, {env['jobs']} at a time; summary.json's
+`runs_seconds`). Machine: {env['device_name']} ({env['device']}), torch {env['torch']}, {env['threads']}
+thread(s) per run{kernels}. This build took {time.perf_counter() - self.started:,.0f} s from its
+parameters to this line."""
 
     def summary(self) -> dict:
         """summary.json's content: where it ran, each question's headline numbers, runs and time."""
@@ -156,13 +208,13 @@ class Report:
 
     def finish(self) -> str:
         """Write summary.json and headlines.md (the README's results table) for the whole report,
-        when a figures folder is set; the closing line."""
+        when a figures folder is set; the closing section (``appendix``)."""
         summary = self.summary()
         if self.complete and self.params.figures_dir:
             folder = Path(self.params.figures_dir).expanduser()
             atomic_write_text(folder / "summary.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
             atomic_write_text(folder / "headlines.md", markdown(self.headlines()) + "\n")
-        return f"Report computed in {summary['wall_seconds']:.0f} s (profile `{self.params.profile}`)."
+        return self.appendix()
 
     # ------------------------------------------------------------ display
 
@@ -170,9 +222,10 @@ class Report:
     def say(markdown: str) -> None:
         display(Markdown(markdown))
 
-    def figure(self, fig, name: str, alt: str) -> None:
-        """Show ``fig`` as a PNG with ``alt`` as its alternative text, and save it as
-        ``figures_dir/name.png`` when a figures folder is set."""
+    def figure(self, fig, name: str, alt: str, caption: str = "") -> None:
+        """Show ``fig`` as a PNG with ``alt`` as its alternative text and a numbered caption under it,
+        and save it as ``figures_dir/name.png`` when a figures folder is set."""
+        self.figures += 1
         buffer = io.BytesIO()
         fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
         plt.close(fig)
@@ -182,6 +235,7 @@ class Report:
             folder.mkdir(parents=True, exist_ok=True)
             (folder / f"{name}.png").write_bytes(png)
         display(Image(png), metadata={"image/png": {"alt": alt}})
+        self.say(f"*Figure {self.figures}.* {caption}".rstrip())
 
     @staticmethod
     def table(frame: pd.DataFrame) -> None:

@@ -12,7 +12,9 @@ computed among those.
 
 from __future__ import annotations
 
+import numpy as np
 import optuna
+import pandas as pd
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.importance import FanovaImportanceEvaluator
 
@@ -58,9 +60,31 @@ def importances(settings: list[dict], values: list[float], seed: int = 0) -> dic
     return result
 
 
-def frame_importances(trials, column: str) -> dict:
-    """``importances`` of a frame of trials (one row each: the drawn values, momentum NaN where
-    not drawn) for its accuracy ``column``."""
+def bootstrap(settings: list[dict], values: list[float], resamples: int, seed: int = 0) -> pd.DataFrame:
+    """``importances`` of ``resamples`` bootstrap resamples of the trials (drawn with replacement,
+    generator seeded with ``seed``), one row each; momentum NaN where a resample has under 4 SGD trials."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for _ in range(resamples):
+        chosen = rng.integers(0, len(settings), len(settings))
+        rows.append(importances([settings[i] for i in chosen], [values[i] for i in chosen], seed))
+    return pd.DataFrame(rows, columns=[*PARAMETERS, "momentum (within SGD)"])
+
+
+def interval(resampled: pd.DataFrame, name: str) -> list[float]:
+    """The 95% percentile interval of ``name``'s importance over the resamples."""
+    lo, hi = np.nanpercentile(resampled[name].astype(float), [2.5, 97.5])
+    return [float(lo), float(hi)]
+
+
+def separated(resampled: pd.DataFrame, a: str, b: str) -> bool:
+    """Whether ``a`` explains more than ``b`` in at least 97.5% of the resamples: the 95% interval of
+    their difference lies above zero."""
+    return bool(np.nanpercentile(resampled[a] - resampled[b], 2.5) > 0)
+
+
+def settings_of(trials: pd.DataFrame) -> list[dict]:
+    """The drawn setting of each row of a frame of trials (momentum NaN where not drawn)."""
     settings = []
     for r in trials.to_dict("records"):
         setting = {k: r[k] for k in PARAMETERS}
@@ -68,7 +92,12 @@ def frame_importances(trials, column: str) -> dict:
         if r.get("momentum") is not None and r["momentum"] == r["momentum"]:  # drawn (not NaN)
             setting["momentum"] = r["momentum"]
         settings.append(setting)
-    return importances(settings, list(trials[column]))
+    return settings
+
+
+def frame_importances(trials: pd.DataFrame, column: str) -> dict:
+    """``importances`` of a frame of trials for its accuracy ``column``."""
+    return importances(settings_of(trials), list(trials[column]))
 
 
 def _fanova(settings, values, seed, params) -> dict:

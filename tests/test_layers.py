@@ -11,7 +11,7 @@ LAYERS = [
     {"errors", "files", "paths", "numerics", "progress", "tracking"},
     {"gemm", "optim"},
     {"data", "models"},
-    {"config", "params", "stats", "study"},
+    {"config", "params", "stats", "study", "architecture"},
     {"trainer", "ensemble", "bovw"},  # fitting: nothing of the store
     {"runs", "store"},
     {"executor"},  # everything Dask, and every computation of an entry

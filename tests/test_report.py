@@ -87,7 +87,7 @@ def test_the_notebook_cells_hold_no_statistics_or_verdicts():
                 assert ast.unparse(node.test) in ("report.complete",) or \
                     ast.unparse(node.test).startswith("report.selected("), ast.unparse(node.test)
     lines = sum(1 for c in code for line in "".join(c["source"]).splitlines() if line.strip())
-    assert lines <= 70, lines  # NOTES.md says how many and what they do
+    assert lines <= 80, lines  # NOTES.md says how many and what they do
 
 
 def test_params_schema_names_unknown_keys_with_their_path_and_keeps_defaults():
@@ -355,3 +355,21 @@ def test_the_notebook_runs_twice_in_one_kernel_and_an_edited_parameter_takes_eff
     assert "1 training runs needed, 1 trained now" in first and "1 training runs needed, 0 trained now" in second
     assert "After 1 epoch LeNet reaches" in edited and "After 2 epochs" not in edited
     assert "1 trained now" in edited
+
+
+def test_the_codebase_paragraph_names_real_modules_and_the_appendix_states_the_cost(tmp_path):
+    import importlib
+
+    from mnistkit import report as report_module
+    from mnistkit.store import Store
+
+    for name in report_module.CODEBASE:
+        importlib.import_module(f"mnistkit.{name}")
+    assert "`executor` (training what the store lacks" in report_module.Report.codebase()
+    params = plan.load_params(overrides={"device": "cpu"})
+    trained = {"runs": 145, "trained": 3, "baselines": 10, "baselines_computed": 1, "seconds": 61.0,
+               "runs_seconds": 10_123.4}
+    text = report_module.Report(params, Store(tmp_path), trained).appendix()
+    assert text.startswith("## How this report was computed") and "**10,123 CPU-seconds**" in text
+    assert "145 training runs and 10 baseline entries (1 computed now); 3 runs were trained" in text
+    assert "kernels" in text and "This build took" in text

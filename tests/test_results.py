@@ -44,7 +44,14 @@ def study_result() -> StudyResult:
                        "weight_decay": 10 ** (-6 + 4 * ((i * 5) % 24) / 23), "momentum": 0.9 if opt == "sgd" else math.nan,
                        "test_acc": acc, "val_acc": acc})
     frame = pd.DataFrame(trials)
-    return StudyResult(trials=frame, importance=study.frame_importances(frame, "val_acc"), epochs=2)
+    importance = study.frame_importances(frame, "val_acc")
+    return StudyResult(trials=frame, importance=importance, resampled=resampled(importance), epochs=2)
+
+
+def resampled(centre: dict, spread: float = 0.01, n: int = 40) -> pd.DataFrame:
+    """Resamples whose importances spread evenly by +-``spread`` around ``centre``."""
+    offsets = [spread * (2 * i / (n - 1) - 1) for i in range(n)]
+    return pd.DataFrame([{k: v + o * (1 if j % 2 else -1) for j, (k, v) in enumerate(centre.items())} for o in offsets])
 
 
 def test_q2_selects_on_validation_and_states_both_accuracies():
@@ -97,7 +104,29 @@ def test_q2_importance_finds_the_one_parameter_that_matters():
     assert set(importance) == {"lr", "batch_size", "optimizer", "weight_decay"}
     assert sum(importance.values()) == pytest.approx(1.0, abs=1e-6)
     assert r.ranked_parameters[0] == "lr" and importance["lr"] > 0.8
-    assert "**lr** matters most" in r.analysis()
+    assert r.leaders == ["lr"] and r.answer().startswith("learning rate matters most") and r.answer() in r.analysis()
+    lo, hi = r.summary()["importance_ci95"]["lr"]
+    assert lo < importance["lr"] < hi and r.summary()["diverged_trials"] == 0
+    assert r.summary()["importance_without_diverged"] is None
+
+
+def test_q2_importances_that_the_resamples_do_not_separate_are_named_together():
+    r = study_result()
+    close = {"lr": 0.39, "optimizer": 0.36, "batch_size": 0.15, "weight_decay": 0.10}
+    tied = dataclasses.replace(r, importance=close, resampled=resampled(close, spread=0.1))
+    assert tied.leaders == ["lr", "optimizer"]
+    assert "learning rate and optimizer together explain about 75%" in tied.answer()
+    assert "matters most" not in tied.analysis()
+
+
+def test_q2_diverged_trials_are_counted_and_left_out_of_the_second_importances():
+    r = study_result()
+    trials = r.trials.copy()
+    trials.loc[[0, 5, 10], ["val_acc", "test_acc"]] = 0.098
+    with_diverged = dataclasses.replace(r, trials=trials)
+    assert len(with_diverged.diverged) == 3 and set(with_diverged.importance_without_diverged) >= set(study.PARAMETERS)
+    assert "3 trials diverged (below 20%, chance is 10%)" in with_diverged.analysis()
+    assert with_diverged.summary()["diverged_trials"] == 3
     assert r.best_lr().optimizer.tolist() == ["adam", "sgd", "rmsprop"]
 
 
@@ -258,7 +287,7 @@ def test_q1_is_the_mean_over_seeds_and_sees_when_the_test_loss_turns_up():
     r = q1_result()
     assert r.overfits and int(r.lowest_test_loss.epoch) == 2 and r.seeds == [0, 1]
     assert r.last.test_acc == pytest.approx(0.985) and r.test_acc_std == pytest.approx(0.002 / 2**0.5)
-    assert "**98.50\u00a0±\u00a00.14%** test accuracy after 3 epochs (mean ± std over 2 seeds" in r.answer()
+    assert "LeNet reaches 98.50\u00a0±\u00a00.14% test accuracy after 3 epochs (mean ± std over 2 seeds" in r.answer()
     assert "fit the training set more tightly" in r.analysis() and "98.40%, 98.60%" in r.analysis()
     assert not q1_result((0.97, 0.985), (0.1, 0.05)).overfits
     assert list(r.table().columns) == ["epoch", "train loss", "test loss", "train accuracy", "test accuracy",
@@ -296,7 +325,9 @@ def test_q6_picks_the_recipe_by_validation_and_compares_over_seeds():
     lo, hi = s["vit_minus_lenet_60000_ci95"]
     assert s["vit_minus_lenet_60000"] == pytest.approx(-0.002) and lo < -0.002 < hi < 0.001  # level: spans 0
     assert s["recipes"]["assignment"]["vit_6000_test_acc_mean"] == pytest.approx(0.942)
-    assert "norm_first: False under assignment, True under improved" in r.protocol()
+    assert "normalization: post-norm under assignment, pre-norm under improved" in r.protocol()
+    assert "- **improved**: AdamW, ViT with pre-norm encoder layers" in r.protocol() and "_" not in r.protocol()
+    assert "the choice between the two is made on validation" in r.analysis()
     assert r.time_ratio() == pytest.approx(13.0) and "equal epochs, not equal time: a ViT run takes 13.0× as long" in r.protocol()
     # validation decides even where the test set would choose the other recipe
     chosen = q6_result(vit={"assignment": [0.95, 0.99], "improved": [0.96, 0.98]},
@@ -351,3 +382,31 @@ def test_the_whole_training_set_keeps_its_name_when_validation_images_are_held_o
     assert s["vit_60000_test_acc_mean"] == pytest.approx(0.990) and "vit_minus_lenet_60000_ci95" in s
     assert not any("55000" in k for k in s)
     assert set(q5_result([0.73, 0.95, 0.988], validation=5000).summary()["equal_epochs"]["seeds"]) == {"600", "6000", "60000"}
+
+
+def test_the_answers_open_the_report_one_per_question_from_the_results():
+    r1, r2, r3 = q1_result((0.97, 0.985, 0.989)), q2_result(), q3_result([0.9905, 0.9915, 0.9910], 0.9912)
+    r4 = q4_result([0.988, 0.989, 0.987], [0.9875, 0.9885, 0.9880])
+    r6 = q6_result(vit={"assignment": [0.942, 0.980], "improved": [0.962, 0.990]},
+                   lenet={"assignment": [0.973, 0.990], "improved": [0.976, 0.992]})
+    text = headlines.answers(r1, r2, study_result(), r3, r4, q5_result([0.80, 0.95, 0.99]), r6)
+    lines = text.splitlines()
+    assert lines[0] == "## Answers" and [line[:3] for line in lines[2:]] == ["1. ", "2. ", "3. ", "4. ", "5. ", "6. "]
+    assert "Of 3 settings, validation accuracy chooses adam lr=0.001 bs=64 (ahead of the second best" in lines[3]
+    assert "Learning rate matters most" in lines[3]  # the study's answer, as a sentence
+    assert lines[4].startswith("3. No detectable difference: LeNet 99.10% against SIFT-BoVW-SVM 99.12%")
+    assert lines[5].startswith("4. No detectable difference: 98.80% against LeNet's 98.80%")
+    assert lines[6].startswith("5. At equal epochs, test accuracy grows from 80.00")
+    assert "the ViT reaches 96.20% on 6,000 images, behind LeNet" in lines[7] and "**" not in text
+
+
+def test_the_lenet_figures_table_reconciles_every_section():
+    r1, r3 = q1_result((0.97, 0.985, 0.989)), q3_result([0.9905, 0.9915, 0.9910], 0.9912)
+    r4 = q4_result([0.988, 0.989, 0.987], [0.9875, 0.9885, 0.9880])
+    r6 = q6_result(vit={"assignment": [0.942, 0.980], "improved": [0.962, 0.990]},
+                   lenet={"assignment": [0.973, 0.990], "improved": [0.976, 0.992]})
+    table = headlines.lenet_figures(r1, q2_result(), r3, r4, r6)
+    assert table.section.tolist() == ["1; 6, assignment recipe", "2, chosen setting; 3", "4; 5, all images",
+                                      "6, improved recipe"]
+    assert table["epochs"].tolist() == [3, 5, 5, 10] and table["training images"].iloc[1] == "60,000"
+    assert table["test accuracy, mean ± std"].iloc[2] == text.pm(0.988, 0.001)

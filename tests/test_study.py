@@ -3,6 +3,7 @@
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from mnistkit import study
@@ -42,3 +43,13 @@ def test_momentum_importance_comes_from_the_sgd_trials():
     settings = study.draw(48, seed=0)
     found = study.importances(settings, _values(settings, lambda s: s.get("momentum", 0.9)))
     assert found["momentum (within SGD)"] > 0.7
+
+
+def test_bootstrap_intervals_are_seeded_and_hold_the_point_estimate():
+    settings = study.draw(24, 0)
+    values = [0.99 - 0.1 * (math.log10(s["lr"]) + 2.5) ** 2 for s in settings]  # the learning rate alone matters
+    a, b = (study.bootstrap(settings, values, resamples=10, seed=3) for _ in range(2))
+    pd.testing.assert_frame_equal(a, b)
+    assert len(a) == 10 and list(a.columns[:4]) == list(study.PARAMETERS)
+    lo, hi = study.interval(a, "lr")
+    assert 0.5 < lo <= hi <= 1 and study.separated(a, "lr", "batch_size") and not study.separated(a, "batch_size", "lr")

@@ -1,8 +1,12 @@
-"""The report's table of headline numbers: each question's result gives its own rows."""
+"""What the report says across questions: the six answers, the table of headline numbers (each
+question's result gives its own rows) and the LeNet figures of every section side by side."""
 
 from __future__ import annotations
 
 import pandas as pd
+
+from ..data import train_images
+from .text import pm
 
 COLUMNS = ["result", "mnistkit", "the assignment"]
 
@@ -11,3 +15,37 @@ def table(results: list) -> pd.DataFrame:
     """One row per headline number of ``results`` (question 1's first), with the assignment's
     figure where it printed one."""
     return pd.DataFrame([row for result in results for row in result.headlines()], columns=COLUMNS)
+
+
+def sentence(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def answers(q1, q2, study, q3, q4, q5, q6) -> str:
+    """The report's opening: one numbered answer per question, each from its result's ``answer()``."""
+    items = [q1.answer(), f"{q2.answer()} {sentence(study.answer())}", q3.answer(), q4.answer(), q5.answer(),
+             q6.answer()]
+    return "## Answers\n\n" + "\n".join(f"{i}. {text}" for i, text in enumerate(items, start=1))
+
+
+def lenet_figures(q1, q2, q3, q4, q6) -> pd.DataFrame:
+    """Every LeNet accuracy the report gives, with what sets it apart: recipe, epochs, training images."""
+    m = q4.models.loc["lenet"]
+    assignment = "Adam, learning rate 0.001, batch size 64"
+    rows = [("1; 6, assignment recipe", assignment, q1.epochs, train_images(q1.train_subset, q1.validation),
+             q1.histories.seed.nunique(), pm(q1.last.test_acc, q1.test_acc_std)),
+            ("2, chosen setting; 3", q2.best.label, q2.epochs, q3.train_size, len(q3.cnn_accs),
+             pm(q3.cnn.test_acc, q3.cnn.test_acc_std)),
+            ("4; 5, all images", assignment, q4.epochs, train_images(q4.train_subset, q4.validation), int(m["count"]),
+             pm(m["mean"], m["std"]))]
+    if q2.retrained is not None:
+        rows.insert(2, ("2, chosen setting, retrained with the validation images", q2.best.label, q2.epochs,
+                        int(q2.retrained.train_images.iloc[0]), len(q2.retrained), pm(q2.scored.mean(), q2.scored.std())))
+    best, large = q6.best_recipe, q6.sizes[-1]
+    if best != "assignment":
+        t = q6.table_frame.set_index(["recipe", "model", "size"]).loc[(best, "lenet", large)]
+        rows.append((f"6, {best} recipe", f"the {best} recipe of section 6", q6.epochs, large, int(t["count"]),
+                     pm(t["mean"], t["std"])))
+    frame = pd.DataFrame(rows, columns=["section", "recipe", "epochs", "training images", "seeds",
+                                        "test accuracy, mean ± std"])
+    return frame.assign(**{"training images": frame["training images"].map("{:,}".format)})

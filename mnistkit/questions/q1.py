@@ -76,13 +76,13 @@ class Q1Result:
         """Whether the mean test loss rose after its lowest epoch: the last epochs fit the training set tighter."""
         return bool(self.last.test_loss > self.lowest_test_loss.test_loss)
 
+    title = "1. LeNet, logged at every epoch"
+
     def _runs(self) -> str:
         return plural(len(self.seeds), "seed")
 
     def protocol(self) -> str:
-        return f"""## 1. LeNet, logged at every epoch
-
-**Protocol.** LeNet-5 (conv 1→6 5×5, max-pool, conv 6→16 5×5, max-pool, 256→120→84→10, ReLU;
+        return f"""LeNet-5 (conv 1→6 5×5, max-pool, conv 6→16 5×5, max-pool, 256→120→84→10, ReLU;
 {self.parameters:,} parameters), {OPTIMIZER_NAMES[self.optimizer]}, learning rate {self.lr:g}, batch size
 {self.batch_size}, {plural(self.epochs, 'epoch')}, on {training_set(self.train_subset, self.validation)} training images
 normalized to [-1, 1], once per seed ({self._runs()}: {', '.join(map(str, self.seeds))}). After every epoch the model
@@ -92,7 +92,7 @@ taken while the network still learns, so the first epoch's train loss sits well 
 loss, which is measured after the epoch."""
 
     def answer(self) -> str:
-        return (f"LeNet reaches **{pm(self.last.test_acc, self.test_acc_std)}** test accuracy after "
+        return (f"LeNet reaches {pm(self.last.test_acc, self.test_acc_std)} test accuracy after "
                 f"{plural(self.epochs, 'epoch')} (mean ± std over {self._runs()}; the assignment reported "
                 f"{pct(ASSIGNMENT['q1'], 1)} from one run).")
 

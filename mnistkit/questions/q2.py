@@ -167,17 +167,27 @@ class Q2Result:
                          "training part are the ones scored.")
         else:
             rule = "Under the assignment's protocol the best setting is chosen by test accuracy, the number it then reports."
-        return f"""## 2. Hyperparameters
-
-**Protocol.** LeNet trained with {len(self.settings)} settings of batch size, learning rate, optimizer,
+        return f"""LeNet trained with {len(self.settings)} settings of batch size, learning rate, optimizer,
 momentum, weight decay and schedule ({plural(self.epochs, 'epoch')} each, on {training_set(self.train_subset) if self.train_subset else f'{self.train_size:,}'} images),
-every setting over seeds {self.seeds}: bars show mean ± std of the final test accuracy, crosses the
-single-run accuracy the assignment reported for its settings. {rule}"""
+every setting over seeds {self.seeds} (lr: learning rate, bs: batch size, m: momentum, wd: weight decay).
+Dots show the mean final test accuracy with its 95% interval over seeds, crosses the single-run
+accuracy the assignment reported for its settings. {rule}"""
+
+    title = "2. Hyperparameters"
+
+    def answer(self) -> str:
+        scored = pm(self.scored.mean(), self.scored.std())
+        where = "retrained with the validation images, " if self.retrained is not None else ""
+        verdict = {"better": "ahead of the second best by an interval above zero",
+                   "level": "level with the second best within the seed noise",
+                   "worse": "below the second best"}[self.margin().verdict]
+        return (f"Of {len(self.settings)} settings, {self.decider} accuracy chooses {self.best.label} "
+                f"({verdict}): {scored} on the test set ({where}mean ± std over {len(self.seeds)} seeds; the "
+                f"assignment's best: {pct(ASSIGNMENT['q2'])} from one run).")
 
     def alt_settings(self) -> str:
         s = self.settings
-        return (f"Horizontal bar chart of mean test accuracy for {len(s)} settings with error bars of one "
-                f"standard deviation, from {pct(s['mean'].min())} to {pct(s['mean'].max())}; the setting chosen "
+        return (f"Dot plot of mean test accuracy for {len(s)} settings with 95% intervals over seeds, from {pct(s['mean'].min())} to {pct(s['mean'].max())}; the setting chosen "
                 f"on {self.decider} accuracy is {self.best.label}; crosses mark the assignment's single runs.")
 
     def table(self) -> pd.DataFrame:

@@ -32,8 +32,16 @@ def result(params: Params, store: Store) -> "StudyResult":
     items = list(trials(params))
     frame = pd.DataFrame([{**row(run), "momentum": setting.get("momentum", math.nan)}
                           for (setting, _), run in zip(items, read(store, [c for _, c in items], "q2"))])
+    q = params.q2.study
     return StudyResult(trials=frame, importance=study.frame_importances(frame, params.selected_by),
-                       epochs=params.q2.study.epochs, selected_by=params.selected_by)
+                       resampled=study.bootstrap(study.settings_of(frame), list(frame[params.selected_by]),
+                                                 q.resamples, q.seed),
+                       epochs=q.epochs, selected_by=params.selected_by)
+
+
+DIVERGED = 0.2  # an accuracy below this is a run that diverged (chance is 10%)
+NAMES = {"lr": "learning rate", "batch_size": "batch size", "optimizer": "optimizer", "weight_decay": "weight decay",
+         "momentum (within SGD)": "momentum (within SGD)"}
 
 
 @dataclass
@@ -42,8 +50,56 @@ class StudyResult:
 
     trials: pd.DataFrame  # one row per trial: optimizer, lr, batch_size, weight_decay, momentum (NaN), test_acc, val_acc
     importance: dict  # study.importances: each searched hyperparameter's share, then momentum's within SGD
+    resampled: pd.DataFrame  # study.bootstrap: the importances of each bootstrap resample of the trials
     epochs: int
     selected_by: str = "val_acc"
+
+    title = "Which hyperparameters matter most"
+
+    def ci95(self, name: str) -> list[float]:
+        return study.interval(self.resampled, name)
+
+    @property
+    def intervals(self) -> dict:
+        """The 95% bootstrap interval of every importance, momentum's within SGD included where computed."""
+        return {k: self.ci95(k) for k in self.importance}
+
+    @property
+    def leaders(self) -> list:
+        """The most important hyperparameter and those the resamples do not separate from it."""
+        first, *rest = self.ranked_parameters
+        return [first] + [n for n in rest if not study.separated(self.resampled, first, n)]
+
+    @property
+    def diverged(self) -> pd.DataFrame:
+        """The trials that diverged: accuracy below ``DIVERGED``."""
+        return self.trials[self.trials[self.selected_by] < DIVERGED]
+
+    @property
+    def importance_without_diverged(self) -> dict | None:
+        """The importances of the trials that did not diverge; None where none diverged or under 8 are left."""
+        kept = self.trials[self.trials[self.selected_by] >= DIVERGED]
+        if len(self.diverged) == 0 or len(kept) < 8:
+            return None
+        return study.frame_importances(kept, self.selected_by)
+
+    def _share(self, name: str) -> str:
+        lo, hi = self.ci95(name)
+        return f"{pct(self.importance[name], 0)} [{pct(lo, 0)}, {pct(hi, 0)}]"
+
+    def answer(self) -> str:
+        """Which hyperparameters matter most, saying only what the resamples support."""
+        lead = self.leaders
+        if len(lead) == 1:
+            head = (f"{NAMES[lead[0]]} matters most: it explains {self._share(lead[0])} of the variance of the "
+                    f"{self.decider} accuracy (95% bootstrap interval), more than any other in the resamples")
+        else:
+            total = sum(self.importance[n] for n in lead)
+            names = [NAMES[n] for n in lead]
+            head = (f"{', '.join(names[:-1])} and {names[-1]} together explain about {pct(total, 0)} of the variance "
+                    f"of the {self.decider} accuracy; the resamples do not separate them ("
+                    + "; ".join(f"{NAMES[n]} {self._share(n)}" for n in lead) + ")")
+        return f"{head}, over {plural(len(self.trials), 'trial')} of a random search."
 
     @property
     def decider(self) -> str:
@@ -61,7 +117,7 @@ class StudyResult:
     def protocol(self) -> str:
         t = self.trials
         counts = t.optimizer.value_counts()
-        return f"""**Which hyperparameters matter most?** A random search (Optuna's random sampler, seeded) draws
+        return f"""A random search (Optuna's random sampler, seeded) draws
 {len(t)} configurations over the whole space: learning rate 1e-4 to 1e-1 and weight decay 1e-6 to 1e-2
 (log scales), batch size 32 to 512 (log scale), the optimizer ({', '.join(f'{OPTIMIZER_NAMES[o]} {n}' for o, n in counts.items())} draws)
 and, for SGD, momentum 0.5 to 0.99. Each is one LeNet run of {plural(self.epochs, 'epoch')}. Functional
@@ -77,7 +133,9 @@ on its own; momentum's share is computed among the SGD trials."""
                 f"{pct(t[self.selected_by].max(), 1)} (best: {best.optimizer} lr {best.lr:.2g}, batch {int(best.batch_size)}).")
 
     def alt_importance(self) -> str:
-        return "Bar chart of fANOVA importance: " + "; ".join(f"{k} {pct(v, 1)}" for k, v in self.importance.items()) + "."
+        return ("Bar chart of fANOVA importance, largest first, with 95% bootstrap intervals: "
+                + "; ".join(f"{NAMES[k]} {self._share(k)}" for k in sorted(self.importance, key=lambda k: -self.importance[k]))
+                + ".")
 
     def best_lr(self) -> pd.DataFrame:
         """Per optimizer: trials, the best trial's learning rate and accuracy, and the accuracy range."""
@@ -90,15 +148,23 @@ on its own; momentum's share is computed among the SGD trials."""
         return pd.DataFrame(rows)
 
     def analysis(self) -> str:
-        ranked = self.ranked_parameters
         imp = self.importance
+        shares = ", ".join(f"{NAMES[n]} {self._share(n)}" for n in self.ranked_parameters)
         lines = "\n".join(f"- **{OPTIMIZER_NAMES[r.optimizer]}** ({plural(r.trials, 'trial')}): best at lr {r.best_lr:.2g} "
                           f"({pct(r.best)}), worst {pct(r.worst)}" for r in self.best_lr().itertuples())
         within = imp.get("momentum (within SGD)")
-        momentum = "" if within is None else f" Among the SGD trials, momentum explains {pct(within, 1)}."
-        return f"""**{ranked[0]}** matters most here: it explains **{pct(imp[ranked[0]], 1)}** of the variance of the
-{self.decider} accuracy, then {ranked[1]} ({pct(imp[ranked[1]], 1)}), {ranked[2]} ({pct(imp[ranked[2]], 1)}) and
-{ranked[3]} ({pct(imp[ranked[3]], 1)}).{momentum} Per optimizer:
+        momentum = "" if within is None else (f" Among the SGD trials alone, momentum explains "
+                                              f"{self._share('momentum (within SGD)')}.")
+        calm = self.importance_without_diverged
+        diverged = "" if calm is None else (
+            f"\n\n{plural(len(self.diverged), 'trial')} diverged (below {pct(DIVERGED, 0)}, chance is 10%); their gap "
+            f"to the rest dominates the variance. Without them the shares are "
+            + ", ".join(f"{NAMES[n]} {pct(calm[n], 0)}" for n in sorted(study.PARAMETERS, key=lambda k: -calm[k]))
+            + ": what separates good runs from each other, rather than from the failed ones.")
+        return f"""{self.answer()} Shares with their 95% intervals over {len(self.resampled)} bootstrap
+resamples of the trials: {shares}.{momentum}{diverged}
+
+Per optimizer:
 
 {lines}
 
@@ -109,6 +175,10 @@ needs a larger one. With a fixed number of epochs a larger batch means fewer upd
 size and learning rate act together through the size and number of steps."""
 
     def summary(self) -> dict:
+        calm = self.importance_without_diverged
         return {"trials": len(self.trials),
                 "importance": {k: float(self.importance[k]) for k in study.PARAMETERS},
-                "momentum_importance_within_sgd": self.importance.get("momentum (within SGD)")}
+                "momentum_importance_within_sgd": self.importance.get("momentum (within SGD)"),
+                "importance_ci95": self.intervals, "importance_resamples": len(self.resampled),
+                "importance_leaders": self.leaders, "diverged_trials": len(self.diverged),
+                "importance_without_diverged": None if calm is None else {k: float(calm[k]) for k in study.PARAMETERS}}

@@ -131,9 +131,7 @@ class Q5Result:
         return closed / gap if gap else math.nan
 
     def protocol(self) -> str:
-        return f"""## 5. Training-set size
-
-**Protocol.** LeNet, Adam lr 0.001, batch 64, trained on balanced subsets (the same number of images
+        return f"""LeNet, Adam lr 0.001, batch 64, trained on balanced subsets (the same number of images
 of every digit, drawn with the run's seed) and on the full set, seeds {self.seeds} ({len(self.smallest_runs())} seeds at
 {int(self.sizes['size'].iloc[0]):,} images, where the spread is widest), under two protocols
 side by side. **Equal epochs** (the assignment's): every size for {plural(self.epochs, 'epoch')}, so a smaller set
@@ -141,6 +139,18 @@ also gets fewer updates. **Equal steps**: every size for as many optimization st
 set's {plural(self.epochs, 'epoch')} ({', '.join(f'{int(r.size):,} images: {int(r.epochs):,} epochs' for r in self.steps.itertuples())}),
 scored on the test set after the last. The full set is not balanced: its digits have 5,421 (five)
 to 6,742 (one) images each."""
+
+    title = "5. Training-set size"
+
+    def answer(self) -> str:
+        s, q = self.sizes, self.steps
+        first, last = s.iloc[0], s.iloc[-1]
+        shape = "with shrinking gains per tenfold" if self.saturates else "without shrinking gains per tenfold"
+        share = self.steps_share()
+        steps = ("" if math.isnan(share) else f"; trained for as many steps as the largest set, {first['size']:,} images "
+                 f"reach {pct(q['mean'].iloc[0])}, closing {pct(share, 0)} of that gap")
+        return (f"At equal epochs, test accuracy grows from {pm(first['mean'], first['std'])} on {first['size']:,} images "
+                f"to {pm(last['mean'], last['std'])} on {last['size']:,}, {shape}{steps}.")
 
     def alt(self) -> str:
         e, q = self.sizes, self.steps

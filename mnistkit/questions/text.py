@@ -14,7 +14,19 @@ ASSIGNMENT = {"q1": 0.990, "q2": 0.9905, "q3": "~80%", "q5": {600: 0.8183, 60_00
               "q6_vit": {6_000: 0.9429, 60_000: 0.9744}}
 GOALS = {6_000: 0.95, 60_000: 0.98}  # this report's goals for the ViT (question 6)
 OPTIMIZER_NAMES = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD", "rmsprop": "RMSprop"}
-MODEL_NAMES = {"lenet": "LeNet", "double_conv_lenet": "doubled conv layers", "vit": "ViT"}
+MODEL_NAMES = {"lenet": "LeNet", "double_conv_lenet": "doubled-conv LeNet", "vit": "ViT"}
+RECIPE_WORDS = {
+    "optimizer": lambda v: OPTIMIZER_NAMES.get(v, v),
+    "lr": "learning rate {:g}".format,
+    "batch_size": "batch size {}".format,
+    "momentum": "momentum {:g}".format,
+    "weight_decay": "weight decay {:g}".format,
+    "schedule": lambda v: {"cosine": "cosine decay of the learning rate", "constant": "constant learning rate"}.get(v, v),
+    "warmup_epochs": lambda v: f"{v:g} warm-up epoch{'' if v == 1 else 's'}",
+    "label_smoothing": "label smoothing {:g}".format,
+    "augment": lambda v: {"shift": "random shifts of up to 2 pixels", "none": "no augmentation"}.get(v, v),
+    "epochs": "{} epochs".format,
+}
 SELECTED_BY = {"val_acc": "validation", "test_acc": "test"}
 
 
@@ -86,6 +98,18 @@ def setting_label(s: dict) -> str:
     if s.get("schedule", "constant") != "constant":
         parts.append(s["schedule"])
     return " ".join(parts)
+
+
+def recipe_words(recipe: dict) -> str:
+    """A recipe of run parameters in words; a model's own keyword arguments (under 'vit' or 'lenet')
+    after 'the ViT with' or 'LeNet with'."""
+    words = [RECIPE_WORDS[k](v) if k in RECIPE_WORDS else f"{k.replace('_', ' ')} {v}"
+             for k, v in recipe.items() if k not in MODEL_NAMES]
+    for model in ("vit", "lenet"):
+        for k, v in (recipe.get(model) or {}).items():
+            value = {"norm_first": lambda on: "pre-norm encoder layers" if on else "post-norm encoder layers"}.get(k)
+            words.append(f"{MODEL_NAMES[model]} with " + (value(v) if value else f"{k.replace('_', ' ')} {v}"))
+    return ", ".join(words)
 
 
 def mean_std_column(frame: pd.DataFrame) -> list[str]:
