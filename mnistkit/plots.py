@@ -258,10 +258,23 @@ def accuracy_by_class(per_class: pd.DataFrame, images=None):
     return fig
 
 
-def accuracy_curves(curves: pd.DataFrame, hue: str, style: str | None = None, title: str = ""):
-    """Test accuracy per epoch, one line per ``hue`` (mean over seeds, band: +-1 std). The y axis
-    fits the epochs after the first, whose accuracy is much lower."""
-    fig, ax = plt.subplots(figsize=(7, 3.8))
+def accuracy_curves(curves: pd.DataFrame, hue: str, style: str | None = None, title: str = "",
+                    panel: str | None = None):
+    """Test accuracy per epoch, one line per ``hue`` (mean over seeds, band: +-1 std), one panel per
+    value of ``panel`` (titled with it) where given. Each y axis fits the epochs after the first,
+    whose accuracy is much lower."""
+    groups = list(dict.fromkeys(curves[panel])) if panel else [None]
+    fig, axes = plt.subplots(1, len(groups), figsize=(7 if panel is None else 5.5 * len(groups), 3.8), squeeze=False)
+    for i, (ax, group) in enumerate(zip(axes[0], groups)):
+        part = curves if group is None else curves[curves[panel] == group]
+        _accuracy_axis(ax, part, hue, style, title if group is None else str(group), legend=i == len(groups) - 1)
+    if panel is not None and title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def _accuracy_axis(ax, curves: pd.DataFrame, hue: str, style: str | None, title: str, legend: bool) -> None:
     names = {c: _column(c) for c in (hue, style) if c is not None}
     frame = curves.assign(**{"test accuracy (%)": 100 * curves["test_acc"]})
     for column in names:
@@ -269,7 +282,7 @@ def accuracy_curves(curves: pd.DataFrame, hue: str, style: str | None = None, ti
     frame = frame.rename(columns=names)
     hue_name, style_name = names[hue], names.get(style) if style is not None else None
     sns.lineplot(frame, x="epoch", y="test accuracy (%)", hue=hue_name, style=style_name, errorbar="sd",
-                 marker="o", ax=ax)
+                 marker="o", ax=ax, legend="auto" if legend else False)
     ax.set(ylabel="test accuracy (%)", title=title)
     epochs = sorted(frame["epoch"].unique())
     ax.set_xticks(epochs)
@@ -280,11 +293,9 @@ def accuracy_curves(curves: pd.DataFrame, hue: str, style: str | None = None, ti
         lowest = by.mean()[by.mean().index.get_level_values("epoch") >= epochs[1]].min()
         margin = max(0.08 * (spread - lowest), 0.1)
         ax.set_ylim(lowest - margin, spread + margin)
-    legend = ax.get_legend()
-    if legend is not None and style_name is None:
-        legend.set_title(hue_name)
-    fig.tight_layout()
-    return fig
+    drawn = ax.get_legend()
+    if drawn is not None and style_name is None:
+        drawn.set_title(hue_name)
 
 
 def size_curve(runs: pd.DataFrame, steps: pd.DataFrame | None = None):
@@ -307,15 +318,17 @@ def size_curve(runs: pd.DataFrame, steps: pd.DataFrame | None = None):
     return fig
 
 
-def confusion(matrix: pd.DataFrame, title: str = ""):
-    """The confusion matrix with the diagonal masked, so the mistakes stand out."""
-    fig, ax = plt.subplots(figsize=(5.2, 4.6))
-    mask = np.eye(len(matrix), dtype=bool)
-    sns.heatmap(matrix, mask=mask, annot=True, fmt="d", cmap="Reds", cbar=False, ax=ax,
-                linewidths=0.5, linecolor="lightgray", annot_kws={"fontsize": 10})
-    ax.set(title=title, xlabel="predicted", ylabel="true")
-    ax.grid(False)
-    ax.tick_params(axis="y", rotation=0)
+def confusion(matrices: dict):
+    """One confusion matrix per title of ``matrices``, side by side, the diagonal masked so the
+    mistakes stand out."""
+    fig, axes = plt.subplots(1, len(matrices), figsize=(5.2 * len(matrices), 4.6), squeeze=False)
+    for ax, (title, matrix) in zip(axes[0], matrices.items()):
+        mask = np.eye(len(matrix), dtype=bool)
+        sns.heatmap(matrix, mask=mask, annot=True, fmt="d", cmap="Reds", cbar=False, ax=ax,
+                    linewidths=0.5, linecolor="lightgray", annot_kws={"fontsize": 10})
+        ax.set(title=title, xlabel="predicted", ylabel="true")
+        ax.grid(False)
+        ax.tick_params(axis="y", rotation=0)
     fig.tight_layout()
     return fig
 

@@ -223,7 +223,8 @@ def test_training_history_size_curve_and_confusion_have_human_labels():
     no_snake_case(plots.size_curve(runs, steps))
     matrix = pd.DataFrame(np.arange(100).reshape(10, 10), index=pd.Index(range(10), name="true"),
                           columns=pd.Index(range(10), name="predicted"))
-    fig = plots.confusion(matrix, "CNN: 12 errors in 10,000")
+    fig = plots.confusion({"CNN: 12 errors in 10,000": matrix, "ViT: 30 errors in 10,000": matrix})
+    assert [ax.get_title() for ax in fig.axes] == ["CNN: 12 errors in 10,000", "ViT: 30 errors in 10,000"]
     annotations = fig.axes[0].texts
     assert len(annotations) == 90 and min(t.get_fontsize() for t in annotations) >= 9
     no_snake_case(fig)
@@ -240,3 +241,13 @@ def test_gallery_captions_print_at_8_points_or_more():
         assert min(c.get_fontsize() for c in captions) * 7 / width >= 8
         assert fig._suptitle.get_text() == "CNN: misclassified test digits"
         no_snake_case(fig)
+
+
+def test_accuracy_curves_one_panel_per_training_set_with_one_legend():
+    curves = pd.concat([curves_frame().assign(images="6,000 training images"),
+                        curves_frame().assign(images="55,000 training images", test_acc=lambda f: f.test_acc - 0.05)])
+    fig = plots.accuracy_curves(curves, hue="model", panel="images")
+    assert [ax.get_title() for ax in fig.axes] == ["6,000 training images", "55,000 training images"]
+    assert fig.axes[0].get_legend() is None and fig.axes[1].get_legend() is not None
+    assert fig.axes[1].get_ylim()[1] < fig.axes[0].get_ylim()[1]  # each panel fits its own curves
+    no_snake_case(fig)

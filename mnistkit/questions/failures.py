@@ -69,6 +69,13 @@ class Failures:
 
     models: list = field(default_factory=list)  # Mistakes, CNN first
 
+    def matrices(self) -> dict:
+        """Each model's confusion matrix, under a title with its error count."""
+        return {f"{m.name}: {len(m.errors)} errors in 10,000": m.matrix for m in self.models}
+
+    def alt_confusions(self) -> str:
+        return " ".join(m.alt_confusion() for m in self.models)
+
     @staticmethod
     def text() -> str:
         return """## Where the models fail

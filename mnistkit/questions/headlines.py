@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 
 from ..data import train_images
-from .text import pm
+from .text import NA, pm
 
 COLUMNS = ["result", "mnistkit", "the assignment"]
 
@@ -14,7 +14,8 @@ COLUMNS = ["result", "mnistkit", "the assignment"]
 def table(results: list) -> pd.DataFrame:
     """One row per headline number of ``results`` (question 1's first), with the assignment's
     figure where it printed one."""
-    return pd.DataFrame([row for result in results for row in result.headlines()], columns=COLUMNS)
+    frame = pd.DataFrame([row for result in results for row in result.headlines()], columns=COLUMNS)
+    return frame.replace("", NA)
 
 
 def sentence(text: str) -> str:

@@ -14,7 +14,7 @@ from .. import stats
 from ..params import Params
 from ..store import Store
 from .common import base, config, full_size, read, row
-from .text import ASSIGNMENT, SELECTED_BY, interval, mean_std_column, pct, plural, pm, setting_label, training_set
+from .text import ASSIGNMENT, NA, SELECTED_BY, interval, mean_std_column, pct, plural, pm, setting_label, training_set
 
 
 def _values(params: Params, number: int) -> dict:
@@ -170,6 +170,8 @@ class Q2Result:
         return f"""LeNet trained with {len(self.settings)} settings of batch size, learning rate, optimizer,
 momentum, weight decay and schedule ({plural(self.epochs, 'epoch')} each, on {training_set(self.train_subset) if self.train_subset else f'{self.train_size:,}'} images),
 every setting over seeds {self.seeds} (lr: learning rate, bs: batch size, m: momentum, wd: weight decay).
+The settings with a reported accuracy are the assignment's; the others are this report's own
+candidates, written into the parameter file with its first version, before any run.
 Dots show the mean final test accuracy with its 95% interval over seeds, crosses the single-run
 accuracy the assignment reported for its settings. {rule}"""
 
@@ -197,7 +199,7 @@ accuracy the assignment reported for its settings. {rule}"""
             columns["validation accuracy, mean ± std"] = [pm(m, d) for m, d in zip(s.val_mean, s.val_std)]
         columns.update({
             "test accuracy, mean ± std": mean_std_column(s),
-            "the assignment (1 run)": s.reported.map(lambda v: "" if pd.isna(v) else pct(v)),
+            "the assignment (1 run)": s.reported.map(lambda v: NA if pd.isna(v) else pct(v)),
             "seconds per run": s.seconds.map("{:,.1f}".format),
         })
         return pd.DataFrame(columns)

@@ -178,7 +178,7 @@ class Q3Result:
         return pd.DataFrame({"candidate": self.grid.candidate, "change to the settings": self.grid.setting,
                              f"{scored} accuracy": self.grid.accuracy.map(pct),
                              "seconds": self.grid.seconds.map("{:,.0f}".format),
-                             "chosen": ["yes" if c == self.chosen.candidate else "" for c in self.grid.candidate]})
+                             "chosen": ["yes" if c == self.chosen.candidate else "no" for c in self.grid.candidate]})
 
     title = "3. The best CNN against SIFT bag-of-visual-words + SVM"
 
@@ -214,7 +214,8 @@ class Q3Result:
         return f"""The best setting of section 2 ({self.cnn.runs} seeds; inference timed with the first seed's
 model on the 10,000 test images) against the classical pipeline, trained on the same {self.train_size:,}
 images{retrained}: dense SIFT on a grid every {c['step']} px of the digit resized from 28 to {c['upscale']} pixels (×{c['upscale'] / 28:g}; keypoint size
-{c['patch']:g}, RootSIFT), a vocabulary of {c['words']:,} visual words (k-means on {c['kmeans_sample']:,}
+{c['patch']:g}; RootSIFT: each descriptor L1-normalized and square-rooted, so that Euclidean distance
+compares gradient histograms as the Hellinger distance does), a vocabulary of {c['words']:,} visual words (k-means on {c['kmeans_sample']:,}
 sampled descriptors), a spatial-pyramid histogram of word counts per image ({c['levels']} levels,
 {self.bovw.feature_dim:,} features, square-rooted and L2-normalized) and a linear SVM. Learned
 parameters: the vocabulary ({c['words']:,} × 128) and the SVM's weights. Times are wall-clock seconds on
@@ -264,7 +265,7 @@ baseline, trained on all {self.train_size:,} images and scored on the test set o
         if self.mcnemar is not None:
             m = self.mcnemar
             verdict += (f" On the same 10,000 test images, the first seed's CNN alone is right on {m.only_a} that the "
-                        f"baseline gets wrong, the baseline alone on {m.only_b}: McNemar's exact test gives p {'< 0.0001' if m.p < 1e-4 else f'= {m.p:.2g}'} "
+                        f"baseline gets wrong, the baseline alone on {m.only_b}: McNemar's exact test (a paired test on the images exactly one of the two gets right) gives p {'< 0.0001' if m.p < 1e-4 else f'= {m.p:.2g}'} "
                         f"({'a significant' if m.significant else 'no significant'} difference at the 5% level).")
         slower = base.inference_ms_per_image / cnn.inference_ms_per_image
         return f"""{verdict} The baseline's hardest digit is {self.hardest_digit}. The CNN trains in

@@ -12,7 +12,7 @@ from .. import stats
 from ..params import Params
 from ..store import Store
 from .common import full_size, read, row, sized
-from .text import ASSIGNMENT, images, mean_std_column, pct, plural, pm, points, size_key
+from .text import ASSIGNMENT, NA, images, mean_std_column, pct, plural, pm, points, size_key
 
 
 def _count(params: Params, size) -> int:
@@ -165,8 +165,8 @@ to 6,742 (one) images each."""
             "images per digit": e.per_class,
             "equal epochs: test accuracy": mean_std_column(e),
             "seeds": e["count"].astype(int),
-            "equal steps: epochs": [f"{int(q.loc[n, 'epochs']):,}" if n in q.index else "" for n in e["size"]],
-            "equal steps: test accuracy": [pm(q.loc[n, "mean"], q.loc[n, "std"]) if n in q.index else "" for n in e["size"]],
+            "equal steps: epochs": [f"{int(q.loc[n, 'epochs']):,}" if n in q.index else NA for n in e["size"]],
+            "equal steps: test accuracy": [pm(q.loc[n, "mean"], q.loc[n, "std"]) if n in q.index else NA for n in e["size"]],
         })
 
     def analysis(self) -> str:

@@ -186,6 +186,14 @@ same data and recipe (mean seconds per run)."""
         c = self.curves[self.curves["size"] == size]
         return c.assign(run=c.model.map(MODEL_NAMES) + " / " + c.recipe)
 
+    def panels(self) -> pd.DataFrame:
+        """Every size's curves (``curves_at``), ``images`` naming the size: one panel each."""
+        return pd.concat([self.curves_at(s).assign(images=f"{s:,} training images") for s in self.sizes],
+                         ignore_index=True)
+
+    def alt_panels(self) -> str:
+        return " ".join(self.alt(s) for s in self.sizes)
+
     def alt(self, size: int) -> str:
         t = self.table_frame[self.table_frame["size"] == size]
         return (f"Line chart of test accuracy per epoch on {size:,} training images, one line per model and recipe: "
