@@ -88,7 +88,7 @@ def training_history(histories: pd.DataFrame, title: str = ""):
     return fig
 
 
-def settings_dots(summary: pd.DataFrame):
+def settings_dots(summary: pd.DataFrame, title: str = "Test accuracy of each setting"):
     """Mean test accuracy per setting (one row each) with its 95% t interval over seeds, and the
     assignment's reported single-run accuracy as a cross."""
     n = len(summary)
@@ -120,6 +120,7 @@ def settings_dots(summary: pd.DataFrame):
     order = sorted(range(len(labels)), key=lambda i: labels[i].startswith("the assignment"))
     fig.legend([handles[i] for i in order], [labels[i] for i in order], loc="outside lower center", ncol=2,
                frameon=False)
+    fig.suptitle(title)
     return fig
 
 
@@ -134,7 +135,8 @@ def _batch_colorbar(fig, points, axes, norm):
     return bar
 
 
-def lr_curves(study: pd.DataFrame, value: str = "val_acc", label: str = "validation accuracy (%)"):
+def lr_curves(study: pd.DataFrame, value: str = "val_acc", label: str = "validation accuracy (%)",
+              title: str = "Accuracy against learning rate, per optimizer"):
     """Each trial's ``value`` against its learning rate (log axis), one panel per optimizer,
     coloured by batch size (log colour scale), so the optimizer x learning-rate interaction shows.
     The y range fits the trials that trained; those that diverged (below 20%) are drawn as
@@ -174,6 +176,7 @@ def lr_curves(study: pd.DataFrame, value: str = "val_acc", label: str = "validat
         marker = Line2D([], [], marker="v", linestyle="none", markersize=8, markerfacecolor="lightgray",
                         markeredgecolor="black", label=f"diverged (below {DIVERGED:.0f}%), drawn at the edge")
         fig.legend(handles=[marker], loc="outside lower center", frameon=False)
+    fig.suptitle(title)
     return fig
 
 
@@ -201,7 +204,8 @@ def _bars(ax, names, values, ci95, labels):
     return texts
 
 
-def importances(importance: dict, ci95: dict | None = None):
+def importances(importance: dict, ci95: dict | None = None,
+                title: str = "Which hyperparameters matter: fANOVA importance"):
     """fANOVA importance of each searched hyperparameter, as horizontal bars, most important first;
     momentum's share within the SGD trials, not comparable with the others, in its own panel below.
     ``ci95`` maps the same keys to ``[low, high]`` (fractions), drawn as error bars."""
@@ -225,10 +229,11 @@ def importances(importance: dict, ci95: dict | None = None):
         right = max(inverse.transform(t.get_window_extent().get_points())[1][0] for t in texts)
         axes[0].set_xlim(0, max(axes[0].get_xlim()[1], right * 1.03))
         fig.canvas.draw()
+    fig.suptitle(title)
     return fig
 
 
-def accuracy_by_class(per_class: pd.DataFrame, images=None):
+def accuracy_by_class(per_class: pd.DataFrame, images=None, title: str = "Test accuracy per digit"):
     """Test accuracy per digit, one marker per method (every column but ``digit``), side by side;
     with ``images`` (test images per digit, ten counts), each with its 95% Wilson interval."""
     methods = [c for c in per_class.columns if c != "digit"]
@@ -253,8 +258,9 @@ def accuracy_by_class(per_class: pd.DataFrame, images=None):
     low, high = _fit(min(ends), max(ends), share=0.08, least=0.2)
     ax.set(xlabel="digit", ylabel="test accuracy (%)", ylim=(max(low, 0), min(high, 100.5)))
     ax.grid(axis="x", visible=False)
-    title = "method, 95% Wilson interval" if images is not None else None
-    fig.legend(loc="outside upper center", ncol=len(methods), frameon=False, title=title)
+    fig.legend(loc="outside lower center", ncol=len(methods), frameon=False,
+               title="method, 95% Wilson interval" if images is not None else None)
+    fig.suptitle(title)
     return fig
 
 
@@ -298,7 +304,8 @@ def _accuracy_axis(ax, curves: pd.DataFrame, hue: str, style: str | None, title:
         drawn.set_title(hue_name)
 
 
-def size_curve(runs: pd.DataFrame, steps: pd.DataFrame | None = None):
+def size_curve(runs: pd.DataFrame, steps: pd.DataFrame | None = None,
+               title: str = "Test accuracy against training-set size"):
     """Test accuracy against training-set size (log axis): seeds as dots, mean +- std as a line,
     one line per protocol (``runs`` at equal epochs; ``steps``, the summary at equal steps)."""
     fig, ax = plt.subplots(figsize=(7, 3.8))
@@ -312,7 +319,7 @@ def size_curve(runs: pd.DataFrame, steps: pd.DataFrame | None = None):
     ax.set_xscale("log")
     ax.set_xticks(summary["size"], [f"{s:,}" for s in summary["size"]])
     ax.minorticks_off()
-    ax.set(xlabel="training images", ylabel="test accuracy (%)")
+    ax.set(xlabel="training images", ylabel="test accuracy (%)", title=title)
     ax.legend()
     fig.tight_layout()
     return fig

@@ -251,3 +251,15 @@ def test_accuracy_curves_one_panel_per_training_set_with_one_legend():
     assert fig.axes[0].get_legend() is None and fig.axes[1].get_legend() is not None
     assert fig.axes[1].get_ylim()[1] < fig.axes[0].get_ylim()[1]  # each panel fits its own curves
     no_snake_case(fig)
+
+
+def test_every_figure_has_a_title():
+    per_class = pd.DataFrame({"digit": range(10), "LeNet": [0.99] * 10, "SIFT-BoVW-SVM": [0.98] * 10})
+    runs = pd.DataFrame([{"size": s, "seed": k, "test_acc": 0.9 + 0.001 * k} for s in (600, 6000) for k in range(2)])
+    figures = [plots.settings_dots(summary_frame()), plots.lr_curves(trials_frame()),
+               plots.importances({"lr": 0.5, "optimizer": 0.3, "batch_size": 0.1, "weight_decay": 0.1}),
+               plots.accuracy_by_class(per_class), plots.size_curve(runs)]
+    for fig in figures:
+        titled = (fig._suptitle is not None and fig._suptitle.get_text()) or any(ax.get_title() for ax in fig.axes)
+        assert titled, fig
+        plt.close(fig)
