@@ -130,7 +130,7 @@ class BovwResult:
     test_acc: float  # on the images of config['scored_on']: the test set, or the validation images
     per_class_acc: list[float]  # accuracy on each digit 0..9 of those images
     train_seconds: float  # vocabulary + training descriptors and histograms + classifier fit
-    test_seconds: float  # test descriptors and histograms + prediction, all 10,000 images
+    test_seconds: float  # descriptors, histograms and prediction of every scored image (config['scored_on'])
     inference_ms_per_image: float  # test_seconds per test image, from raw pixels to label
     feature_dim: int
     train_size: int

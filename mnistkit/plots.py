@@ -92,7 +92,7 @@ def settings_dots(summary: pd.DataFrame, title: str = "Test accuracy of each set
     """Mean test accuracy per setting (one row each) with its 95% t interval over seeds, and the
     assignment's reported single-run accuracy as a cross."""
     n = len(summary)
-    fig, ax = plt.subplots(figsize=(7, 0.4 * n + 1.6), layout="constrained")
+    fig, ax = plt.subplots(figsize=(7, 0.3 * n + 1.4), layout="constrained")
     y = np.arange(n)
     mean = 100 * summary["mean"].to_numpy(dtype=float)
     counts = summary["count"] if "count" in summary else pd.Series([math.nan] * n)
@@ -332,7 +332,7 @@ def confusion(matrices: dict):
     for ax, (title, matrix) in zip(axes[0], matrices.items()):
         mask = np.eye(len(matrix), dtype=bool)
         sns.heatmap(matrix, mask=mask, annot=True, fmt="d", cmap="Reds", cbar=False, ax=ax,
-                    linewidths=0.5, linecolor="lightgray", annot_kws={"fontsize": 10})
+                    linewidths=0.5, linecolor="lightgray", annot_kws={"fontsize": 12})
         ax.set(title=title, xlabel="predicted", ylabel="true")
         ax.grid(False)
         ax.tick_params(axis="y", rotation=0)

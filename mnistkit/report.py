@@ -148,8 +148,9 @@ class Report:
                 f"with seed {data.VALIDATION_SEED}), and the test set scores the chosen ones once" if p.protocol == "validation"
                 else "selections are made by test accuracy, as the assignment made them")
         return (f"Profile `{p.profile}`, protocol `{p.protocol}`: {rule}. Seeds {p.seeds}; training set: "
-                f"{training_set(p.train_subset, p.validation)} images. Intervals are 95% intervals of a difference "
-                "of means over seeds; \"level\" means one that includes zero, no detectable difference.")
+                f"{training_set(p.train_subset, p.validation)} images. A comparison of two methods is a difference "
+                "of means over seeds with its 95% interval; \"level\" means one that includes zero, no detectable "
+                "difference.")
 
     def answers(self) -> str:
         """The six answers, then the headline table follows (``headlines``)."""
@@ -157,7 +158,8 @@ class Report:
 
     def open(self, result, level: int = 2) -> None:
         """A section's opening: its title, its answer in bold, then its protocol."""
-        self.say(f"{'#' * level} {result.title}\n\n**{result.answer()}**\n\n**Protocol.** {result.protocol()}")
+        self.say(f"{'#' * level} {result.title}\n\n**{headlines.sentence(result.answer())}**\n\n"
+                 f"**Protocol.** {result.protocol()}")
 
     def lenet_figures(self) -> pd.DataFrame:
         """Every LeNet accuracy of the report side by side (every question selected)."""
@@ -180,14 +182,17 @@ class Report:
         baselines = (f" and {t['baselines']} baseline entries ({t['baselines_computed']} computed now)"
                      if t["baselines"] else "")
         kernels = ("; kernels " + _words(env["kernels"])) if "kernels" in env else ""
+        cpu = env["device"] == "cpu"
+        unit = "CPU-seconds" if cpu else "seconds"
+        how = (f"one thread each, {t.get('jobs', env['jobs'])} at a time" if cpu and not self.params.cluster
+               else "as each run measured them")
         return f"""## How this report was computed
 
 {t['runs']:,} training runs{baselines}; {t['trained']:,} runs were trained for this build, in
 {t['seconds']:,.0f} s, and the rest read from the run store. The runs' own training time adds up to
-**{t['runs_seconds']:,.0f} CPU-seconds** (one thread each, {env['jobs']} at a time; summary.json's
-`runs_seconds`). Machine: {env['device_name']} ({env['device']}), torch {env['torch']}, {env['threads']}
-thread(s) per run{kernels}. This build took {time.perf_counter() - self.started:,.0f} s from its
-parameters to this line."""
+**{t['runs_seconds']:,.0f} {unit}** ({how}; summary.json's `runs_seconds`). Machine:
+{env['device_name']} ({env['device']}), torch {env['torch']}, {env['threads']} thread(s) per
+run{kernels}. This build took {time.perf_counter() - self.started:,.0f} s from its parameters to this line."""
 
     def summary(self) -> dict:
         """summary.json's content: where it ran, each question's headline numbers, runs and time."""

@@ -52,4 +52,4 @@ def test_bootstrap_intervals_are_seeded_and_hold_the_point_estimate():
     pd.testing.assert_frame_equal(a, b)
     assert len(a) == 10 and list(a.columns[:4]) == list(study.PARAMETERS)
     lo, hi = study.interval(a, "lr")
-    assert 0.5 < lo <= hi <= 1 and study.separated(a, "lr", "batch_size") and not study.separated(a, "batch_size", "lr")
+    assert 0.5 < lo <= study.importances(settings, values)["lr"] <= hi <= 1 and study.separated(a, "lr", "batch_size") and not study.separated(a, "batch_size", "lr")

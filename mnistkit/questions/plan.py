@@ -64,6 +64,9 @@ def check(params: Params) -> Params:
     selected = [c for q, specs in entries.items() if params.selected(q) for c in specs]
     if gemm.active() and any(getattr(c, "model", None) == "vit" and resolve_device(c.device) == "cpu" for c in selected):
         gemm.check()  # the ViT's products on this CPU are the pinned ones, or nothing is trained
+    if params.selected("q3"):  # each candidate as the baseline, on the whole training set: valid there too
+        for candidate in range(1, len(params.q3.grid) + 1):
+            q3.baseline(params, candidate)
     if params.figures_dir is not None:
         paths.check_creatable(params.figures_dir, "figures_dir")
     return params
@@ -107,7 +110,7 @@ def train_missing(params: Params, store: Store, progress: bool = True) -> dict:
         missing += todo
     seconds = time.perf_counter() - start
     training = [c for c in specs.values() if isinstance(c, RunConfig)]
-    return {"runs": len(training), "trained": sum(isinstance(c, RunConfig) for c in missing),
+    return {"runs": len(training), "jobs": jobs, "trained": sum(isinstance(c, RunConfig) for c in missing),
             "baselines": len(specs) - len(training), "baselines_computed": len(missing) - sum(
                 isinstance(c, RunConfig) for c in missing),
             "seconds": seconds, "runs_seconds": sum(float(run.history["seconds"].sum())

@@ -96,10 +96,15 @@ class StudyResult:
         else:
             total = sum(self.importance[n] for n in lead)
             names = [NAMES[n] for n in lead]
+            if len(lead) == len(self.ranked_parameters):
+                return (f"No hyperparameter stands out: the resamples separate none of them ("
+                        + "; ".join(f"{NAMES[n]} {self._share(n)}" for n in lead)
+                        + f" of the variance of the {self.decider} accuracy), over {plural(len(self.trials), 'trial')} "
+                        "of a random search.")
             head = (f"{', '.join(names[:-1])} and {names[-1]} together explain about {pct(total, 0)} of the variance "
                     f"of the {self.decider} accuracy; the resamples do not separate them ("
                     + "; ".join(f"{NAMES[n]} {self._share(n)}" for n in lead) + ")")
-        return f"{head}, over {plural(len(self.trials), 'trial')} of a random search."
+        return f"{head[:1].upper()}{head[1:]}, over {plural(len(self.trials), 'trial')} of a random search."
 
     @property
     def decider(self) -> str:
@@ -157,12 +162,12 @@ on its own; momentum's share is computed among the SGD trials."""
                                               f"{self._share('momentum (within SGD)')}.")
         calm = self.importance_without_diverged
         diverged = "" if calm is None else (
-            f"\n\n{plural(len(self.diverged), 'trial')} diverged (below {pct(DIVERGED, 0)}, chance is 10%); their gap "
-            f"to the rest dominates the variance. Without them the shares are "
+            f"\n\n{plural(len(self.diverged), 'trial')} diverged (below {pct(DIVERGED, 0)}, chance is 10%); the gap "
+            f"between them and the rest is part of the variance above. Without them the shares are "
             + ", ".join(f"{NAMES[n]} {pct(calm[n], 0)}" for n in sorted(study.PARAMETERS, key=lambda k: -calm[k]))
             + ": what separates good runs from each other, rather than from the failed ones.")
-        return f"""{self.answer()} Shares with their 95% intervals over {len(self.resampled)} bootstrap
-resamples of the trials: {shares}.{momentum}{diverged}
+        return f"""Shares with their 95% intervals over {len(self.resampled)} bootstrap resamples of the trials:
+{shares}.{momentum}{diverged}
 
 Per optimizer:
 

@@ -66,7 +66,7 @@ bands ±1 std."""
         m, gap = self.models, self.gap
         verdict = {"better": "The doubled-conv LeNet is more accurate", "worse": "The doubled-conv LeNet is less accurate",
                    "level": "No detectable difference"}[gap.verdict]
-        return (f"{verdict}: {pct(m.loc['double_conv_lenet', 'mean'])} against LeNet's "
+        return (f"{verdict}: the doubled-conv LeNet reaches {pct(m.loc['double_conv_lenet', 'mean'])} against LeNet's "
                 f"{pct(m.loc['lenet', 'mean'])}, {interval(gap)} over {len(self.seeds)} seeds, for "
                 f"{m.loc['double_conv_lenet', 'seconds_per_epoch'] / m.loc['lenet', 'seconds_per_epoch']:.1f}× the time "
                 f"per epoch.")

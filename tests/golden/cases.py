@@ -56,7 +56,7 @@ def numbers(summary: dict) -> dict:
 # (NOTES.md, "The baseline across CPUs"); the baseline grid's accuracies (on the validation images)
 # are compared the same way. Every training run's number is compared exactly.
 BASELINE = re.compile(r"^q3\.(bovw_test_acc|cnn_minus_bovw|bovw_grid\.)")
-BASELINE_TOLERANCE = 3e-4
+BASELINE_TOLERANCE = 3e-4  # of 10,000 test images; twice that for the grid's 5,000 validation images
 
 
 def differences(expected, actual, path: str = "") -> list[str]:
@@ -70,5 +70,6 @@ def differences(expected, actual, path: str = "") -> list[str]:
     if isinstance(expected, list) and isinstance(actual, list) and len(expected) == len(actual):
         return [line for i, (e, a) in enumerate(zip(expected, actual)) for line in differences(e, a, f"{path}[{i}]")]
     if BASELINE.match(path) and isinstance(expected, float) and isinstance(actual, float):
-        return [] if abs(expected - actual) <= BASELINE_TOLERANCE else [f"{path}: {expected!r} -> {actual!r}"]
+        tolerance = BASELINE_TOLERANCE * (2 if ".bovw_grid." in f".{path}" else 1)
+        return [] if abs(expected - actual) <= tolerance else [f"{path}: {expected!r} -> {actual!r}"]
     return [] if expected == actual else [f"{path}: {expected!r} -> {actual!r}"]
