@@ -28,7 +28,18 @@ WITHIN_SGD = "momentum (within SGD)"  # study.importances' key for momentum's sh
 BATCH_TICKS = (32, 64, 128, 256, 512)
 DIVERGED = 20.0  # accuracy (%) below which a study trial counts as diverged
 PRINT_WIDTH = 7.0  # inches: the widest a figure is printed
+PRINT_SCALE = 0.55  # in print a figure takes this share of its size in inches (the report's print CSS)
 MIN_PRINTED_PT = 8.0  # the smallest caption size, in points, once printed
+
+
+def printed_scale(width: float) -> float:
+    """The share of its size a figure ``width`` inches wide is printed at."""
+    return min(PRINT_SCALE, PRINT_WIDTH / width)
+
+
+def legible(width: float) -> float:
+    """The font size, in points, that prints at ``MIN_PRINTED_PT`` or more in a figure ``width`` inches wide."""
+    return max(10.0, math.ceil(2 * MIN_PRINTED_PT / printed_scale(width)) / 2)
 
 
 def _words(value):
@@ -332,7 +343,7 @@ def confusion(matrices: dict):
     for ax, (title, matrix) in zip(axes[0], matrices.items()):
         mask = np.eye(len(matrix), dtype=bool)
         sns.heatmap(matrix, mask=mask, annot=True, fmt="d", cmap="Reds", cbar=False, ax=ax,
-                    linewidths=0.5, linecolor="lightgray", annot_kws={"fontsize": 12})
+                    linewidths=0.5, linecolor="lightgray", annot_kws={"fontsize": legible(5.2 * len(matrices))})
         ax.set(title=title, xlabel="predicted", ylabel="true")
         ax.grid(False)
         ax.tick_params(axis="y", rotation=0)
@@ -340,13 +351,13 @@ def confusion(matrices: dict):
     return fig
 
 
-def gallery(images, errors: pd.DataFrame, n: int = 24, columns: int = 8, title: str = ""):
+def gallery(images, errors: pd.DataFrame, n: int = 16, columns: int = 8, title: str = ""):
     """The first ``n`` misclassified test digits, each captioned 'true -> predicted', in captions
-    that print at 8 pt or more with the figure at most 7 inches wide."""
+    that print at 8 pt or more (``legible``)."""
     n = min(n, len(errors))
     rows = max(1, -(-n // columns))
     width = columns * 0.9
-    fontsize = max(10.0, math.ceil(MIN_PRINTED_PT * width / PRINT_WIDTH * 2) / 2)
+    fontsize = legible(width)
     fig, axes = plt.subplots(rows, columns, figsize=(width, rows * (0.9 + fontsize / 72 * 1.6) + 0.4),
                              squeeze=False)
     for i, ax in enumerate(axes.flat):

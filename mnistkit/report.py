@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import struct
 import math
 import time
 from pathlib import Path
@@ -19,7 +20,7 @@ import pandas as pd
 import torch
 from IPython.display import Image, Markdown, display
 
-from . import architecture, data, numerics, progress
+from . import architecture, data, numerics, plots, progress
 from .config import device_name, resolve_device
 from .files import atomic_write_text
 from .params import Params, from_notebook
@@ -28,6 +29,7 @@ from .questions.text import markdown, text_columns, training_set
 from .store import Store
 
 
+DPI = 110  # the figures' resolution, in pixels per inch
 CODEBASE = {  # the package's modules, in the order data flows through them
     "params": "the parameters' schema and checks",
     "data": "MNIST as tensors, balanced subsets, the validation split",
@@ -232,14 +234,15 @@ run{kernels}. This build took {time.perf_counter() - self.started:,.0f} s from i
         and save it as ``figures_dir/name.png`` when a figures folder is set."""
         self.figures += 1
         buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+        fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")
         plt.close(fig)
         png = buffer.getvalue()
         if self.params.figures_dir is not None:
             folder = Path(self.params.figures_dir).expanduser()
             folder.mkdir(parents=True, exist_ok=True)
             (folder / f"{name}.png").write_bytes(png)
-        display(Image(png), metadata={"image/png": {"alt": alt}})
+        inches = struct.unpack(">I", png[16:20])[0] / DPI  # the PNG's width (its IHDR chunk)
+        display(Image(png), metadata={"image/png": {"alt": alt, "print_width": f"{inches * plots.PRINT_SCALE:.2f}in"}})
         self.say(f"*Figure {self.figures}.* {caption}".rstrip())
 
     @staticmethod

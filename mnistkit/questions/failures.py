@@ -57,7 +57,7 @@ class Mistakes:
                 f"{len(self.errors)} errors; the most frequent is a true {true} predicted as {predicted} "
                 f"({int(m.iat[true, predicted])} times).")
 
-    def alt_gallery(self, n: int = 24) -> str:
+    def alt_gallery(self, n: int = 16) -> str:
         shown = self.errors.head(n)
         return (f"The first {len(shown)} misclassified test digits of {self.name}, each captioned true → predicted: "
                 + ", ".join(f"{t}→{p}" for t, p in zip(shown.true, shown.predicted)) + ".")

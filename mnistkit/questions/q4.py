@@ -111,7 +111,7 @@ shrinking the maps (padding 2), while the classifier head stays the same. {readi
 
     def headlines(self) -> list[tuple]:
         return [("4. LeNet (mean)", pct(self.models.loc["lenet", "mean"]), ""),
-                ("4. doubled conv layers minus LeNet, 95% interval", bracketed(self.gap), "")]
+                ("4. doubled-conv LeNet minus LeNet, 95% interval", bracketed(self.gap), "")]
 
     def summary(self) -> dict:
         m = self.models
