@@ -10,23 +10,17 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator
-from scipy import stats
-
+from . import stats
 from .data import MEAN, STD
+from .questions.text import MODEL_NAMES, OPTIMIZER_NAMES, PARAMETER_NAMES
+from .study import DIVERGED, WITHIN_SGD
 
 sns.set_theme(style="whitegrid", context="notebook")
 
-# How the figures name what the frames hold in snake_case.
-LABELS = {"lenet": "LeNet", "double_conv": "doubled-conv LeNet", "double_conv_lenet": "doubled-conv LeNet",
-          "vit": "ViT"}
-OPTIMIZERS = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD", "rmsprop": "RMSprop"}
-PARAMETERS = {"lr": "learning rate", "batch_size": "batch size", "optimizer": "optimizer",
-              "weight_decay": "weight decay", "momentum": "momentum"}
+# How the figures name the frames' columns (values: questions.text's names of models, optimizers, parameters).
 COLUMNS = {"run": "model / recipe", "model": "model", "recipe": "recipe", "size": "training images",
            "seed": "seed", "optimizer": "optimizer", "protocol": "protocol"}
-WITHIN_SGD = "momentum (within SGD)"  # study.importances' key for momentum's share among the SGD trials
 BATCH_TICKS = (32, 64, 128, 256, 512)
-DIVERGED = 20.0  # accuracy (%) below which a study trial counts as diverged
 PRINT_WIDTH = 7.0  # inches: the widest a figure is printed
 PRINT_SCALE = 0.55  # in print a figure takes this share of its size in inches (the report's print CSS)
 MIN_PRINTED_PT = 8.0  # the smallest caption size, in points, once printed
@@ -46,34 +40,11 @@ def _words(value):
     """A frame's value as the figures name it: known names mapped, any other underscore a space."""
     if not isinstance(value, str):
         return value
-    return LABELS.get(value, OPTIMIZERS.get(value, value.replace("_", " ")))
+    return MODEL_NAMES.get(value, OPTIMIZER_NAMES.get(value, value.replace("_", " ")))
 
 
 def _column(name: str) -> str:
-    return COLUMNS.get(name, PARAMETERS.get(name, name.replace("_", " ")))
-
-
-def t_interval(std: float, count: float) -> float:
-    """Half-width of the 95% t interval of a mean of ``count`` values with standard deviation
-    ``std``; NaN where there is none (fewer than two values, or no std)."""
-    if count is None or pd.isna(count) or count < 2 or std is None or pd.isna(std):
-        return math.nan
-    return float(stats.t.ppf(0.975, count - 1) * std / math.sqrt(count))
-
-
-def wilson(successes, trials, z: float = 1.959963984540054):
-    """95% Wilson score interval ``(low, high)`` of each proportion ``successes / trials``."""
-    try:
-        from statsmodels.stats.proportion import proportion_confint
-    except ImportError:
-        x, n = np.asarray(successes, dtype=float), np.asarray(trials, dtype=float)
-        p = x / n
-        denominator = 1 + z ** 2 / n
-        centre = (p + z ** 2 / (2 * n)) / denominator
-        half = z * np.sqrt(p * (1 - p) / n + z ** 2 / (4 * n ** 2)) / denominator
-        return centre - half, centre + half
-    low, high = proportion_confint(successes, trials, alpha=0.05, method="wilson")
-    return np.asarray(low, dtype=float), np.asarray(high, dtype=float)
+    return COLUMNS.get(name, PARAMETER_NAMES.get(name, name.replace("_", " ")))
 
 
 def _fit(low: float, high: float, share: float = 0.06, least: float = 0.2) -> tuple[float, float]:
@@ -107,7 +78,7 @@ def settings_dots(summary: pd.DataFrame, title: str = "Test accuracy of each set
     y = np.arange(n)
     mean = 100 * summary["mean"].to_numpy(dtype=float)
     counts = summary["count"] if "count" in summary else pd.Series([math.nan] * n)
-    half = 100 * np.array([t_interval(s, c) for s, c in zip(summary["std"], counts)], dtype=float)
+    half = 100 * np.array([stats.t_interval(s, c) for s, c in zip(summary["std"], counts)], dtype=float)
     has = ~np.isnan(half)
     dots = dict(color="tab:blue", markersize=7, zorder=3)
     if has.any():
@@ -161,7 +132,7 @@ def lr_curves(study: pd.DataFrame, value: str = "val_acc", label: str = "validat
     high = min([t for t in BATCH_TICKS if t >= high] or [high])
     norm = plt.matplotlib.colors.LogNorm(low, max(high, low + 1))
     pct = 100 * study[value].astype(float)
-    diverged = pct < DIVERGED
+    diverged = pct < 100 * DIVERGED
     trained = pct[~diverged]
     bottom = top = None
     if len(trained) and diverged.any():
@@ -178,14 +149,14 @@ def lr_curves(study: pd.DataFrame, value: str = "val_acc", label: str = "validat
             ax.scatter(study["lr"][out], np.full(out.sum(), edge), c=study["batch_size"][out], marker="v",
                        clip_on=False, zorder=3, **{**style, "s": 55})
         ax.set_xscale("log")
-        ax.set(title=OPTIMIZERS.get(opt, _words(opt)), xlabel="learning rate")
+        ax.set(title=_words(opt), xlabel="learning rate")
     if bottom is not None:
         axes[0][0].set_ylim(bottom, top)
     axes[0][0].set(ylabel=label)
     _batch_colorbar(fig, plt.matplotlib.cm.ScalarMappable(norm=norm, cmap="viridis"), axes[0].tolist(), norm)
     if bottom is not None:
         marker = Line2D([], [], marker="v", linestyle="none", markersize=8, markerfacecolor="lightgray",
-                        markeredgecolor="black", label=f"diverged (below {DIVERGED:.0f}%), drawn at the edge")
+                        markeredgecolor="black", label=f"diverged (below {100 * DIVERGED:.0f}%), drawn at the edge")
         fig.legend(handles=[marker], loc="outside lower center", frameon=False)
     fig.suptitle(title)
     return fig
@@ -226,7 +197,7 @@ def importances(importance: dict, ci95: dict | None = None,
     fig, axes = plt.subplots(len(heights), 1, figsize=(7, 0.45 * sum(heights) + 1.3), sharex=True,
                              gridspec_kw={"height_ratios": heights}, squeeze=False, layout="constrained")
     axes = axes[:, 0]
-    texts = _bars(axes[0], ranked, importance, ci95, lambda k: PARAMETERS.get(k, _words(k)))
+    texts = _bars(axes[0], ranked, importance, ci95, lambda k: PARAMETER_NAMES.get(k, _words(k)))
     if within:
         texts += _bars(axes[1], [WITHIN_SGD], importance, ci95, lambda k: "momentum (within SGD trials only)")
         axes[1].set_facecolor("#f4f4f4")
@@ -259,7 +230,7 @@ def accuracy_by_class(per_class: pd.DataFrame, images=None, title: str = "Test a
         yerr = None
         if images is not None:
             nobs = np.asarray(images, dtype=float)
-            low, high = wilson(np.round(acc * nobs), nobs)
+            low, high = stats.wilson(np.round(acc * nobs), nobs)
             yerr = 100 * np.clip(np.vstack([acc - low, high - acc]), 0, None)
             ends += [*(100 * low), *(100 * high)]
         ends += list(100 * acc)

@@ -4,6 +4,8 @@ Two kinds of evidence for a comparison, each from the field's standard test (sci
 
 - Over seeds: a difference of two configurations' mean accuracies with a 95% Welch t interval
   (each seed is one independent training run; the two arms need not have equal spreads).
+- For a figure's error bars: a mean's own t interval (``t_interval``) and a proportion's Wilson
+  interval (``wilson``).
 - On the test images: McNemar's exact test on two single models' 10,000 predictions (Dietterich,
   1998), which uses only the images on which exactly one of them is right.
 
@@ -17,6 +19,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 from scipy import stats
 
 
@@ -95,6 +98,24 @@ class McNemar:
     @property
     def significant(self) -> bool:
         return self.p < 0.05
+
+
+def t_interval(std: float, count: float) -> float:
+    """Half-width of the 95% t interval of a mean of ``count`` values with standard deviation
+    ``std``; NaN where there is none (fewer than two values, or no std)."""
+    if count is None or pd.isna(count) or count < 2 or std is None or pd.isna(std):
+        return math.nan
+    return float(stats.t.ppf(0.975, count - 1) * std / math.sqrt(count))
+
+
+def wilson(successes, trials, z: float = 1.959963984540054):
+    """95% Wilson score interval ``(low, high)`` of each proportion ``successes / trials``."""
+    x, n = np.asarray(successes, dtype=float), np.asarray(trials, dtype=float)
+    p = x / n
+    denominator = 1 + z ** 2 / n
+    centre = (p + z ** 2 / (2 * n)) / denominator
+    half = z * np.sqrt(p * (1 - p) / n + z ** 2 / (4 * n ** 2)) / denominator
+    return centre - half, centre + half
 
 
 def mcnemar(pred_a, pred_b, labels) -> McNemar:

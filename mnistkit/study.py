@@ -27,6 +27,8 @@ SPACE = {
     "weight_decay": FloatDistribution(1e-6, 1e-2, log=True),
 }
 MOMENTUM = FloatDistribution(0.5, 0.99)  # SGD only
+WITHIN_SGD = "momentum (within SGD)"  # importances' key for momentum's share among the SGD trials
+DIVERGED = 0.2  # a trial whose accuracy is below this diverged (chance is 10%)
 PARAMETERS = tuple(SPACE)
 
 
@@ -56,7 +58,7 @@ def importances(settings: list[dict], values: list[float], seed: int = 0) -> dic
     if len(sgd) >= 4:
         within = _fanova([s for s, _ in sgd], [v for _, v in sgd], seed,
                          [n for n in ("lr", "batch_size", "weight_decay", "momentum")])
-        result["momentum (within SGD)"] = within["momentum"]
+        result[WITHIN_SGD] = within["momentum"]
     return result
 
 
@@ -68,7 +70,7 @@ def bootstrap(settings: list[dict], values: list[float], resamples: int, seed: i
     for _ in range(resamples):
         chosen = rng.integers(0, len(settings), len(settings))
         rows.append(importances([settings[i] for i in chosen], [values[i] for i in chosen], seed))
-    return pd.DataFrame(rows, columns=[*PARAMETERS, "momentum (within SGD)"])
+    return pd.DataFrame(rows, columns=[*PARAMETERS, WITHIN_SGD])
 
 
 def interval(resampled: pd.DataFrame, name: str) -> list[float]:

@@ -88,12 +88,6 @@ def test_settings_dots_without_reported_or_second_seed():
     assert [t.get_text() for t in fig.legends[0].get_texts()] == ["mean over seeds"]
 
 
-def test_t_interval_needs_two_values():
-    assert math.isnan(plots.t_interval(0.01, 1))
-    assert math.isnan(plots.t_interval(float("nan"), 5))
-    assert plots.t_interval(0.01, 5) == pytest.approx(stats.t.ppf(0.975, 4) * 0.01 / math.sqrt(5))
-
-
 def test_accuracy_by_class_dots_with_wilson_intervals():
     per_class = pd.DataFrame({"digit": range(10), "LeNet": np.linspace(0.98, 0.995, 10),
                               "SIFT-BoVW-SVM": np.linspace(0.9, 0.97, 10)})
@@ -113,12 +107,6 @@ def test_accuracy_by_class_dots_with_wilson_intervals():
     assert sorted(segment[:, 1]) == pytest.approx([100 * (centre - half), 100 * (centre + half)], abs=1e-6)
     assert segment[0, 0] > 0  # dodged to the right of digit 0
     no_snake_case(fig)
-
-
-def test_wilson_formula():
-    low, high = plots.wilson(np.array([0, 50, 100]), np.array([100, 100, 100]))
-    assert low[0] == pytest.approx(0, abs=1e-12) and high[2] == pytest.approx(1)
-    assert low[1] == pytest.approx(0.4038, abs=1e-4) and high[1] == pytest.approx(0.5962, abs=1e-4)
 
 
 def test_accuracy_by_class_without_images_has_no_intervals():

@@ -43,3 +43,15 @@ def test_mcnemar_counts_the_discordant_images_and_gives_the_exact_p_value():
     assert (result.only_a, result.only_b) == (11, 1)
     assert result.p == pytest.approx(scipy_stats.binomtest(11, 12, 0.5).pvalue) and result.significant
     assert stats.mcnemar(labels, labels, labels).p == 1.0
+
+
+def test_t_interval_needs_two_values():
+    assert math.isnan(stats.t_interval(0.01, 1))
+    assert math.isnan(stats.t_interval(float("nan"), 5))
+    assert stats.t_interval(0.01, 5) == pytest.approx(scipy_stats.t.ppf(0.975, 4) * 0.01 / math.sqrt(5))
+
+
+def test_wilson_formula():
+    low, high = stats.wilson(np.array([0, 50, 100]), np.array([100, 100, 100]))
+    assert low[0] == pytest.approx(0, abs=1e-12) and high[2] == pytest.approx(1)
+    assert low[1] == pytest.approx(0.4038, abs=1e-4) and high[1] == pytest.approx(0.5962, abs=1e-4)

@@ -34,7 +34,7 @@ def lenet_figures(q1, q2, q3, q4, q6) -> pd.DataFrame:
     m = q4.models.loc["lenet"]
     assignment = "Adam, learning rate 0.001, batch size 64"
     rows = [("1", assignment, q1.epochs, train_images(q1.train_subset, q1.validation),
-             q1.histories.seed.nunique(), pm(q1.last.test_acc, q1.test_acc_std)),
+             len(q1.seeds), pm(q1.last.test_acc, q1.test_acc_std)),
             ("2, chosen setting; 3", q2.best.label, q2.epochs, q3.train_size, len(q3.cnn_accs),
              pm(q3.cnn.test_acc, q3.cnn.test_acc_std)),
             ("4", assignment, q4.epochs, train_images(q4.train_subset, q4.validation), int(m["count"]),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import pandas as pd
 
@@ -12,7 +13,7 @@ from .. import study
 from ..params import Params
 from ..store import Store
 from .common import base, read, row
-from .text import OPTIMIZER_NAMES, SELECTED_BY, pct, plural
+from .text import OPTIMIZER_NAMES, PARAMETER_NAMES, SELECTED_BY, pct, plural
 
 
 def trials(params: Params):
@@ -37,11 +38,6 @@ def result(params: Params, store: Store) -> "StudyResult":
                        resampled=study.bootstrap(study.settings_of(frame), list(frame[params.selected_by]),
                                                  q.resamples, q.seed),
                        epochs=q.epochs, selected_by=params.selected_by)
-
-
-DIVERGED = 0.2  # an accuracy below this is a run that diverged (chance is 10%)
-NAMES = {"lr": "learning rate", "batch_size": "batch size", "optimizer": "optimizer", "weight_decay": "weight decay",
-         "momentum (within SGD)": "momentum (within SGD)"}
 
 
 @dataclass
@@ -72,13 +68,13 @@ class StudyResult:
 
     @property
     def diverged(self) -> pd.DataFrame:
-        """The trials that diverged: accuracy below ``DIVERGED``."""
-        return self.trials[self.trials[self.selected_by] < DIVERGED]
+        """The trials that diverged: accuracy below ``study.DIVERGED``."""
+        return self.trials[self.trials[self.selected_by] < study.DIVERGED]
 
-    @property
+    @cached_property
     def importance_without_diverged(self) -> dict | None:
         """The importances of the trials that did not diverge; None where none diverged or under 8 are left."""
-        kept = self.trials[self.trials[self.selected_by] >= DIVERGED]
+        kept = self.trials[self.trials[self.selected_by] >= study.DIVERGED]
         if len(self.diverged) == 0 or len(kept) < 8:
             return None
         return study.frame_importances(kept, self.selected_by)
@@ -91,19 +87,19 @@ class StudyResult:
         """Which hyperparameters matter most, saying only what the resamples support."""
         lead = self.leaders
         if len(lead) == 1:
-            head = (f"{NAMES[lead[0]]} matters most: it explains {self._share(lead[0])} of the variance of the "
+            head = (f"{PARAMETER_NAMES[lead[0]]} matters most: it explains {self._share(lead[0])} of the variance of the "
                     f"{self.decider} accuracy (95% bootstrap interval), more than any other in the resamples")
         else:
             total = sum(self.importance[n] for n in lead)
-            names = [NAMES[n] for n in lead]
+            names = [PARAMETER_NAMES[n] for n in lead]
             if len(lead) == len(self.ranked_parameters):
                 return (f"No hyperparameter stands out: the resamples separate none of them ("
-                        + "; ".join(f"{NAMES[n]} {self._share(n)}" for n in lead)
+                        + "; ".join(f"{PARAMETER_NAMES[n]} {self._share(n)}" for n in lead)
                         + f" of the variance of the {self.decider} accuracy), over {plural(len(self.trials), 'trial')} "
                         "of a random search.")
             head = (f"{', '.join(names[:-1])} and {names[-1]} together explain about {pct(total, 0)} of the variance "
                     f"of the {self.decider} accuracy; the resamples do not separate them ("
-                    + "; ".join(f"{NAMES[n]} {self._share(n)}" for n in lead) + ")")
+                    + "; ".join(f"{PARAMETER_NAMES[n]} {self._share(n)}" for n in lead) + ")")
         return f"{head[:1].upper()}{head[1:]}, over {plural(len(self.trials), 'trial')} of a random search."
 
     @property
@@ -139,7 +135,7 @@ on its own; momentum's share is computed among the SGD trials."""
 
     def alt_importance(self) -> str:
         return ("Bar chart of fANOVA importance, largest first, with 95% bootstrap intervals: "
-                + "; ".join(f"{NAMES[k]} {self._share(k)}" for k in sorted(self.importance, key=lambda k: -self.importance[k]))
+                + "; ".join(f"{PARAMETER_NAMES[k]} {self._share(k)}" for k in sorted(self.importance, key=lambda k: -self.importance[k]))
                 + ".")
 
     def best_lr(self) -> pd.DataFrame:
@@ -154,17 +150,17 @@ on its own; momentum's share is computed among the SGD trials."""
 
     def analysis(self) -> str:
         imp = self.importance
-        shares = ", ".join(f"{NAMES[n]} {self._share(n)}" for n in self.ranked_parameters)
+        shares = ", ".join(f"{PARAMETER_NAMES[n]} {self._share(n)}" for n in self.ranked_parameters)
         lines = "\n".join(f"- **{OPTIMIZER_NAMES[r.optimizer]}** ({plural(r.trials, 'trial')}): best at lr {r.best_lr:.2g} "
                           f"({pct(r.best)}), worst {pct(r.worst)}" for r in self.best_lr().itertuples())
-        within = imp.get("momentum (within SGD)")
+        within = imp.get(study.WITHIN_SGD)
         momentum = "" if within is None else (f" Among the SGD trials alone, momentum explains "
-                                              f"{self._share('momentum (within SGD)')}.")
+                                              f"{self._share(study.WITHIN_SGD)}.")
         calm = self.importance_without_diverged
         diverged = "" if calm is None else (
-            f"\n\n{plural(len(self.diverged), 'trial')} diverged (below {pct(DIVERGED, 0)}, chance is 10%); the gap "
+            f"\n\n{plural(len(self.diverged), 'trial')} diverged (below {pct(study.DIVERGED, 0)}, chance is 10%); the gap "
             f"between them and the rest is part of the variance above. Without them the shares are "
-            + ", ".join(f"{NAMES[n]} {pct(calm[n], 0)}" for n in sorted(study.PARAMETERS, key=lambda k: -calm[k]))
+            + ", ".join(f"{PARAMETER_NAMES[n]} {pct(calm[n], 0)}" for n in sorted(study.PARAMETERS, key=lambda k: -calm[k]))
             + ": what separates good runs from each other, rather than from the failed ones.")
         return f"""Shares with their 95% intervals over {len(self.resampled)} bootstrap resamples of the trials:
 {shares}.{momentum}{diverged}
@@ -183,7 +179,7 @@ size and learning rate act together through the size and number of steps."""
         calm = self.importance_without_diverged
         return {"trials": len(self.trials),
                 "importance": {k: float(self.importance[k]) for k in study.PARAMETERS},
-                "momentum_importance_within_sgd": self.importance.get("momentum (within SGD)"),
+                "momentum_importance_within_sgd": self.importance.get(study.WITHIN_SGD),
                 "importance_ci95": self.intervals, "importance_resamples": len(self.resampled),
                 "importance_leaders": self.leaders, "diverged_trials": len(self.diverged),
                 "importance_without_diverged": None if calm is None else {k: float(calm[k]) for k in study.PARAMETERS}}

@@ -15,6 +15,8 @@ ASSIGNMENT = {"q1": 0.990, "q2": 0.9905, "q3": "~80%", "q5": {600: 0.8183, 60_00
 GOALS = {6_000: 0.95, 60_000: 0.98}  # this report's goals for the ViT (question 6)
 OPTIMIZER_NAMES = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD", "rmsprop": "RMSprop"}
 NA = "—"  # a table cell that does not apply
+PARAMETER_NAMES = {"lr": "learning rate", "batch_size": "batch size", "optimizer": "optimizer",
+                   "weight_decay": "weight decay", "momentum": "momentum", "momentum (within SGD)": "momentum (within SGD)"}
 MODEL_NAMES = {"lenet": "LeNet", "double_conv_lenet": "doubled-conv LeNet", "vit": "ViT"}
 RECIPE_WORDS = {
     "optimizer": lambda v: OPTIMIZER_NAMES.get(v, v),
