@@ -35,7 +35,10 @@ products and convolutions only (mm, addmm, bmm, convolution and their backward; 
 activations, norms, softmax, dropout, the loss or the optimizer). The peak is one 2048 x 2048
 float32 ``torch.mm`` on one thread, best of a few repeats before and after the timed epochs, in
 the native workers (the core's own fastest sgemm, MKL's here); the pinned worker's sgemm
-(``MKL_CBWR=COMPATIBLE``) is reported beside it. The test pass is excluded from efficiency and
+(``MKL_CBWR=COMPATIBLE``) is reported beside it. The ceiling is the same product through the pinned
+route of ``gemm`` (NumPy's OpenBLAS, Haswell kernel), measured in the pinned worker: the fastest
+sgemm that gives the same bits on every vendor's CPU, so "of ceiling" says how much of what the
+pins allow a side uses. The test pass is excluded from efficiency and
 images/s, and included in seconds per epoch. ``args.out`` (``build/bench.json``) keeps the
 machine, versions, every worker's kernels, the counted FLOPs per operator and every epoch's timing.
 """
@@ -52,7 +55,7 @@ from pathlib import Path
 
 import torch
 
-from . import data, numerics, trainer
+from . import data, gemm, numerics, trainer
 from .config import RunConfig, device_name, resolve_device
 from .errors import ConfigError, DataError, KernelError
 from .files import atomic_write_text
@@ -100,8 +103,9 @@ def worker() -> None:
             command = line.strip()
             if command == "epoch":
                 send(timed(pipeline, spec["device"]))
-            elif command == "peak":
-                send({"gflops": sgemm_gflops(spec["peak_size"])})
+            elif command == "peak":  # the pinned worker also measures the route's ceiling
+                ceiling = sgemm_gflops(spec["peak_size"], route=True) if gemm.active() else None
+                send({"gflops": sgemm_gflops(spec["peak_size"]), "ceiling": ceiling})
             else:
                 raise ValueError(f"unknown command {command!r}")
     except Exception as err:  # reported to the parent, which raises it there
@@ -187,10 +191,16 @@ def run(model: str = "lenet", batch_size: int = 64, epochs: int = 2, device: str
     try:
         workers = [Worker({**spec, "side": side}) for side in SIDES]  # they build and warm up at once
         ready = {w.side: w.receive() for w in workers}
-        peaks = {w.side: [] for w in workers}
-        if cpu:
+        peaks, ceilings = {w.side: [] for w in workers}, []
+
+        def measure_peaks():
             for w in workers:
-                peaks[w.side].append(w.ask("peak")["gflops"])
+                reply = w.ask("peak")
+                peaks[w.side].append(reply["gflops"])
+                ceilings.extend([reply["ceiling"]] if reply["ceiling"] else [])
+
+        if cpu:
+            measure_peaks()
         timings = {w.side: [] for w in workers}
         bar = progress_bar(total=len(workers) * epochs, desc=f"bench {model}", unit="epoch", disable=not progress,
                            leave=False)
@@ -201,8 +211,7 @@ def run(model: str = "lenet", batch_size: int = 64, epochs: int = 2, device: str
                 bar.update()
         bar.close()
         if cpu:
-            for w in workers:
-                peaks[w.side].append(w.ask("peak")["gflops"])
+            measure_peaks()
         failed = False
     finally:
         for w in workers:
@@ -210,6 +219,7 @@ def run(model: str = "lenet", batch_size: int = 64, epochs: int = 2, device: str
 
     peak = {k: max((max(peaks[s]) for s, (_, kernels) in SIDES.items() if kernels == k), default=None)
             for k in ("native", "pinned")} if cpu else {"native": None, "pinned": None}
+    peak["ceiling"] = max(ceilings, default=None)
     summary = {}
     for name, rows in timings.items():
         train_s = sum(r["train_seconds"] for r in rows)
@@ -218,7 +228,9 @@ def run(model: str = "lenet", batch_size: int = 64, epochs: int = 2, device: str
         summary[name] = {"s": sum(r["seconds"] for r in rows) / len(rows), "train_s": train_s / len(rows),
                          "images_per_s": images_per_s, "peak_mb": max(r["peak_mb"] for r in rows),
                          "acc": rows[-1]["acc"], "flops_per_image": flops,
-                         "efficiency": images_per_s * flops / (peak["native"] * 1e9 * threads) if cpu else None}
+                         "efficiency": images_per_s * flops / (peak["native"] * 1e9 * threads) if cpu else None,
+                         "efficiency_ceiling": (images_per_s * flops / (peak["ceiling"] * 1e9 * threads)
+                                                if peak["ceiling"] else None)}
     ratio = summary["assignment"]["s"] / summary["mnistkit"]["s"]
     pinned_over_native = summary["mnistkit"]["s"] / summary["mnistkit_native"]["s"]
     if progress:
@@ -228,7 +240,8 @@ def run(model: str = "lenet", batch_size: int = 64, epochs: int = 2, device: str
                   "threads": threads, "kernels": {s: r["kernels"] for s, r in ready.items()}, "model": model,
                   "batch_size": batch_size, "epochs": epochs, "seed": seed, "limit_batches": limit_batches,
                   "warmup_batches": warm, "ratio": ratio, "pinned_over_native": pinned_over_native,
-                  "peak_gflops": {**peak, "size": peak_size, "threads": 1, "measured": peaks},
+                  "peak_gflops": {**peak, "size": peak_size, "threads": 1, "measured": peaks,
+                                  "ceiling_measured": ceilings},
                   "flops_per_batch_by_op": {s: r["flops_per_batch_by_op"] for s, r in ready.items()},
                   "summary": summary, "epochs_timed": timings}
         Path(out).parent.mkdir(parents=True, exist_ok=True)
@@ -240,7 +253,8 @@ def run(model: str = "lenet", batch_size: int = 64, epochs: int = 2, device: str
     pairs["flops_per_image"] = summary["mnistkit"]["flops_per_image"]
     if cpu:
         pairs.update({"peak_gflops": peak["native"], "peak_gflops_pinned": peak["pinned"],
-                      "efficiency": summary["mnistkit"]["efficiency"],
+                      "efficiency": summary["mnistkit"]["efficiency"], "ceiling_gflops": peak["ceiling"],
+                      "efficiency_ceiling": summary["mnistkit"]["efficiency_ceiling"],
                       "efficiency_native": summary["mnistkit_native"]["efficiency"],
                       "efficiency_assignment": summary["assignment"]["efficiency"]})
     pairs.update({"device": device, "model": model, "batch_size": batch_size, "epochs": epochs, "threads": threads})
@@ -253,11 +267,11 @@ LABELS = {"assignment": "assignment (native)", "mnistkit": "mnistkit (pinned)", 
 def table(summary: dict, timings: dict, peak: dict, threads: int) -> str:
     """The human-readable result: one row per side, then the ratios (with each epoch's) and the efficiency."""
     lines = [f"{'side':<22}{'s/epoch':>9}{'train s':>9}{'train img/s':>13}{'peak MB':>9}{'test acc':>10}"
-             f"{'efficiency':>12}"]
+             f"{'efficiency':>12}{'of ceiling':>12}"]
     for name, s in summary.items():
-        eff = "-" if s["efficiency"] is None else f"{s['efficiency']:.1%}"
+        eff, ceil = ("-" if v is None else f"{v:.1%}" for v in (s["efficiency"], s["efficiency_ceiling"]))
         lines.append(f"{LABELS[name]:<22}{s['s']:>9.2f}{s['train_s']:>9.2f}{s['images_per_s']:>13,.0f}"
-                     f"{s['peak_mb']:>9,.0f}{s['acc']:>10.4f}{eff:>12}")
+                     f"{s['peak_mb']:>9,.0f}{s['acc']:>10.4f}{eff:>12}{ceil:>12}")
 
     def per_epoch(a, b):
         return ", ".join(f"{x['seconds'] / y['seconds']:.2f}" for x, y in zip(timings[a], timings[b]))
@@ -272,6 +286,10 @@ def table(summary: dict, timings: dict, peak: dict, threads: int) -> str:
     if peak["native"] is not None:
         lines.append(f"sgemm peak, 1 thread, fp32: {peak['native']:.1f} GFLOP/s native, {peak['pinned']:.1f} pinned; "
                      f"efficiency = train img/s x FLOPs per image / ({threads} x native peak), test pass excluded")
+    if peak.get("ceiling"):
+        lines.append(f"ceiling: the pinned route's sgemm (OpenBLAS, Haswell kernel, 1 thread), {peak['ceiling']:.1f} "
+                     f"GFLOP/s, the fastest product that gives the same bits on every vendor; "
+                     f"of ceiling = train img/s x FLOPs per image / ({threads} x ceiling)")
     return "\n".join(lines)
 
 

@@ -17,7 +17,7 @@ from .errors import ConfigError, check_number, from_mapping
 from .models import check_model
 
 # Bump when a change to the training code changes the numbers: old runs are then not reused.
-CODE_VERSION = 4  # 4: RMSprop's square root (mnistkit.optim) and the ViT's products (mnistkit.gemm) portable
+CODE_VERSION = 5  # 4: RMSprop's square root and the ViT's linear products portable; 5: its attention products too
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 SCHEDULES = ("constant", "cosine")

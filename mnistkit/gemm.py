@@ -8,7 +8,8 @@ FMA assembly whose blocking is fixed when it is compiled, so one build gives one
 x86-64 CPU with AVX2; NumPy's wheel carries one (``OPENBLAS``, pinned by requirements.lock).
 
 ``linear(x, weight, bias)`` computes ``F.linear``'s forward and both gradients (dX = dY W,
-dW = dY^T X, db = the sum of dY) with NumPy's ``matmul`` on zero-copy views, on one thread.
+dW = dY^T X, db = the sum of dY) with NumPy's ``matmul`` on zero-copy views, on one thread;
+``attention(qkv, heads, dropout)`` does the same for self-attention's two batched products.
 Before the first product, ``check()`` makes sure that OpenBLAS is the pinned build with the
 Haswell kernel and that it still computes a fixed product to the same bits (``CANARY``); any other
 answer refuses to train with ``KernelError`` and one line that says why. The route is taken for
@@ -134,6 +135,65 @@ class _Linear(torch.autograd.Function):
         dw = torch.from_numpy(_matmul(gn.T, _np(flat))) if ctx.needs_input_grad[1] else None
         db = g.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
         return dx, dw, db
+
+
+def _heads(t: np.ndarray, parts: int, heads: int) -> tuple[np.ndarray, ...]:
+    """``parts`` views ``[B, heads, n, d]`` of ``t`` ``[B, n, parts * heads * d]``: each head a strided
+    matrix whose row stride NumPy hands to OpenBLAS, so no head is copied."""
+    b, n, width = t.shape
+    return tuple(t.reshape(b, n, parts, heads, width // parts // heads).transpose(2, 0, 3, 1, 4))
+
+
+class _Attention(torch.autograd.Function):
+    """Self-attention from the fused projection ``qkv`` ``[B, n, 3 dim]`` to ``[B, n, dim]``, heads
+    side by side: ``dropout(softmax(q k^T / sqrt(d))) v``, each step torch's operation or the
+    product its autograd would take, so values and gradients are those of the composition. The
+    products read q, k and v where they lie in ``qkv`` and write the output and dq, dk, dv where
+    their consumers want them, so no head is copied, gathered or stacked on the way."""
+
+    @staticmethod
+    def forward(ctx, qkv, heads, dropout):
+        b, n, width = qkv.shape
+        q, k, v = _heads(_np(qkv), 3, heads)
+        scale = q.shape[-1] ** -0.5
+        weights = torch.softmax(torch.from_numpy(_matmul(q, k.swapaxes(-1, -2))) * scale, dim=-1)
+        mask = dropout.mask(weights)
+        dropped = weights if mask is None else weights * mask
+        out = torch.empty(b, n, width // 3)
+        _matmul_into(_np(dropped), v, _heads(_np(out), 1, heads)[0])
+        ctx.save_for_backward(qkv, weights, dropped, mask)
+        ctx.heads, ctx.scale = heads, scale
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        qkv, weights, dropped, mask = ctx.saved_tensors
+        q, k, v = _heads(_np(qkv), 3, ctx.heads)
+        (g,) = _heads(_np(grad), 1, ctx.heads)
+        dqkv = torch.empty(qkv.shape)
+        dq, dk, dv = _heads(_np(dqkv), 3, ctx.heads)
+        d_dropped = torch.from_numpy(_matmul(g, v.swapaxes(-1, -2)))
+        _matmul_into(_np(dropped).swapaxes(-1, -2), g, dv)
+        d_weights = d_dropped if mask is None else d_dropped * mask
+        d_scores = torch._softmax_backward_data(d_weights, weights, -1, weights.dtype) * ctx.scale
+        _matmul_into(_np(d_scores), k, dq)
+        dk[...] = _matmul(q.swapaxes(-1, -2), _np(d_scores)).swapaxes(-1, -2)  # k^T's gradient, as autograd takes it
+        return dqkv, None, None
+
+
+def _matmul_into(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
+    """``a @ b`` written into ``out``, whose rows must be contiguous: NumPy multiplies into anything
+    else with a loop of its own, not OpenBLAS."""
+    _single_thread()
+    np.matmul(a, b, out=out)
+
+
+def attention(qkv: torch.Tensor, heads: int, dropout) -> torch.Tensor:
+    """Multi-head self-attention of the fused projection ``qkv`` (``[B, n, 3 dim]``: q, k, v side by side,
+    each ``heads`` heads wide) through the pinned OpenBLAS; ``dropout`` (``models.Dropout``) gives the
+    attention weights' mask. Only where ``routed``: the caller computes other tensors itself."""
+    check()
+    return _Attention.apply(qkv, heads, dropout)
 
 
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:

@@ -64,14 +64,20 @@ class Dropout(nn.Module):
         self.p = p
 
     def forward(self, x):
-        if not self.training or self.p == 0:
-            return x
         if x.device.type != "cpu":
-            return F.dropout(x, self.p, training=True)
+            return F.dropout(x, self.p, training=self.training)
+        mask = self.mask(x)
+        return x if mask is None else x * mask
+
+    def mask(self, x: torch.Tensor) -> torch.Tensor | None:
+        """The CPU mask for ``x``: ``1 / (1 - p)`` where kept, 0 where dropped; None where nothing is dropped."""
+        if not self.training or self.p == 0:
+            return None
         seed = int(torch.randint(2**63 - 1, (), dtype=torch.int64))
         bits = np.random.SFC64(seed).random_raw(-(-x.numel() // 2)).view(np.uint32)[: x.numel()]
-        keep = torch.from_numpy(bits >= np.uint32(min(round(self.p * 2**32), 2**32 - 1))).view(x.shape)
-        return x * keep.to(x.dtype).div_(1 - self.p)
+        scale = torch.ones((), dtype=x.dtype).div_(1 - self.p).numpy()  # as torch divides: one rounding
+        threshold = np.uint32(min(round(self.p * 2**32), 2**32 - 1))
+        return torch.from_numpy(np.multiply(bits >= threshold, scale, dtype=scale.dtype)).view(x.shape)
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
@@ -94,6 +100,8 @@ class SelfAttention(nn.Module):
     def forward(self, x):
         b, n, dim = x.shape
         qkv = gemm.linear(x, self.in_proj_weight, self.in_proj_bias)
+        if gemm.routed(x):
+            return self.out_proj(gemm.attention(qkv, self.heads, self.dropout))
         q, k, v = qkv.view(b, n, 3, self.heads, dim // self.heads).permute(2, 0, 3, 1, 4)
         if self.training and self.dropout.p and x.device.type == "cpu":
             weights = torch.softmax(q @ k.transpose(-2, -1) * q.shape[-1] ** -0.5, dim=-1)

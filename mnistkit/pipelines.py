@@ -252,19 +252,23 @@ def training_flops(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[
     return counter.get_total_flops() / len(y), per_op
 
 
-def sgemm_gflops(size: int = PEAK_SIZE, repeats: int = PEAK_REPEATS) -> float:
-    """GFLOP/s of the fastest of ``repeats`` float32 ``torch.mm`` of two ``size`` x ``size`` matrices on one
-    thread, on this process's BLAS (after one untimed product; the thread count is restored after)."""
+def sgemm_gflops(size: int = PEAK_SIZE, repeats: int = PEAK_REPEATS, route: bool = False) -> float:
+    """GFLOP/s of the fastest of ``repeats`` float32 products of two ``size`` x ``size`` matrices on one
+    thread (after one untimed product; the thread count is restored after): ``torch.mm`` on this process's
+    BLAS, or with ``route`` the product of ``gemm``'s pinned route (NumPy's OpenBLAS, Haswell kernel)."""
     g = torch.Generator().manual_seed(0)
     a, b = torch.rand(size, size, generator=g), torch.rand(size, size, generator=g)
+    if route:
+        a, b = a.numpy(), b.numpy()
+    product = gemm._matmul if route else torch.mm
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        torch.mm(a, b)
+        product(a, b)
         best = float("inf")
         for _ in range(repeats):
             start = time.perf_counter()
-            torch.mm(a, b)
+            product(a, b)
             best = min(best, time.perf_counter() - start)
     finally:
         torch.set_num_threads(before)

@@ -19,7 +19,7 @@ from mnistkit.models import build_model
 KEYS = {"ratio", "assignment_s", "mnistkit_s", "assignment_acc", "mnistkit_acc", "device", "model", "batch_size",
         "pinned_over_native", "mnistkit_native_s", "assignment_images_per_s", "mnistkit_images_per_s",
         "mnistkit_native_images_per_s", "flops_per_image", "peak_gflops", "peak_gflops_pinned", "efficiency",
-        "efficiency_native", "efficiency_assignment", "threads"}
+        "efficiency_native", "efficiency_assignment", "threads", "ceiling_gflops", "efficiency_ceiling"}
 
 
 def _conv(c_in, c_out, k, out_hw):
@@ -120,6 +120,12 @@ def test_tiny_bench_returns_the_documented_keys_consistent_with_its_record(tmp_p
     assert [len(measured[s]) for s in ("assignment", "mnistkit", "mnistkit_native")] == [2, 2, 2]  # before, after
     assert pairs["peak_gflops"] == max(measured["assignment"] + measured["mnistkit_native"]) > 0
     assert pairs["peak_gflops_pinned"] == max(measured["mnistkit"]) > 0
+    if platform.machine().lower() in ("x86_64", "amd64"):  # the pinned route's ceiling, from the pinned worker
+        ceilings = record["peak_gflops"]["ceiling_measured"]
+        assert len(ceilings) == 2 and pairs["ceiling_gflops"] == max(ceilings) > 0
+        images_per_s = pairs["mnistkit_images_per_s"]
+        assert pairs["efficiency_ceiling"] == pytest.approx(
+            images_per_s * LENET_TRAINING_FLOPS / (pairs["ceiling_gflops"] * 1e9))
     kernels = record["kernels"]
     assert kernels["assignment"] == kernels["mnistkit_native"]
     if platform.machine().lower() in ("x86_64", "amd64"):  # each worker on its own kernels, by its own report

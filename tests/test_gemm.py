@@ -86,3 +86,61 @@ def test_a_kernel_other_than_haswell_is_refused(fresh_check, monkeypatch):
     monkeypatch.setattr(gemm, "_openblas", lambda: {"version": gemm.OPENBLAS, "architecture": "SkylakeX"})
     with pytest.raises(KernelError, match="SkylakeX kernel, not Haswell"):
         gemm.check()
+
+
+def _attention_by_steps(qkv, heads, dropout, product):
+    """Self-attention as the composition that ``gemm.attention`` fuses, each product by ``product``."""
+    b, n, width = qkv.shape
+    q, k, v = qkv.view(b, n, 3, heads, width // 3 // heads).permute(2, 0, 3, 1, 4)
+    weights = torch.softmax(product(q, k.transpose(-2, -1)) * q.shape[-1] ** -0.5, dim=-1)
+    mask = dropout.mask(weights)
+    out = product(weights if mask is None else weights * mask, v)
+    return out.transpose(1, 2).reshape(b, n, width // 3)
+
+
+def _numpy_product(a, b):
+    """A product through the same NumPy call as the route's, with torch's autograd around it."""
+    class Product(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, a, b):
+            ctx.save_for_backward(a, b)
+            return torch.from_numpy(gemm._matmul(a.detach().numpy(), b.detach().numpy()))
+
+        @staticmethod
+        def backward(ctx, g):
+            a, b = ctx.saved_tensors
+            g = g.numpy()
+            return (torch.from_numpy(gemm._matmul(g, b.numpy().swapaxes(-1, -2))),
+                    torch.from_numpy(gemm._matmul(a.numpy().swapaxes(-1, -2), g)))
+
+    return Product.apply(a, b)
+
+
+@pytest.mark.parametrize("p", [0.0, 0.3])
+def test_attention_gives_the_compositions_values_and_gradients(p):
+    from mnistkit.models import Dropout
+
+    dropout = Dropout(p)
+    qkv = torch.randn(4, 17, 3 * 64, generator=torch.Generator().manual_seed(0), requires_grad=True)
+    grad = torch.randn(4, 17, 64, generator=torch.Generator().manual_seed(1))
+    results = []
+    for attend in (lambda t: gemm.attention(t, 8, dropout), lambda t: _attention_by_steps(t, 8, dropout, _numpy_product),
+                   lambda t: _attention_by_steps(t, 8, dropout, torch.matmul)):
+        x = qkv.detach().clone().requires_grad_()
+        torch.manual_seed(2)  # the same dropout mask for each
+        out = attend(x)
+        out.backward(grad)
+        results.append((out.detach(), x.grad))
+    (fused, fused_grad), (steps, steps_grad), (torch_out, torch_grad) = results
+    assert torch.equal(fused, steps) and torch.equal(fused_grad, steps_grad)  # the same operations, bit for bit
+    assert torch.allclose(fused, torch_out, atol=1e-5) and torch.allclose(fused_grad, torch_grad, atol=1e-4)
+    if p:
+        assert (fused_grad != torch.zeros_like(fused_grad)).any()
+
+
+def test_the_attention_route_is_checked_like_the_linear_one(fresh_check, monkeypatch):
+    from mnistkit.models import Dropout
+
+    monkeypatch.setattr(gemm, "CANARY", "0" * 64)
+    with pytest.raises(KernelError, match="other bits on this CPU"):
+        gemm.attention(torch.randn(2, 5, 24), 2, Dropout(0.1))
