@@ -14,7 +14,8 @@ Before the first product, ``check()`` makes sure that OpenBLAS is the pinned bui
 Haswell kernel and that it still computes a fixed product to the same bits (``CANARY``); any other
 answer refuses to train with ``KernelError`` and one line that says why. The route is taken for
 float32 tensors on an x86-64 CPU, with the pins on (not under ``MNISTKIT_KERNELS=native``) and
-outside torch.func transforms (the CPU ensemble's ``vmap``); everything else is ``F.linear``.
+outside torch.func transforms (the CPU ensemble's ``vmap``); everything else is ``F.linear`` and
+the callers' own attention (``models.SelfAttention``).
 """
 
 from __future__ import annotations
@@ -63,9 +64,11 @@ def _single_thread():
     return threadpool_limits(numerics.RUN_THREADS, user_api="blas")
 
 
-def _matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def _matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``a @ b`` on one thread, written into ``out`` if given, whose rows must be contiguous: NumPy
+    multiplies into anything else with a loop of its own, not OpenBLAS."""
     _single_thread()
-    return np.matmul(a, b)
+    return np.matmul(a, b, out=out)
 
 
 @cache
@@ -90,7 +93,7 @@ _plain = [False]
 
 @contextlib.contextmanager
 def plain():
-    """``F.linear`` everywhere meanwhile: for tools that must see the products (a FLOP counter)."""
+    """Torch's own products everywhere meanwhile: for tools that must see them (a FLOP counter)."""
     before, _plain[0] = _plain[0], True
     try:
         yield
@@ -105,8 +108,8 @@ def active() -> bool:
 
 
 def routed(x: torch.Tensor, weight: torch.Tensor | None = None) -> bool:
-    """Whether ``linear`` computes ``x``'s products through OpenBLAS: float32 on a CPU, ``active``,
-    outside torch.func transforms."""
+    """Whether ``x``'s products (``linear``, ``attention``) go through OpenBLAS: float32 on a CPU,
+    ``active``, outside torch.func transforms."""
     return (x.device.type == "cpu" and x.dtype == torch.float32 and (weight is None or weight.dtype == x.dtype)
             and active() and torch._C._functorch.peek_interpreter_stack() is None)
 
@@ -141,15 +144,16 @@ def _heads(t: np.ndarray, parts: int, heads: int) -> tuple[np.ndarray, ...]:
     """``parts`` views ``[B, heads, n, d]`` of ``t`` ``[B, n, parts * heads * d]``: each head a strided
     matrix whose row stride NumPy hands to OpenBLAS, so no head is copied."""
     b, n, width = t.shape
-    return tuple(t.reshape(b, n, parts, heads, width // parts // heads).transpose(2, 0, 3, 1, 4))
+    return tuple(np.reshape(t, (b, n, parts, heads, width // parts // heads), copy=False).transpose(2, 0, 3, 1, 4))
 
 
 class _Attention(torch.autograd.Function):
     """Self-attention from the fused projection ``qkv`` ``[B, n, 3 dim]`` to ``[B, n, dim]``, heads
     side by side: ``dropout(softmax(q k^T / sqrt(d))) v``, each step torch's operation or the
     product its autograd would take, so values and gradients are those of the composition. The
-    products read q, k and v where they lie in ``qkv`` and write the output and dq, dk, dv where
-    their consumers want them, so no head is copied, gathered or stacked on the way."""
+    products read q, k and v where they lie in ``qkv`` and write the output, dq and dv where
+    their consumers want them (dk, taken as k^T's gradient, is copied into place): no gather, no
+    stack of the three gradients, no transpose of the output."""
 
     @staticmethod
     def forward(ctx, qkv, heads, dropout):
@@ -159,8 +163,8 @@ class _Attention(torch.autograd.Function):
         weights = torch.softmax(torch.from_numpy(_matmul(q, k.swapaxes(-1, -2))) * scale, dim=-1)
         mask = dropout.mask(weights)
         dropped = weights if mask is None else weights * mask
-        out = torch.empty(b, n, width // 3)
-        _matmul_into(_np(dropped), v, _heads(_np(out), 1, heads)[0])
+        out = qkv.new_empty(b, n, width // 3)
+        _matmul(_np(dropped), v, out=_heads(_np(out), 1, heads)[0])
         ctx.save_for_backward(qkv, weights, dropped, mask)
         ctx.heads, ctx.scale = heads, scale
         return out
@@ -169,23 +173,16 @@ class _Attention(torch.autograd.Function):
     def backward(ctx, grad):
         qkv, weights, dropped, mask = ctx.saved_tensors
         q, k, v = _heads(_np(qkv), 3, ctx.heads)
-        (g,) = _heads(_np(grad), 1, ctx.heads)
-        dqkv = torch.empty(qkv.shape)
+        (g,) = _heads(_np(grad.contiguous()), 1, ctx.heads)
+        dqkv = qkv.new_empty(qkv.shape)
         dq, dk, dv = _heads(_np(dqkv), 3, ctx.heads)
         d_dropped = torch.from_numpy(_matmul(g, v.swapaxes(-1, -2)))
-        _matmul_into(_np(dropped).swapaxes(-1, -2), g, dv)
+        _matmul(_np(dropped).swapaxes(-1, -2), g, out=dv)
         d_weights = d_dropped if mask is None else d_dropped * mask
         d_scores = torch._softmax_backward_data(d_weights, weights, -1, weights.dtype) * ctx.scale
-        _matmul_into(_np(d_scores), k, dq)
+        _matmul(_np(d_scores), k, out=dq)
         dk[...] = _matmul(q.swapaxes(-1, -2), _np(d_scores)).swapaxes(-1, -2)  # k^T's gradient, as autograd takes it
         return dqkv, None, None
-
-
-def _matmul_into(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
-    """``a @ b`` written into ``out``, whose rows must be contiguous: NumPy multiplies into anything
-    else with a loop of its own, not OpenBLAS."""
-    _single_thread()
-    np.matmul(a, b, out=out)
 
 
 def attention(qkv: torch.Tensor, heads: int, dropout) -> torch.Tensor:

@@ -158,9 +158,9 @@ class ViT(nn.Module):
 
     The assignment's architecture with ``depth=2`` (question 6 asks for a 2-layer encoder). Its
     encoder is PyTorch's ``nn.TransformerEncoder`` written out (``EncoderLayer``), so that dropout
-    can use the faster CPU mask of ``Dropout`` and its linear layers can multiply through the
-    pinned OpenBLAS (``gemm``); parameter names, initial values and mathematics are those of the
-    built-in modules.
+    can use the faster CPU mask of ``Dropout`` and its linear layers and attention can multiply
+    through the pinned OpenBLAS (``gemm``); parameter names, initial values and mathematics are
+    those of the built-in modules.
     """
 
     def __init__(self, patch_size=7, dim=128, depth=2, heads=8, mlp_dim=256, dropout=0.1, norm_first=False):

@@ -254,11 +254,13 @@ def training_flops(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[
 
 def sgemm_gflops(size: int = PEAK_SIZE, repeats: int = PEAK_REPEATS, route: bool = False) -> float:
     """GFLOP/s of the fastest of ``repeats`` float32 products of two ``size`` x ``size`` matrices on one
-    thread (after one untimed product; the thread count is restored after): ``torch.mm`` on this process's
-    BLAS, or with ``route`` the product of ``gemm``'s pinned route (NumPy's OpenBLAS, Haswell kernel)."""
+    thread, after one untimed product: ``torch.mm`` on this process's BLAS (torch's thread count restored
+    after), or with ``route`` the product of ``gemm``'s pinned route (NumPy's OpenBLAS, Haswell kernel,
+    checked first; that route keeps one thread for the process, as training does)."""
     g = torch.Generator().manual_seed(0)
     a, b = torch.rand(size, size, generator=g), torch.rand(size, size, generator=g)
     if route:
+        gemm.check()
         a, b = a.numpy(), b.numpy()
     product = gemm._matmul if route else torch.mm
     before = torch.get_num_threads()

@@ -4,7 +4,7 @@
 
 BEFORE and AFTER are checkouts of mnistkit (e.g. ``git worktree add /tmp/before HEAD~1``). Each
 epoch runs in a fresh process on the pinned kernels and one thread, as ``bench``'s "mnistkit"
-side does (``bench._pipeline``, warmed up on 30 batches): BATCHES training batches of 64 (default:
+side does (``bench._pipeline``, warmed up as there): BATCHES training batches of 64 (default:
 all 60,000 images), then the test pass. The trees take turns, the order reversed every pair, so a
 load from other processes hits both alike; the ratios AFTER / BEFORE, pair by pair, are the result.
 """
@@ -22,13 +22,14 @@ torch.set_num_threads(1)
 trainer.keep_freed_memory()
 spec = dict(side="mnistkit", model={model!r}, batch_size=64, epochs=1, seed=0, device="cpu", limit_batches={limit})
 pipeline = bench._pipeline(spec)
-pipeline.epoch(copy.deepcopy(pipeline.model), 30)
+pipeline.epoch(copy.deepcopy(pipeline.model), pipelines.WARMUP_BATCHES)
 print(json.dumps(pipelines.timed(pipeline, "cpu")))
 """
 
 
 def epoch(tree: str, model: str, limit) -> dict:
     env = {**os.environ, "PYTHONPATH": os.path.abspath(tree)}
+    env.pop("MNISTKIT_KERNELS", None)  # pinned, whatever this shell says
     done = subprocess.run([sys.executable, "-c", EPOCH.format(model=model, limit=limit)], env=env, cwd=tree,
                           capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])

@@ -1,5 +1,5 @@
-"""The ViT's products through the pinned OpenBLAS: F.linear's values and gradients, one thread, refused
-where the kernel is not the pinned one."""
+"""The ViT's products through the pinned OpenBLAS: F.linear's and attention's values and gradients, one
+thread, refused where the kernel is not the pinned one."""
 
 import numpy as np
 import pytest
@@ -124,7 +124,8 @@ def test_attention_gives_the_compositions_values_and_gradients(p):
     qkv = torch.randn(4, 17, 3 * 64, generator=torch.Generator().manual_seed(0), requires_grad=True)
     grad = torch.randn(4, 17, 64, generator=torch.Generator().manual_seed(1))
     results = []
-    for attend in (lambda t: gemm.attention(t, 8, dropout), lambda t: _attention_by_steps(t, 8, dropout, _numpy_product),
+    for attend in (lambda t: gemm.attention(t, 8, dropout),
+                   lambda t: _attention_by_steps(t, 8, dropout, _numpy_product),
                    lambda t: _attention_by_steps(t, 8, dropout, torch.matmul)):
         x = qkv.detach().clone().requires_grad_()
         torch.manual_seed(2)  # the same dropout mask for each
@@ -144,3 +145,18 @@ def test_the_attention_route_is_checked_like_the_linear_one(fresh_check, monkeyp
     monkeypatch.setattr(gemm, "CANARY", "0" * 64)
     with pytest.raises(KernelError, match="other bits on this CPU"):
         gemm.attention(torch.randn(2, 5, 24), 2, Dropout(0.1))
+
+
+def test_attention_takes_any_gradient_layout_and_drops_nothing_in_eval():
+    from mnistkit.models import Dropout
+
+    dropout = Dropout(0.5).eval()
+    qkv = torch.randn(2, 5, 48, generator=torch.Generator().manual_seed(0), requires_grad=True)
+    out = gemm.attention(qkv, 4, dropout)
+    reference = _attention_by_steps(qkv.detach(), 4, dropout, _numpy_product)
+    assert torch.equal(out, reference)  # eval: no mask, nothing dropped
+    out.sum().backward()  # an expanded gradient (stride 0)
+    expanded = qkv.grad.clone()
+    qkv.grad = None
+    gemm.attention(qkv, 4, dropout).backward(torch.ones(2, 5, 16))
+    assert torch.equal(qkv.grad, expanded)
