@@ -2,6 +2,7 @@
 # mnistkit's one entry point.
 #   ./build.sh                     the full report: build/report.{ipynb,html,pdf}, figures/, docs/index.html
 #   ./build.sh test [PYTEST ARGS]  the test suite
+#   ./build.sh lab [JUPYTER ARGS]  report.ipynb in JupyterLab, on the mnistkit kernel
 #   ./build.sh --profile smoke     every section in seconds (parameters/smoke.yaml)
 #   ./build.sh --only q2           one question (q1 ... q6) of the chosen profile
 #   ./build.sh --jobs N            training processes on a CPU (default: the profile's)
@@ -106,8 +107,8 @@ report() {
       --out) out=${2:?--out needs a folder}; shift 2 ;;
       --figures) figures=${2:?--figures needs a folder}; shift 2 ;;
       --no-pdf) pdf=0; shift ;;
-      -h|--help) sed -n '2,16p' "${BASH_SOURCE[0]}"; exit 0 ;;
-      *) log "error: unknown option '$1' (allowed: test, --profile NAME, --only qN, --jobs N, --cluster ADDR, --tracker NAME, --out DIR, --figures DIR, --no-pdf)"; exit 2 ;;
+      -h|--help) sed -n '2,17p' "${BASH_SOURCE[0]}"; exit 0 ;;
+      *) log "error: unknown option '$1' (allowed: test, lab, --profile NAME, --only qN, --jobs N, --cluster ADDR, --tracker NAME, --out DIR, --figures DIR, --no-pdf)"; exit 2 ;;
     esac
   done
   local params="parameters/$profile.yaml" sets=() pm=()
@@ -148,6 +149,12 @@ main() {
       setup_python
       setup_kernel
       exec "$PY" -m pytest "$@"
+      ;;
+    lab)
+      shift
+      setup_python
+      setup_kernel
+      exec "$PY" -m jupyter lab report.ipynb "$@"
       ;;
     *)
       setup_python

@@ -170,6 +170,20 @@ def test_build_sh_test_runs_pytest_without_chromium_on_path(tmp_path):
     assert (tmp_path / "args").read_text().split() == ["-m", "pytest", "-k", "smoke"]
 
 
+def test_build_sh_lab_opens_the_report_in_jupyterlab_after_the_set_up(tmp_path):
+    """``./build.sh lab``: set-up, kernel, then JupyterLab on report.ipynb with the arguments given."""
+    fake = tmp_path / "python"
+    fake.write_text(f"#!/bin/sh\necho \"$@\" > {tmp_path}/args\n")
+    fake.chmod(0o755)
+    script = f"setup_python() {{ echo setup; }}; setup_kernel() {{ echo kernel; }}; PY={fake}; main lab --no-browser"
+    result = bash(script, path=str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["setup", "kernel"]
+    assert (tmp_path / "args").read_text().split() == ["-m", "jupyter", "lab", "report.ipynb", "--no-browser"]
+    installed = subprocess.run([sys.executable, "-m", "jupyter", "lab", "--version"], capture_output=True, text=True)
+    assert installed.returncode == 0 and installed.stdout.strip()  # JupyterLab is in the pinned packages
+
+
 @pytest.mark.slow
 def test_build_sh_skips_installing_when_the_stamp_matches(tmp_path):
     venv = tmp_path / "venv"
