@@ -1,4 +1,4 @@
-"""The two kinds of error a user can cause, and the checks that raise them before any work starts."""
+"""The errors mnistkit raises on purpose, and the checks that raise a user's before any work starts."""
 
 import dataclasses
 import math
@@ -44,3 +44,7 @@ def from_mapping(cls, values: dict, what: str):
 class KernelError(RuntimeError):
     """The kernels this machine would compute with are not the pinned ones: training would not
     reproduce the stored runs (see ``mnistkit.gemm``)."""
+
+
+class ReproducibilityError(RuntimeError):
+    """Two trainings of one configuration gave different numbers: the seeds or the pins do not hold."""

@@ -20,8 +20,8 @@ import pandas as pd
 import torch
 from IPython.display import Image, Markdown, display
 
-from . import architecture, data, numerics, plots, progress
-from .config import device_name, resolve_device
+from . import architecture, codebase, data, numerics, plots, progress
+from .config import RunConfig, device_name, resolve_device
 from .files import atomic_write_text
 from .params import Params, from_notebook
 from .questions import failures, headlines, plan, q1, q2, q2_study, q3, q4, q5, q6
@@ -30,20 +30,6 @@ from .store import Store
 
 
 DPI = 110  # the figures' resolution, in pixels per inch
-CODEBASE = {  # the package's modules, in the order data flows through them
-    "params": "the parameters' schema and checks",
-    "data": "MNIST as tensors, balanced subsets, the validation split",
-    "models": "LeNet, the doubled-conv LeNet and the ViT",
-    "trainer": "one training loop for every run",
-    "bovw": "the SIFT bag-of-visual-words baseline",
-    "study": "the random search and fANOVA",
-    "stats": "intervals and tests",
-    "store": "the run store, one folder per configuration",
-    "executor": "training what the store lacks, in parallel (Dask)",
-    "questions": "one module per question: its runs, its reader, its result and text",
-    "plots": "the figures",
-    "report": "what this notebook calls",
-}
 
 
 def _words(value) -> str:
@@ -174,9 +160,29 @@ class Report:
 
     @staticmethod
     def codebase() -> str:
-        """The package's main modules and what each holds."""
-        return ("**The codebase.** This notebook only asks for results and shows them; the `mnistkit` package "
-                "computes them, data flowing one way: " + "; ".join(f"`{k}` ({v})" for k, v in CODEBASE.items()) + ".")
+        """Question 1's codebase: where it lives, how it is layered, and the code of the parts the question names."""
+        parts = "\n\n".join(f"*{title}*\n\n```python\n{code}\n```" for title, code in codebase.excerpts())
+        return f"""**The codebase.** The code lives in {codebase.address()}: a package whose modules form the
+layers of the table above, each importing only from its own layer and those beneath it (a test walks every import).
+This notebook only asks the package for results and shows them. The parts the question names, as the package
+holds them while this report is built (read from its source, docstrings left out):
+
+{parts}"""
+
+    @staticmethod
+    def layers() -> pd.DataFrame:
+        """The package's layers, from the data up to this report."""
+        return pd.DataFrame([{"layer": name, "modules": ", ".join(modules), "what they hold": what}
+                             for name, modules, what in codebase.LAYERS])
+
+    def seeding(self) -> str:
+        """What is seeded, then two trainings of one configuration from scratch, compared bit for bit."""
+        device = resolve_device(self.params.device)
+        config = RunConfig(**codebase.RERUN, seed=self.params.seeds[0], device=device,
+                           deterministic=device.startswith("cuda"))
+        seeded = "\n".join(f"- {line};" for line in codebase.SEEDED).rstrip(";") + "."
+        return f"**What is seeded.** Every random source of a run, from its configuration:\n\n{seeded}\n\n" + \
+            codebase.rerun(config).text()
 
     def appendix(self) -> str:
         """How the report was computed: runs, their training CPU-seconds, the machine, the kernels, the wall time."""

@@ -4,20 +4,11 @@ import ast
 from pathlib import Path
 
 from conftest import ROOT
+from mnistkit import codebase
 
 PACKAGE = ROOT / "mnistkit"
-# Bottom up; a module may import its own layer and those below it.
-LAYERS = [
-    {"errors", "files", "paths", "numerics", "progress", "tracking"},
-    {"gemm", "optim"},
-    {"data", "models"},
-    {"config", "params", "stats", "study", "architecture"},
-    {"trainer", "ensemble", "bovw"},  # fitting: nothing of the store
-    {"runs", "store"},
-    {"executor"},  # everything Dask, and every computation of an entry
-    {"questions"},
-    {"report", "plots", "pipelines", "bench", "kernel", "__main__", "__init__"},
-]
+# Bottom up; a module may import its own layer and those below it (the report shows the same table).
+LAYERS = [set(modules) for _, modules, _ in codebase.LAYERS]
 
 
 def _name(path: Path) -> str:

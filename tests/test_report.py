@@ -6,11 +6,13 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
 
 from conftest import ROOT, files_under
+from mnistkit import codebase
 from mnistkit.questions import plan, q2
 from mnistkit.__main__ import main
 from mnistkit.errors import ConfigError
@@ -357,15 +359,16 @@ def test_the_notebook_runs_twice_in_one_kernel_and_an_edited_parameter_takes_eff
     assert "2 runs were trained" in edited
 
 
-def test_the_codebase_paragraph_names_real_modules_and_the_appendix_states_the_cost(tmp_path):
-    import importlib
-
+def test_the_layer_table_names_real_modules_and_the_appendix_states_the_cost(tmp_path):
     from mnistkit import report as report_module
     from mnistkit.store import Store
 
-    for name in report_module.CODEBASE:
-        importlib.import_module(f"mnistkit.{name}")
-    assert "`executor` (training what the store lacks" in report_module.Report.codebase()
+    package = Path(codebase.__file__).parent
+    for _, modules, _ in codebase.LAYERS:
+        for name in modules:
+            assert (package / f"{name}.py").exists() or (package / name / "__init__.py").exists(), name
+    layers = report_module.Report.layers()
+    assert list(layers.columns) == ["layer", "modules", "what they hold"] and layers.iloc[0].layer == "foundations"
     params = plan.load_params(overrides={"device": "cpu"})
     trained = {"runs": 145, "trained": 3, "baselines": 10, "baselines_computed": 1, "seconds": 61.0,
                "runs_seconds": 10_123.4}

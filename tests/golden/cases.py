@@ -7,7 +7,6 @@ recomputes and compares them bit for bit, on any x86-64 CPU with AVX2.
 
 from __future__ import annotations
 
-import hashlib
 import re
 
 COMMON = dict(subset=500, subset_seed=0, epochs=2, batch_size=50, seed=0, device="cpu")
@@ -34,15 +33,11 @@ def compute(name: str) -> dict:
         result = _compute(BovwConfig(**BOVW), progress=False)
         return {"test_acc": result.test_acc, "per_class_acc": result.per_class_acc}
     from mnistkit.config import RunConfig
-    from mnistkit.trainer import fit
+    from mnistkit.trainer import fit, weights_sha256
 
     model, history = fit(RunConfig(**COMMON, **RUNS[name]), progress=False)
-    weights = hashlib.sha256()
-    for key, tensor in sorted(model.state_dict().items()):
-        weights.update(key.encode())
-        weights.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     epochs = [{k: row[k] for k in ("train_loss", "train_acc", "test_loss", "test_acc")} for row in history.rows]
-    return {"epochs": epochs, "weights_sha256": weights.hexdigest()}
+    return {"epochs": epochs, "weights_sha256": weights_sha256(model)}
 
 
 def numbers(summary: dict) -> dict:
