@@ -20,15 +20,17 @@ class LeNet(nn.Module):
     def __init__(self):
         super().__init__()
         self.conv1 = nn.Conv2d(1, 6, 5)
+        self.pool1 = nn.MaxPool2d(2)
         self.conv2 = nn.Conv2d(6, 16, 5)
+        self.pool2 = nn.MaxPool2d(2)
         self.fc1 = nn.Linear(16 * 4 * 4, 120)
         self.fc2 = nn.Linear(120, 84)
         self.fc3 = nn.Linear(84, 10)
 
     def forward(self, x):
         # relu(max_pool(x)) == max_pool(relu(x)), values and gradients alike, with a quarter of the relu work
-        x = F.relu(F.max_pool2d(self.conv1(x), 2))
-        x = F.relu(F.max_pool2d(self.conv2(x), 2))
+        x = F.relu(self.pool1(self.conv1(x)))
+        x = F.relu(self.pool2(self.conv2(x)))
         x = torch.flatten(x, 1)
         return self.fc3(F.relu(self.fc2(F.relu(self.fc1(x)))))
 
@@ -42,8 +44,8 @@ class DoubleConvLeNet(LeNet):
         self.conv2_1 = nn.Conv2d(16, 16, 5, padding=2)
 
     def forward(self, x):
-        x = F.relu(self.conv1_1(F.relu(F.max_pool2d(self.conv1(x), 2))))
-        x = F.relu(self.conv2_1(F.relu(F.max_pool2d(self.conv2(x), 2))))
+        x = F.relu(self.conv1_1(F.relu(self.pool1(self.conv1(x)))))
+        x = F.relu(self.conv2_1(F.relu(self.pool2(self.conv2(x)))))
         x = torch.flatten(x, 1)
         return self.fc3(F.relu(self.fc2(F.relu(self.fc1(x)))))
 

@@ -25,7 +25,7 @@ from .config import RunConfig, device_name, resolve_device
 from .files import atomic_write_text
 from .params import Params, from_notebook
 from .questions import failures, headlines, plan, q1, q2, q2_study, q3, q4, q5, q6
-from .questions.text import markdown, text_columns, training_set
+from .questions.text import MODEL_NAMES, QUESTIONS, captioned, markdown, text_columns, training_set
 from .store import Store
 
 
@@ -72,7 +72,7 @@ class Report:
         self.started = time.perf_counter()
         self.environment = environment(params)
         self._results: dict = {}
-        self.figures = 0  # figures shown so far: the next caption's number
+        self.figures = self.tables = 0  # figures and tables shown so far: the next captions' numbers
 
     @classmethod
     def start(cls, namespace: dict, store: Store | None = None) -> "Report":
@@ -130,24 +130,30 @@ class Report:
     # ------------------------------------------------------------ text
 
     def header(self) -> str:
-        """The protocol in one paragraph, under the title."""
+        """How the study was run, in words, under the title."""
         p = self.params
-        rule = (f"every selection is made on {p.validation:,} training images held out (500 of each digit, drawn once "
-                f"with seed {data.VALIDATION_SEED}), and the test set scores the chosen ones once" if p.protocol == "validation"
-                else "selections are made by test accuracy, as the assignment made them")
-        return (f"Profile `{p.profile}`, protocol `{p.protocol}`: {rule}. Seeds {p.seeds}; training set: "
-                f"{training_set(p.train_subset, p.validation)} images. A comparison of two methods is a difference "
-                "of means over seeds with its 95% interval; \"level\" means one that includes zero, no detectable "
-                "difference.")
+        rule = (f"Every choice among settings, recipes or baselines is made on {p.validation:,} training images held "
+                f"out for it (500 of each digit, drawn once), and the test set scores only what was chosen"
+                if p.protocol == "validation" else "Choices among settings are made by test accuracy, as the "
+                "assignment made them")
+        seeds = ", ".join(map(str, p.seeds))
+        return (f"**How the study was run.** {rule}. Each network is trained once per seed ({seeds}) on "
+                f"{training_set(p.train_subset, p.validation)} training images, and each result is the mean over "
+                "the seeds. A comparison of two methods is the difference of their means with its 95% interval; "
+                "\"no detectable difference\" means an interval that includes zero.")
 
     def answers(self) -> str:
         """The six answers, then the headline table follows (``headlines``)."""
         return headlines.answers(self.q1(), self.q2(), self.q2_study(), self.q3(), self.q4(), self.q5(), self.q6())
 
     def open(self, result, level: int = 2) -> None:
-        """A section's opening: its title, its answer in bold, then its protocol."""
-        self.say(f"{'#' * level} {result.title}\n\n**{headlines.sentence(result.answer())}**\n\n"
-                 f"**Protocol.** {result.protocol()}")
+        """A section's opening: its title and question; a pointer to its answer on the answers page (the
+        answer itself where that page is not shown, ``only``); then its protocol."""
+        number = result.title.split(".")[0]
+        question = f"*The question.* {QUESTIONS[number]}\n\n" if number in QUESTIONS else ""
+        answer = (f"*The answer* is answer {number} at the top." if self.complete and number in QUESTIONS
+                  else "" if self.complete else f"**{headlines.sentence(result.answer())}**")
+        self.say(f"{'#' * level} {result.title}\n\n{question}{answer}\n\n**Protocol.** {result.protocol()}")
 
     def lenet_figures(self) -> pd.DataFrame:
         """Every LeNet accuracy of the report side by side (every question selected)."""
@@ -156,7 +162,8 @@ class Report:
     @staticmethod
     def architecture(model: str, model_kw: dict | None = None) -> pd.DataFrame:
         """The layers, output shapes and parameters of ``model`` as a run builds it (``architecture.table``)."""
-        return architecture.table(model, model_kw)
+        return captioned(architecture.table(model, model_kw), f"{headlines.sentence(MODEL_NAMES[model])}'s layers: "
+                         "each one's output shape for one image and its learned parameters.")
 
     @staticmethod
     def codebase() -> str:
@@ -172,8 +179,10 @@ holds them while this report is built (read from its source, docstrings left out
     @staticmethod
     def layers() -> pd.DataFrame:
         """The package's layers, from the data up to this report."""
-        return pd.DataFrame([{"layer": name, "modules": ", ".join(modules), "what they hold": what}
-                             for name, modules, what in codebase.LAYERS])
+        frame = pd.DataFrame([{"layer": name, "modules": ", ".join(modules), "what they hold": what}
+                              for name, modules, what in codebase.LAYERS])
+        return captioned(frame, "The package's layers, from the data up to this report: a module imports only from "
+                                "its own layer and those listed before it.")
 
     def seeding(self) -> str:
         """What is seeded, then two trainings of one configuration from scratch, compared bit for bit."""
@@ -185,10 +194,9 @@ holds them while this report is built (read from its source, docstrings left out
             codebase.rerun(config).text()
 
     def appendix(self) -> str:
-        """How the report was computed: runs, their training CPU-seconds, the machine, the kernels, the wall time."""
+        """What the study cost and where it ran: its runs, their training CPU-seconds, the machine and kernels."""
         t, env = self.trained, self.environment
-        baselines = (f" and {t['baselines']} baseline entries ({t['baselines_computed']} computed now)"
-                     if t["baselines"] else "")
+        baselines = f" and {t['baselines']} fits of the baseline" if t["baselines"] else ""
         kernels = ("; kernels " + _words(env["kernels"])) if "kernels" in env else ""
         cpu = env["device"] == "cpu"
         unit = "CPU-seconds" if cpu else "seconds"
@@ -196,11 +204,10 @@ holds them while this report is built (read from its source, docstrings left out
                else "as each run measured them")
         return f"""## How this report was computed
 
-{t['runs']:,} training runs{baselines}; {t['trained']:,} runs were trained for this build, in
-{t['seconds']:,.0f} s, and the rest read from the run store. The runs' own training time adds up to
-**{t['runs_seconds']:,.0f} {unit}** ({how}; summary.json's `runs_seconds`). Machine:
-{env['device_name']} ({env['device']}), torch {env['torch']}, {env['threads']} thread(s) per
-run{kernels}. This build took {time.perf_counter() - self.started:,.0f} s from its parameters to this line."""
+The study is {t['runs']:,} training runs{baselines}. Their training took **{t['runs_seconds']:,.0f}
+{unit}** ({how}; summary.json's `runs_seconds`), on {env['device_name']} ({env['device']}) with torch
+{env['torch']}, {env['threads']} thread(s) per run{kernels}. Each run is stored under a hash of its
+configuration, so a later build reads it instead of training it again."""
 
     def summary(self) -> dict:
         """summary.json's content: where it ran, each question's headline numbers, runs and time."""
@@ -251,9 +258,13 @@ run{kernels}. This build took {time.perf_counter() - self.started:,.0f} s from i
         display(Image(png), metadata={"image/png": {"alt": alt, "print_width": f"{inches * plots.PRINT_SCALE:.2f}in"}})
         self.say(f"*Figure {self.figures}.* {caption}".rstrip())
 
-    @staticmethod
-    def table(frame: pd.DataFrame) -> None:
-        """Show a result's table: its values are already formatted, its index is not shown."""
+    def table(self, frame: pd.DataFrame) -> None:
+        """Show a result's table under its numbered caption (``frame.attrs["caption"]``, which every table of
+        the report has): its values are already formatted, its index is not shown."""
+        if not frame.attrs.get("caption"):
+            raise ValueError(f"a table without a caption: columns {list(frame.columns)}")
+        self.tables += 1
+        self.say(f"*Table {self.tables}.* {frame.attrs['caption']}")
         text = text_columns(frame)
         display(frame.style.hide(axis="index")
                 .set_properties(subset=text, **{"text-align": "left"})

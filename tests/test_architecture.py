@@ -28,10 +28,11 @@ def test_the_total_row_counts_every_trainable_parameter_and_the_rows_add_up_to_i
 
 def test_lenet_has_one_row_per_layer_with_its_shapes():
     frame = table("lenet").set_index("layer")
-    assert list(frame.index) == ["conv1 (Conv2d)", "conv2 (Conv2d)", "fc1 (Linear)", "fc2 (Linear)",
-                                 "fc3 (Linear)", "total"]
-    # 5x5 convs without padding; the 2x2 pooling after each is a function, not a row
-    assert list(frame["output shape"].iloc[:-1]) == ["6 × 24 × 24", "16 × 8 × 8", "120", "84", "10"]
+    assert list(frame.index) == ["conv1 (Conv2d)", "pool1 (MaxPool2d)", "conv2 (Conv2d)", "pool2 (MaxPool2d)",
+                                 "fc1 (Linear)", "fc2 (Linear)", "fc3 (Linear)", "total"]
+    # 5x5 convs without padding, each followed by its 2x2 pooling: the shapes do not jump
+    assert list(frame["output shape"].iloc[:-1]) == ["6 × 24 × 24", "6 × 12 × 12", "16 × 8 × 8", "16 × 4 × 4",
+                                                     "120", "84", "10"]
     assert frame.loc["conv1 (Conv2d)", "parameters"] == f"{6 * 25 + 6:,}"
     assert frame.loc["fc1 (Linear)", "parameters"] == f"{16 * 4 * 4 * 120 + 120:,}"
 
@@ -44,6 +45,9 @@ def test_the_double_conv_lenet_has_twice_the_conv_rows_and_keeps_their_size():
     lenet, double = convs("lenet"), convs("double_conv_lenet")
     assert len(double) == 2 * len(lenet) == 4
     assert list(double["output shape"]) == ["6 × 24 × 24", "6 × 12 × 12", "16 × 8 × 8", "16 × 4 × 4"]
+    rows = list(table("double_conv_lenet")["layer"])  # each added conv right after its pooling
+    assert rows[rows.index("pool1 (MaxPool2d)") + 1] == "conv1_1 (Conv2d)"
+    assert rows[rows.index("pool2 (MaxPool2d)") + 1] == "conv2_1 (Conv2d)"
 
 
 @pytest.mark.parametrize("depth", [2, 3])

@@ -295,7 +295,7 @@ def test_q1_is_the_mean_over_seeds_and_sees_when_the_test_loss_turns_up():
     assert "fit the training set more tightly" in r.analysis() and "98.40%, 98.60%" in r.analysis()
     assert not q1_result((0.97, 0.985), (0.1, 0.05)).overfits
     assert list(r.table().columns) == ["epoch", "train loss", "test loss", "train accuracy", "test accuracy",
-                                       "seconds per run"]
+                                       "seconds per epoch"]
     assert r.table()["test accuracy"].iloc[-1] == "98.50\u00a0±\u00a00.14%"
     assert "running means over the epoch's batches" in r.protocol() and "2 seeds: 0, 1" in r.protocol()
     s = r.summary()
@@ -348,7 +348,7 @@ def test_words_are_left_aligned_and_numbers_right():
     frame = q5_result([0.80, 0.95, 0.99]).table()
     assert text.text_columns(frame) == ["images per digit"]  # "60 each", "5,421 to 6,742 (unbalanced)"
     assert text.text_columns(headlines.table([q4_result([0.988, 0.989, 0.987], [0.9875, 0.9885, 0.988])])) == [
-        "result", "mnistkit"]  # "+0.10 points [...]" holds a word
+        "result", "this report"]  # "+0.10 points [...]" holds a word
 
 
 def test_headline_labels_come_from_the_results():
@@ -358,8 +358,8 @@ def test_headline_labels_come_from_the_results():
              q6_result(vit={"assignment": [0.942, 0.980], "improved": [0.96, 0.99]},
                        lenet={"assignment": [0.973, 0.990], "improved": [0.97, 0.991]}, validation=5000)]
     table = headlines.table(parts)
-    assert list(table.columns) == ["result", "mnistkit", "the assignment"]
-    assert table.result.iloc[0] == "1. LeNet, 3 epochs (mean of 2 seeds)" and table.mnistkit.iloc[0] == "99.00%"
+    assert list(table.columns) == ["result", "this report", "the assignment"]
+    assert table.result.iloc[0] == "1. LeNet, 3 epochs (mean of 2 seeds)" and table["this report"].iloc[0] == "99.00%"
     assert table.result.iloc[1] == "2. best of 3 settings, chosen on validation: adam lr=0.001 bs=64 (mean of 3 seeds)"
     assert "6. ViT, 60,000 (55,000 trained on, 5,000 held out) images (improved recipe, mean of 3 seeds)" in table.result.tolist()
     assert table["the assignment"][table.result.str.startswith("6. ViT, 60,000")].item() == "97.44% (6 layers)"
@@ -369,7 +369,7 @@ def test_headline_labels_come_from_the_results():
         "5. 600 training images, equal epochs (mean)", "5. 6,000 training images, equal epochs (mean)",
         "5. 60,000 (55,000 trained on, 5,000 held out) training images, equal epochs (mean)"]
     gap = parts[2].gap
-    assert table["mnistkit"][table.result == "3. CNN minus BoVW, 95% interval"].item() == (
+    assert table["this report"][table.result == "3. CNN minus BoVW, 95% interval"].item() == (
         f"{text.points(gap.diff)} points [{text.points(gap.lo)}, {text.points(gap.hi)}]")
     retrained = q2_result()
     retrained.retrained = pd.DataFrame({"seed": [0, 1, 2], "test_acc": [0.99] * 3, "train_images": 60_000})
@@ -414,3 +414,18 @@ def test_the_lenet_figures_table_reconciles_every_section():
     assert table.section.tolist() == ["1", "2, chosen setting; 3", "4", "6, improved recipe"]
     assert table["epochs"].tolist() == [3, 5, 5, 10] and table["training images"].iloc[1] == "60,000"
     assert table["test accuracy, mean ± std"].iloc[2] == text.pm(0.988, 0.001)
+
+
+def test_every_table_of_a_result_carries_the_caption_the_report_numbers():
+    from mnistkit.report import Report
+
+    tables = [q1_result((0.97, 0.985, 0.989)).table(), q2_result().table(),
+              q3_result([0.9905, 0.9915, 0.9910], 0.99).table(), q3_result([0.9905, 0.9915, 0.9910], 0.99).grid_table(),
+              q4_result([0.988, 0.989, 0.987], [0.9875, 0.9885, 0.988]).table(), q5_result([0.80, 0.95, 0.99]).table(),
+              q6_result(vit={"assignment": [0.942, 0.980], "improved": [0.96, 0.99]},
+                        lenet={"assignment": [0.973, 0.990], "improved": [0.97, 0.991]}).table(),
+              Report.layers(), Report.architecture("lenet")]
+    for frame in tables:
+        assert len(frame.attrs.get("caption", "")) > 20, list(frame.columns)
+    with pytest.raises(ValueError, match="without a caption"):
+        Report.table(None, pd.DataFrame({"a": [1]}))

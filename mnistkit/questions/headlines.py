@@ -6,9 +6,9 @@ from __future__ import annotations
 import pandas as pd
 
 from ..data import train_images
-from .text import NA, pm
+from .text import NA, captioned, pm
 
-COLUMNS = ["result", "mnistkit", "the assignment"]
+COLUMNS = ["result", "this report", "the assignment"]
 
 
 def table(results: list) -> pd.DataFrame:
@@ -50,4 +50,5 @@ def lenet_figures(q1, q2, q3, q4, q6) -> pd.DataFrame:
                      pm(t["mean"], t["std"])))
     frame = pd.DataFrame(rows, columns=["section", "recipe", "epochs", "training images", "seeds",
                                         "test accuracy, mean ± std"])
-    return frame.assign(**{"training images": frame["training images"].map("{:,}".format)})
+    frame = frame.assign(**{"training images": frame["training images"].map("{:,}".format)})
+    return captioned(frame, "Every LeNet accuracy of this report, with the recipe, epochs and training set behind it.")

@@ -9,7 +9,7 @@ import pandas as pd
 from ..params import Params
 from ..store import Store
 from .common import base, read
-from .text import ASSIGNMENT, OPTIMIZER_NAMES, pct, plural, pm, training_set
+from .text import ASSIGNMENT, OPTIMIZER_NAMES, captioned, pct, plural, pm, training_set
 
 METRICS = ["train_loss", "train_acc", "test_loss", "test_acc", "seconds"]
 
@@ -105,15 +105,16 @@ loss, which is measured after the epoch."""
 
     def table(self) -> pd.DataFrame:
         h = self.history
-        spread = self.histories.groupby("epoch").test_acc.std(ddof=1).reindex(h.epoch).fillna(float("nan"))
-        return pd.DataFrame({
+        spread = self.histories.groupby("epoch")[["train_acc", "test_acc"]].std(ddof=1).reindex(h.epoch)
+        return captioned(pd.DataFrame({
             "epoch": h.epoch.astype(int),
             "train loss": h.train_loss.map("{:.4f}".format),
             "test loss": h.test_loss.map("{:.4f}".format),
-            "train accuracy": h.train_acc.map(pct),
-            "test accuracy": [pm(m, s) for m, s in zip(h.test_acc, spread)],
-            "seconds per run": h.seconds.map("{:,.1f}".format),
-        })
+            "train accuracy": [pm(m, s) for m, s in zip(h.train_acc, spread.train_acc)],
+            "test accuracy": [pm(m, s) for m, s in zip(h.test_acc, spread.test_acc)],
+            "seconds per epoch": h.seconds.map("{:,.1f}".format),
+        }), f"LeNet at every epoch: losses, and accuracies as mean ± std over {self._runs()}; a run's seconds "
+            "for the epoch, its test pass included.")
 
     def analysis(self) -> str:
         h, last, best = self.history, self.last, self.lowest_test_loss

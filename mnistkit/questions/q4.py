@@ -11,7 +11,7 @@ from .. import stats
 from ..params import Params
 from ..store import Store
 from .common import base, curves, read, row
-from .text import MODEL_NAMES, bracketed, interval, mean_std_column, pct, plural, pm, training_set
+from .text import MODEL_NAMES, bracketed, captioned, interval, mean_std_column, pct, plural, pm, training_set
 
 MODELS = ("lenet", "double_conv_lenet")
 
@@ -78,13 +78,13 @@ bands ±1 std."""
 
     def table(self) -> pd.DataFrame:
         m = self.models.reset_index()
-        return pd.DataFrame({
+        return captioned(pd.DataFrame({
             "model": m.model.map(MODEL_NAMES),
             "test accuracy, mean ± std": mean_std_column(m),
             "seeds": m["count"].astype(int),
             "parameters": m.parameters.map("{:,}".format),
             "seconds per epoch": m.seconds_per_epoch.map("{:.2f}".format),
-        })
+        }), "LeNet and the doubled-conv LeNet after the same epochs, over the same seeds.")
 
     def analysis(self) -> str:
         m, gap = self.models, self.gap

@@ -12,7 +12,7 @@ from .. import stats
 from ..params import Params
 from ..store import Store
 from .common import full_size, read, row, sized
-from .text import ASSIGNMENT, NA, images, mean_std_column, pct, plural, pm, points, size_key
+from .text import ASSIGNMENT, NA, captioned, images, mean_std_column, pct, plural, pm, points, size_key
 
 
 def _count(params: Params, size) -> int:
@@ -160,7 +160,7 @@ to 6,742 (one) images each."""
 
     def table(self) -> pd.DataFrame:
         e, q = self.sizes, self.steps.set_index("size")
-        return pd.DataFrame({
+        frame = pd.DataFrame({
             "training images": e["size"].map("{:,}".format),
             "images per digit": e.per_class,
             "equal epochs: test accuracy": mean_std_column(e),
@@ -168,6 +168,8 @@ to 6,742 (one) images each."""
             "equal steps: epochs": [f"{int(q.loc[n, 'epochs']):,}" if n in q.index else NA for n in e["size"]],
             "equal steps: test accuracy": [pm(q.loc[n, "mean"], q.loc[n, "std"]) if n in q.index else NA for n in e["size"]],
         })
+        return captioned(frame, "LeNet's test accuracy per training-set size: at equal epochs, and trained for as many "
+                                "steps as the largest set.")
 
     def analysis(self) -> str:
         s, q = self.sizes, self.steps

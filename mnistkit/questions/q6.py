@@ -12,8 +12,8 @@ from .. import models, stats
 from ..params import Params
 from ..store import Store
 from .common import curves, read, row, sized
-from .text import (ASSIGNMENT, GOALS, MODEL_NAMES, SELECTED_BY, images, interval, mean_std_column, pct, plural,
-                   points, recipe_words, size_key, bracketed)
+from .text import (ASSIGNMENT, GOALS, MODEL_NAMES, SELECTED_BY, bracketed, captioned, images, interval, mean_std_column,
+                   pct, plural, points, recipe_words, size_key)
 
 
 def labelled_runs(params: Params):
@@ -201,7 +201,7 @@ same data and recipe (mean seconds per run)."""
 
     def table(self) -> pd.DataFrame:
         t = self.table_frame
-        return pd.DataFrame({
+        frame = pd.DataFrame({
             "recipe": t.recipe,
             "model": t.model.map(MODEL_NAMES),
             "training images": t["size"].map("{:,}".format),
@@ -211,6 +211,7 @@ same data and recipe (mean seconds per run)."""
             "parameters": t.parameters.map("{:,}".format),
             "seconds per run": t.seconds.map("{:,.0f}".format),
         })
+        return captioned(frame, "The ViT and LeNet under each recipe and training set, at equal epochs.")
 
     def analysis(self) -> str:
         best, small, large = self.best_recipe, self.sizes[0], self.sizes[-1]

@@ -12,6 +12,21 @@ from ..stats import Difference
 # What the assignment printed for the same questions: the figures to beat.
 ASSIGNMENT = {"q1": 0.990, "q2": 0.9905, "q3": "~80%", "q5": {600: 0.8183, 60_000: 0.9867},
               "q6_vit": {6_000: 0.9429, 60_000: 0.9744}}
+# The assignment's questions, as each section restates them.
+QUESTIONS = {
+    "1": "Set up a modular codebase for training LeNet on handwritten-digit recognition, with the data, the "
+         "model and the trainer apart; log the training and evaluation losses and accuracies at every epoch; seed "
+         "random numbers, so that running the notebook again gives the same results.",
+    "2": "Show the results of 6 settings of the hyperparameters (batch size, learning rate, optimizer) and explain "
+         "the trends in accuracy. Which hyperparameters are most important?",
+    "3": "Compare the best performing CNN against the SIFT bag-of-visual-words + SVM approach, and explain the "
+         "differences.",
+    "4": "How does the performance change if the number of convolutional layers is doubled?",
+    "5": "How does the performance change as the training set grows from 600 to 1,800, 6,000, 18,000 and 60,000 "
+         "images, every class equally represented? Explain the trends.",
+    "6": "Replace the CNN with a 2-layer Transformer encoder, predicting ViT-style, trained on 6,000 and on 60,000 "
+         "images. How do the results compare with the CNN's? Explain the trends.",
+}
 GOALS = {6_000: 0.95, 60_000: 0.98}  # this report's goals for the ViT (question 6)
 OPTIMIZER_NAMES = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD", "rmsprop": "RMSprop"}
 NA = "—"  # a table cell that does not apply
@@ -44,6 +59,12 @@ def images(size: int, validation: int) -> str:
     if validation and size == TRAIN_SIZE - validation:
         return f"{TRAIN_SIZE:,} ({size:,} trained on, {validation:,} held out)"
     return f"{size:,}"
+
+
+def captioned(frame: pd.DataFrame, caption: str) -> pd.DataFrame:
+    """``frame`` with the caption the report numbers and shows above it (``Report.table``)."""
+    frame.attrs["caption"] = caption
+    return frame
 
 
 def pct(x: float, digits: int = 2) -> str:
