@@ -158,13 +158,18 @@ def test_build_sh_hashes_with_shasum_where_there_is_no_sha256sum(tmp_path):
     assert result.stdout.strip() == hashlib.sha256(b"abc").hexdigest(), result.stderr
 
 
+def fake_python(folder):
+    """A 'python' in ``folder`` that writes its arguments to ``folder/args`` and does nothing else."""
+    fake = folder / "python"
+    fake.write_text(f"#!/bin/sh\necho \"$@\" > {folder}/args\n")
+    fake.chmod(0o755)
+    return fake
+
+
 @pytest.mark.slow
 def test_build_sh_test_runs_pytest_without_chromium_on_path(tmp_path):
     """``./build.sh test`` with setup done (its stamp matches) and no browser anywhere: pytest runs."""
-    fake = tmp_path / "python"
-    fake.write_text(f"#!/bin/sh\necho \"$@\" > {tmp_path}/args\n")
-    fake.chmod(0o755)
-    script = f"setup_python() {{ :; }}; setup_kernel() {{ :; }}; PY={fake}; main test -k smoke"
+    script = f"setup_python() {{ :; }}; setup_kernel() {{ :; }}; PY={fake_python(tmp_path)}; main test -k smoke"
     result = bash(script, path=str(tmp_path))
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "args").read_text().split() == ["-m", "pytest", "-k", "smoke"]
@@ -172,10 +177,8 @@ def test_build_sh_test_runs_pytest_without_chromium_on_path(tmp_path):
 
 def test_build_sh_lab_opens_the_report_in_jupyterlab_after_the_set_up(tmp_path):
     """``./build.sh lab``: set-up, kernel, then JupyterLab on report.ipynb with the arguments given."""
-    fake = tmp_path / "python"
-    fake.write_text(f"#!/bin/sh\necho \"$@\" > {tmp_path}/args\n")
-    fake.chmod(0o755)
-    script = f"setup_python() {{ echo setup; }}; setup_kernel() {{ echo kernel; }}; PY={fake}; main lab --no-browser"
+    script = (f"setup_python() {{ echo setup; }}; setup_kernel() {{ echo kernel; }}; PY={fake_python(tmp_path)}; "
+              "main lab --no-browser")
     result = bash(script, path=str(tmp_path))
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["setup", "kernel"]
