@@ -168,6 +168,8 @@ class Q6:
     seeds: list[int] = param([0], "seeds of this question (a 60,000-image ViT run costs minutes on a CPU)")
     recipes: dict[str, dict] = param({"assignment": {"optimizer": "adam", "lr": 0.001, "batch_size": 64}},
                           "name: run parameters; 'vit' and 'lenet' hold each model's own keyword arguments")
+    ablation: dict[str, list[str]] = param({}, "name: settings of the last recipe put back as the first recipe has "
+                                               "them, one group at a time (the ViT at the first size)")
 
     def __post_init__(self):
         _sizes("sizes", self.sizes)
@@ -178,6 +180,13 @@ class Q6:
             raise ConfigError("recipes", self.recipes, "must name at least one recipe")
         for name, recipe in self.recipes.items():
             _mapping(f"recipes.{name}", recipe)
+        _mapping("ablation", self.ablation)
+        if self.ablation and len(self.recipes) < 2:
+            raise ConfigError("ablation", self.ablation, "needs two recipes: the last one, and the first to put back")
+        changed = list(self.recipes.values())[-1]
+        for name, keys in self.ablation.items():
+            if not isinstance(keys, list) or not keys or any(k not in changed for k in keys):
+                raise ConfigError(f"ablation.{name}", keys, f"must list settings the last recipe sets: {list(changed)}")
 
 
 @dataclass(frozen=True)
@@ -201,7 +210,7 @@ class Params:
     q3: Q3 = param(Q3(), "best CNN vs the SIFT-BoVW-SVM baseline")
     q4: Q4 = param(Q4(), "LeNet vs doubled conv layers: epochs")
     q5: Q5 = param(Q5(), "training-set sizes (None: all) and epochs")
-    q6: Q6 = param(Q6(), "ViT vs LeNet: sizes, epochs, seeds, recipes")
+    q6: Q6 = param(Q6(), "ViT vs LeNet: sizes, epochs, seeds, recipes, ablation of the last recipe")
 
     def __post_init__(self):
         from .config import resolve_device

@@ -13,7 +13,7 @@ from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator
 from . import stats
 from .data import MEAN, STD
 from .questions.text import MODEL_NAMES, OPTIMIZER_NAMES, PARAMETER_NAMES
-from .study import DIVERGED, WITHIN_SGD
+from .study import FAILED, WITHIN_SGD
 
 sns.set_theme(style="whitegrid", context="notebook")
 
@@ -121,7 +121,7 @@ def lr_curves(study: pd.DataFrame, value: str = "val_acc", label: str = "validat
               title: str = "Accuracy against learning rate, per optimizer"):
     """Each trial's ``value`` against its learning rate (log axis), one panel per optimizer,
     coloured by batch size (log colour scale), so the optimizer x learning-rate interaction shows.
-    The y range fits the trials that trained; those that diverged (below 20%) are drawn as
+    The y range fits the trials that trained; those that failed (below 20%) are drawn as
     triangles at its bottom edge."""
     optimizers = list(dict.fromkeys(study["optimizer"]))
     fig, axes = plt.subplots(1, len(optimizers), figsize=(3.6 * len(optimizers) + 1.2, 3.6), squeeze=False,
@@ -132,16 +132,16 @@ def lr_curves(study: pd.DataFrame, value: str = "val_acc", label: str = "validat
     high = min([t for t in BATCH_TICKS if t >= high] or [high])
     norm = plt.matplotlib.colors.LogNorm(low, max(high, low + 1))
     pct = 100 * study[value].astype(float)
-    diverged = pct < 100 * DIVERGED
-    trained = pct[~diverged]
+    failed = pct < 100 * FAILED
+    trained = pct[~failed]
     bottom = top = None
-    if len(trained) and diverged.any():
+    if len(trained) and failed.any():
         bottom, top = _fit(trained.min(), trained.max(), share=0.08, least=0.3)
     style = dict(cmap="viridis", norm=norm, s=40, edgecolor="black", linewidth=0.4)
     for ax, opt in zip(axes[0], optimizers):
         rows = (study.optimizer == opt).to_numpy()
-        keep, out = rows & ~diverged.to_numpy(), rows & diverged.to_numpy()
-        if bottom is None:  # nothing diverged, or every trial did: one scale for all
+        keep, out = rows & ~failed.to_numpy(), rows & failed.to_numpy()
+        if bottom is None:  # nothing failed, or every trial did: one scale for all
             keep, out = rows, np.zeros_like(rows)
         ax.scatter(study["lr"][keep], pct[keep], c=study["batch_size"][keep], **style)
         if out.any():
@@ -156,7 +156,7 @@ def lr_curves(study: pd.DataFrame, value: str = "val_acc", label: str = "validat
     _batch_colorbar(fig, plt.matplotlib.cm.ScalarMappable(norm=norm, cmap="viridis"), axes[0].tolist(), norm)
     if bottom is not None:
         marker = Line2D([], [], marker="v", linestyle="none", markersize=8, markerfacecolor="lightgray",
-                        markeredgecolor="black", label=f"diverged (below {100 * DIVERGED:.0f}%), drawn at the edge")
+                        markeredgecolor="black", label=f"failed (below {100 * FAILED:.0f}%), drawn at the edge")
         fig.legend(handles=[marker], loc="outside lower center", frameon=False)
     fig.suptitle(title)
     return fig

@@ -258,9 +258,12 @@ configuration, so a later build reads it instead of training it again."""
         display(Image(png), metadata={"image/png": {"alt": alt, "print_width": f"{inches * plots.PRINT_SCALE:.2f}in"}})
         self.say(f"*Figure {self.figures}.* {caption}".rstrip())
 
-    def table(self, frame: pd.DataFrame) -> None:
+    def table(self, frame: pd.DataFrame | None) -> None:
         """Show a result's table under its numbered caption (``frame.attrs["caption"]``, which every table of
-        the report has): its values are already formatted, its index is not shown."""
+        the report has): its values are already formatted, its index is not shown. None (a table this build
+        has no data for, such as an ablation not run) shows nothing."""
+        if frame is None:
+            return
         if not frame.attrs.get("caption"):
             raise ValueError(f"a table without a caption: columns {list(frame.columns)}")
         self.tables += 1

@@ -12,6 +12,8 @@ computed among those.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import optuna
 import pandas as pd
@@ -28,8 +30,21 @@ SPACE = {
 }
 MOMENTUM = FloatDistribution(0.5, 0.99)  # SGD only
 WITHIN_SGD = "momentum (within SGD)"  # importances' key for momentum's share among the SGD trials
-DIVERGED = 0.2  # a trial whose accuracy is below this diverged (chance is 10%)
+FAILED = 0.2  # a trial whose accuracy is below this failed to learn (chance is 10%)
+CHANCE_LOSS = math.log(10)  # the cross-entropy of a uniform guess over the 10 classes
+BLOWN_UP = 1.5  # a failed trial whose train loss ever exceeded this many times CHANCE_LOSS diverged
 PARAMETERS = tuple(SPACE)
+
+
+def failure(accuracy: float, peak_loss: float) -> str | None:
+    """How a trial failed, from its accuracy and the largest of its epochs' mean train losses (inf where
+    one was not a number): None where it learned (accuracy at least ``FAILED``); "diverged" where its loss
+    rose well above a uniform guess's (``BLOWN_UP`` x ``CHANCE_LOSS``) or stopped being a number, the mark
+    of steps that blew up; "stalled" where it stayed near a uniform guess's, steps too small to learn in
+    the budget."""
+    if accuracy >= FAILED:
+        return None
+    return "diverged" if not math.isfinite(peak_loss) or peak_loss > BLOWN_UP * CHANCE_LOSS else "stalled"
 
 
 def distributions(params: dict) -> dict:

@@ -160,7 +160,7 @@ def test_lr_curves_fit_the_trained_and_pin_the_diverged():
     pinned = [c for ax in panels for c in ax.collections if c.get_paths()
               and len(c.get_offsets()) and np.all(c.get_offsets()[:, 1] < low + 0.1 * (high - low))]
     assert sum(len(c.get_offsets()) for c in pinned) == 2
-    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["diverged (below 20%), drawn at the edge"]
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["failed (below 20%), drawn at the edge"]
     colorbar = fig.axes[-1]
     ticks = [t.get_text() for t in colorbar.get_yticklabels()]
     assert ticks == ["32", "64", "128", "256", "512"]

@@ -31,7 +31,8 @@ def runs(params: Params) -> list:
 def result(params: Params, store: Store) -> "StudyResult":
     """The study's trials from the store, and their fANOVA importances."""
     items = list(trials(params))
-    frame = pd.DataFrame([{**row(run), "momentum": setting.get("momentum", math.nan)}
+    frame = pd.DataFrame([{**row(run), "momentum": setting.get("momentum", math.nan),
+                           "peak_loss": run.history.train_loss.fillna(math.inf).max()}
                           for (setting, _), run in zip(items, read(store, [c for _, c in items], "q2"))])
     q = params.q2.study
     return StudyResult(trials=frame, importance=study.frame_importances(frame, params.selected_by),
@@ -44,7 +45,8 @@ def result(params: Params, store: Store) -> "StudyResult":
 class StudyResult:
     """The random search's trials and the share of their accuracy's variance each hyperparameter explains."""
 
-    trials: pd.DataFrame  # one row per trial: optimizer, lr, batch_size, weight_decay, momentum (NaN), test_acc, val_acc
+    trials: pd.DataFrame  # per trial: optimizer, lr, batch_size, weight_decay, momentum (NaN), test_acc, val_acc,
+    # peak_loss (the largest epoch's mean train loss, inf where one was not a number)
     importance: dict  # study.importances: each searched hyperparameter's share, then momentum's within SGD
     resampled: pd.DataFrame  # study.bootstrap: the importances of each bootstrap resample of the trials
     epochs: int
@@ -67,17 +69,39 @@ class StudyResult:
         return [first] + [n for n in rest if not study.separated(self.resampled, first, n)]
 
     @property
-    def diverged(self) -> pd.DataFrame:
-        """The trials that diverged: accuracy below ``study.DIVERGED``."""
-        return self.trials[self.trials[self.selected_by] < study.DIVERGED]
+    def failed(self) -> pd.DataFrame:
+        """The trials that failed to learn (accuracy below ``study.FAILED``), each with how ("kind":
+        diverged or stalled, ``study.failure``)."""
+        t = self.trials
+        kinds = [study.failure(a, p) for a, p in zip(t[self.selected_by], t.peak_loss)]
+        return t.assign(kind=kinds)[[k is not None for k in kinds]]
+
+    @property
+    def failed_trials(self) -> dict:
+        kinds = self.failed.kind.value_counts()
+        return {kind: int(kinds.get(kind, 0)) for kind in ("diverged", "stalled")}
 
     @cached_property
-    def importance_without_diverged(self) -> dict | None:
-        """The importances of the trials that did not diverge; None where none diverged or under 8 are left."""
-        kept = self.trials[self.trials[self.selected_by] >= study.DIVERGED]
-        if len(self.diverged) == 0 or len(kept) < 8:
+    def importance_without_failed(self) -> dict | None:
+        """The importances of the trials that learned; None where none failed or under 8 are left."""
+        kept = self.trials[self.trials[self.selected_by] >= study.FAILED]
+        if len(self.failed) == 0 or len(kept) < 8:
             return None
         return study.frame_importances(kept, self.selected_by)
+
+    def _failures(self) -> str:
+        """The failed trials by kind, with their optimizers and learning rates."""
+        parts = []
+        for kind, how in (("diverged", f"their train loss rose above {study.BLOWN_UP:g}× a uniform guess's "
+                                       f"({study.CHANCE_LOSS:.2f}) or stopped being a number"),
+                          ("stalled", "their train loss stayed near a uniform guess's")):
+            group = self.failed[self.failed.kind == kind]
+            if len(group):
+                where = "; ".join(f"{OPTIMIZER_NAMES[o]} at learning rates {g.lr.min():.2g} to {g.lr.max():.2g}"
+                                  if len(g) > 1 else f"{OPTIMIZER_NAMES[o]} at learning rate {g.lr.iloc[0]:.2g}"
+                                  for o, g in group.groupby("optimizer", sort=False))
+                parts.append(f"{len(group)} {kind} ({how}: {where})")
+        return " and ".join(parts)
 
     def _share(self, name: str) -> str:
         lo, hi = self.ci95(name)
@@ -156,10 +180,11 @@ on its own; momentum's share is computed among the SGD trials."""
         within = imp.get(study.WITHIN_SGD)
         momentum = "" if within is None else (f" Among the SGD trials alone, momentum explains "
                                               f"{self._share(study.WITHIN_SGD)}.")
-        calm = self.importance_without_diverged
+        calm = self.importance_without_failed
         diverged = "" if calm is None else (
-            f"\n\n{plural(len(self.diverged), 'trial')} diverged (below {pct(study.DIVERGED, 0)}, chance is 10%); the gap "
-            f"between them and the rest is part of the variance above. Without them the shares are "
+            f"\n\n{plural(len(self.failed), 'trial')} failed to learn (below {pct(study.FAILED, 0)}, chance is 10%): "
+            f"{self._failures()}. The gap between them and the rest is part of the variance above. Without "
+            f"them (both kinds) the shares are "
             + ", ".join(f"{PARAMETER_NAMES[n]} {pct(calm[n], 0)}" for n in sorted(study.PARAMETERS, key=lambda k: -calm[k]))
             + ": what separates good runs from each other, rather than from the failed ones.")
         return f"""Shares with their 95% intervals over {len(self.resampled)} bootstrap resamples of the trials:
@@ -176,10 +201,10 @@ needs a larger one. With a fixed number of epochs a larger batch means fewer upd
 size and learning rate act together through the size and number of steps."""
 
     def summary(self) -> dict:
-        calm = self.importance_without_diverged
+        calm = self.importance_without_failed
         return {"trials": len(self.trials),
                 "importance": {k: float(self.importance[k]) for k in study.PARAMETERS},
                 "momentum_importance_within_sgd": self.importance.get(study.WITHIN_SGD),
                 "importance_ci95": self.intervals, "importance_resamples": len(self.resampled),
-                "importance_leaders": self.leaders, "diverged_trials": len(self.diverged),
-                "importance_without_diverged": None if calm is None else {k: float(calm[k]) for k in study.PARAMETERS}}
+                "importance_leaders": self.leaders, "failed_trials": self.failed_trials,
+                "importance_without_failed": None if calm is None else {k: float(calm[k]) for k in study.PARAMETERS}}
