@@ -3,8 +3,8 @@
 ``table(model, model_kw)`` builds the network as a run does (``build_model``, on the CPU) and
 traces one ``[1, 1, 28, 28]`` image through it with ``torchinfo.summary``. Rows are its layers in
 the order the forward pass runs them, down to ``DEPTH`` levels of modules: every layer of the two
-LeNets, and one row per encoder layer of the ViT (its attention, MLP and norms together). The
-pooling and activations that the LeNets apply as functions are not modules, and have no row.
+LeNets, their pooling included, and one row per encoder layer of the ViT (its attention, MLP and
+norms together). The activations, applied as functions, are not modules and have no row.
 """
 
 from __future__ import annotations

@@ -45,7 +45,7 @@ SEEDED = (  # every random source of a run, and what fixes it
     "Python's, NumPy's and torch's global generators, from the run's seed (`trainer.seed_everything`)",
     "the batch order and the shift augmentation, from a torch generator of the same seed",
     "dropout masks, drawn by NumPy's SFC64 from a seed that torch's generator gives each call",
-    "the balanced subsets, from the run's subset seed, the same draw for every seed of a comparison",
+    "the balanced subsets, from the run's subset seed: every method trained at one seed sees the same images",
     f"the held-out validation images, drawn once with seed {data.VALIDATION_SEED:,}",
     "the order of additions: each library's CPU code path pinned before it starts, one thread per run",
 )
@@ -117,11 +117,14 @@ def rerun(config: RunConfig, times: int = 2) -> Rerun:
     """Train ``config`` ``times`` times from scratch, outside the run store; raise ``ReproducibilityError``
     unless every training gives the same weights (bit for bit) and the same test numbers."""
     trainings = []
-    for _ in range(times):
-        model, history = trainer.fit(config, progress=False)
-        last = history.final
-        trainings.append({"weights_sha256": trainer.weights_sha256(model), "test_acc": last["test_acc"],
-                          "test_loss": last["test_loss"]})
+    try:
+        for _ in range(times):
+            model, history = trainer.fit(config, progress=False)
+            last = history.final
+            trainings.append({"weights_sha256": trainer.weights_sha256(model), "test_acc": last["test_acc"],
+                              "test_loss": last["test_loss"]})
+    finally:
+        trainer.set_deterministic(False)  # the process's default again, whatever the config asked for
     result = Rerun(config, trainings)
     if not result.equal:
         raise ReproducibilityError(f"two trainings of {config.label()} from scratch differ: {trainings}")

@@ -133,17 +133,18 @@ class Report:
         """How the study was run, in words, under the title."""
         p = self.params
         rule = (f"Every choice among settings, recipes or baselines is made on {p.validation:,} training images held "
-                f"out for it (500 of each digit, drawn once), and the test set scores only what was chosen"
+                f"out for it (500 of each digit, drawn once), and the test set evaluates what was chosen"
                 if p.protocol == "validation" else "Choices among settings are made by test accuracy, as the "
                 "assignment made them")
         seeds = ", ".join(map(str, p.seeds))
-        return (f"**How the study was run.** {rule}. Each network is trained once per seed ({seeds}) on "
-                f"{training_set(p.train_subset, p.validation)} training images, and each result is the mean over "
-                "the seeds. A comparison of two methods is the difference of their means with its 95% interval; "
-                "\"no detectable difference\" means an interval that includes zero.")
+        return (f"**How the study was run.** {rule}. Each network is trained once per seed ({seeds}, unless a "
+                f"section says otherwise) on {training_set(p.train_subset, p.validation)} training images or the "
+                "subset its question asks for, and a result is the mean over its seeds. A comparison of two methods "
+                "is the difference of their means with its 95% interval; \"no detectable difference\" means an "
+                "interval that includes zero.")
 
     def answers(self) -> str:
-        """The six answers, then the headline table follows (``headlines``)."""
+        """The six answers, the report's first section."""
         return headlines.answers(self.q1(), self.q2(), self.q2_study(), self.q3(), self.q4(), self.q5(), self.q6())
 
     def open(self, result, level: int = 2) -> None:

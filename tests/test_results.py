@@ -447,7 +447,7 @@ def test_q6_ablation_credits_only_what_its_intervals_support_and_names_the_model
     # the improved ViT scores 0.961, 0.962, 0.963 on 6,000 images; put back one group at a time:
     effects = {"shift augmentation": (0.950, 0.951, 0.952), "optimizer": (0.9615, 0.9625, 0.9620),
                "pre-norm": (0.964, 0.965, 0.966)}
-    ablation = pd.DataFrame([{"group": g, "test_acc": a} for g, accs in effects.items() for a in accs])
+    ablation = pd.DataFrame([{"group": g, "size": 6000, "test_acc": a} for g, accs in effects.items() for a in accs])
     ablated = {"shift augmentation": ["augment"], "optimizer": ["optimizer"], "pre-norm": ["vit"]}
     done = dataclasses.replace(r, ablation=ablation, ablated=ablated)
     assert done.ablation_effect("shift augmentation").verdict == "better"
@@ -457,10 +457,14 @@ def test_q6_ablation_credits_only_what_its_intervals_support_and_names_the_model
     credits = "Of the training recipe's changes on 6,000 images, the ablation credits shift augmentation (+1.10 points"
     assert credits in text
     assert "optimizer (+0.00 points" in text and "has no detectable effect" in text
-    assert "Of the model's on 6,000 images, pre-norm (-0.30 points" in text and "costs accuracy here" in text
+    assert "Of the model's changes on 6,000 images, pre-norm (-0.30 points" in text and "costs accuracy here" in text
     table = done.ablation_table()
     assert list(table["put back"]) == list(ablated) and table.attrs["caption"].startswith("The ViT on 6,000 images")
-    assert table["as"].tolist() == ["the defaults", "Adam", "the defaults"]
+    assert table["as"].tolist() == ["no augmentation", "Adam", "ViT with post-norm encoder layers"]
     groups = done.summary()["ablation"]["groups"]
     assert groups["shift augmentation"]["verdict"] == "better" and groups["pre-norm"]["put_back"] == ["vit"]
     assert groups["optimizer"]["full_minus_this"] == pytest.approx(0.0, abs=1e-9)
+    single = q6_result(vit={"assignment": [0.942, 0.980], "improved": [0.962, 0.990]},
+                       lenet={"assignment": [0.973, 0.990], "improved": [0.976, 0.992]}, seeds=(1,))
+    one_seed = dataclasses.replace(single, ablation=ablation.groupby("group").head(1), ablated=ablated)  # no interval
+    assert "ran on one seed here, which gives no interval: none of its changes is credited" in one_seed.analysis()

@@ -93,7 +93,7 @@ class StudyResult:
         """The failed trials by kind, with their optimizers and learning rates."""
         parts = []
         for kind, how in (("diverged", f"their train loss rose above {study.BLOWN_UP:g}× a uniform guess's "
-                                       f"({study.CHANCE_LOSS:.2f}) or stopped being a number"),
+                                       f"{study.CHANCE_LOSS:.2f} or stopped being a number"),
                           ("stalled", "their train loss stayed near a uniform guess's")):
             group = self.failed[self.failed.kind == kind]
             if len(group):

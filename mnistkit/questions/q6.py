@@ -2,29 +2,34 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, fields
 from functools import cached_property
 from itertools import product
 
 import pandas as pd
 
 from .. import models, stats
+from ..config import RunConfig
 from ..params import Params
 from ..store import Store
-from .common import curves, read, row, sized
+from .common import curves, full_size, read, row, sized
 from .text import (ASSIGNMENT, MODEL_NAMES, SELECTED_BY, bracketed, captioned, images, interval, mean_std_column, pm,
                    pct, plural, points, recipe_words, size_key)
+
+
+def _run_values(recipe: dict, epochs: int) -> dict:
+    """A recipe's run parameters (its models' own arguments apart), with the question's epochs unless it sets them."""
+    return {"epochs": epochs, **{k: v for k, v in recipe.items() if k not in ("vit", "lenet")}}
 
 
 def labelled_runs(params: Params):
     """``(recipe, model, config)`` for every recipe, model, size and seed."""
     q = params.q6
     for name, recipe in q.recipes.items():
-        values = {k: v for k, v in recipe.items() if k not in ("vit", "lenet")}
-        values.setdefault("epochs", q.epochs)
         for model, size, seed in product(("vit", "lenet"), q.sizes, q.seeds):
             yield name, model, sized(params, f"q6.recipes.{name}", size, seed, model=model,
-                                     model_kw=recipe.get(model) or {}, **values)
+                                     model_kw=recipe.get(model) or {}, **_run_values(recipe, q.epochs))
 
 
 def ablation_runs(params: Params):
@@ -33,13 +38,12 @@ def ablation_runs(params: Params):
     size, once per seed."""
     q = params.q6
     first, last = list(q.recipes.values())[0], list(q.recipes.values())[-1]
+    smallest = min(q.sizes, key=lambda s: full_size(params) if s is None else s)
     for group, keys in q.ablation.items():
         recipe = {k: v for k, v in last.items() if k not in keys} | {k: first[k] for k in keys if k in first}
-        values = {k: v for k, v in recipe.items() if k not in ("vit", "lenet")}
-        values.setdefault("epochs", q.epochs)
         for seed in q.seeds:
-            yield group, sized(params, f"q6.ablation.{group}", q.sizes[0], seed, model="vit",
-                               model_kw=recipe.get("vit") or {}, **values)
+            yield group, sized(params, f"q6.ablation.{group}", smallest, seed, model="vit",
+                               model_kw=recipe.get("vit") or {}, **_run_values(recipe, q.epochs))
 
 
 def runs(params: Params) -> list:
@@ -51,8 +55,9 @@ def result(params: Params, store: Store) -> "Q6Result":
     fetched = read(store, [c for *_, c in items], "q6")
     labelled = [(run, {"recipe": name, "model": model, "size": run.config.train_images})
                 for (name, model, _), run in zip(items, fetched)]
-    ablation = pd.DataFrame([{"group": group, "test_acc": run.final["test_acc"]} for (group, _), run in
-                             zip(ablated, read(store, [c for _, c in ablated], "q6"))], columns=["group", "test_acc"])
+    ablation = pd.DataFrame([{"group": group, "size": run.config.train_images, "test_acc": run.final["test_acc"]}
+                             for (group, _), run in zip(ablated, read(store, [c for _, c in ablated], "q6"))],
+                            columns=["group", "size", "test_acc"])
     return Q6Result(runs=pd.DataFrame([row(run, **labels) for run, labels in labelled]),
                     curves=curves(labelled), recipes=params.q6.recipes, epochs=params.q6.epochs,
                     seeds=params.q6.seeds, selected_by=params.selected_by, validation=params.validation,
@@ -77,6 +82,9 @@ def describe_vits(shapes: dict) -> str:
             for k in differ) + ")"
     return shape
 
+
+# what a setting the first recipe leaves out falls back to: the run's default (RunConfig), post-norm for the ViT
+PUT_BACK_DEFAULTS = {**{f.name: f.default for f in fields(RunConfig)}, "vit": {"norm_first": False}}
 
 SHAPE_WORDS = {"norm_first": "normalization", "dim": "width", "mlp_dim": "MLP width", "patch_size": "patch size",
                "depth": "depth", "heads": "heads"}
@@ -104,7 +112,7 @@ class Q6Result:
     seeds: list
     selected_by: str = "val_acc"  # the accuracy that chooses the better recipe: val_acc or test_acc
     validation: int = 0  # images held out of the whole training set
-    ablation: pd.DataFrame | None = None  # one row per ablation run: group, test_acc (the ViT at the first size)
+    ablation: pd.DataFrame | None = None  # one row per ablation run: group, size, test_acc (the ViT, smallest size)
     ablated: dict = field(default_factory=dict)  # group -> the last recipe's settings it puts back
 
     @property
@@ -112,11 +120,16 @@ class Q6Result:
         """The recipe the ablation takes apart: the last one."""
         return list(self.recipes)[-1]
 
+    @property
+    def ablation_size(self) -> int:
+        """The training set of the ablation's runs (the question's smallest)."""
+        return int(self.ablation["size"].iloc[0])
+
     def ablation_effect(self, group: str) -> stats.Difference:
-        """The last recipe's ViT minus the same with ``group`` put back, in test accuracy over seeds at the
-        first size: above zero where the group's change helps."""
-        a = self.ablation
-        return stats.difference(self.accs(self.changed, "vit", self.sizes[0]), list(a.test_acc[a.group == group]))
+        """The last recipe's ViT minus the same with ``group`` put back, in test accuracy over seeds on the
+        ablation's training set: above zero where the group's change helps."""
+        a = self.ablation[self.ablation.group == group]
+        return stats.difference(self.accs(self.changed, "vit", int(a["size"].iloc[0])), list(a.test_acc))
 
     def ablation_table(self) -> pd.DataFrame | None:
         """One row per group: what it puts back, the ViT's test accuracy, and the full recipe minus it."""
@@ -124,11 +137,11 @@ class Q6Result:
             return None
         first = self.recipes[list(self.recipes)[0]]
         accs = {group: self.ablation.test_acc[self.ablation.group == group] for group in self.ablated}
-        rows = [{"put back": group, "as": recipe_words({k: first[k] for k in keys if k in first}) or "the defaults",
+        rows = [{"put back": group, "as": recipe_words({k: first.get(k, PUT_BACK_DEFAULTS.get(k)) for k in keys}),
                  "test accuracy, mean ± std": pm(accs[group].mean(), accs[group].std()),
                  f"{self.changed} recipe minus this": bracketed(self.ablation_effect(group))}
                 for group, keys in self.ablated.items()]
-        caption = (f"The ViT on {self.sizes[0]:,} images under the {self.changed} recipe with one group of its "
+        caption = (f"The ViT on {self.ablation_size:,} images under the {self.changed} recipe with one group of its "
                    f"settings put back as the {list(self.recipes)[0]} recipe has them, over "
                    f"{plural(len(self.seeds), 'seed')}; above zero where the group's change helps.")
         return captioned(pd.DataFrame(rows), caption)
@@ -298,7 +311,7 @@ The better recipe for the ViT is **{best}**, {_chosen(self)}: test {pct(self.acc
             out[f"vit_minus_lenet_{key(s)}"], out[f"vit_minus_lenet_{key(s)}_ci95"] = d.diff, d.ci95
         if self.ablated:
             a, effects = self.ablation, {g: self.ablation_effect(g) for g in self.ablated}
-            out["ablation"] = {"recipe": self.changed, "images": key(self.sizes[0]), "groups": {
+            out["ablation"] = {"recipe": self.changed, "images": key(self.ablation_size), "groups": {
                 g: {"put_back": keys, "test_acc_mean": float(a.test_acc[a.group == g].mean()),
                     "full_minus_this": effects[g].diff, "full_minus_this_ci95": effects[g].ci95,
                     "verdict": effects[g].verdict} for g, keys in self.ablated.items()}}
@@ -330,26 +343,29 @@ def _chosen(r: Q6Result) -> str:
 
 def _credits(r: Q6Result) -> str:
     """What the ablation supports about the last recipe's parts: those whose removal costs accuracy (an
-    interval above zero), the rest with no detectable effect or a cost; a change of the model (its
-    'vit' arguments, pre-norm) is named apart from the training recipe."""
+    interval above zero), the rest with no detectable effect or a cost, and none where one seed gives no
+    interval; a change of the model (its 'vit' arguments, pre-norm) is named apart from the training recipe."""
     if not r.ablated:
         return (f"Which of the {r.changed} recipe's changes matter is not measured in this build (no ablation), so "
                 "none of them is credited here.")
-    verdicts = {g: r.ablation_effect(g).verdict for g in r.ablated}
+    effects = {g: r.ablation_effect(g) for g in r.ablated}
+    if all(math.isnan(d.lo) for d in effects.values()):
+        return (f"The ablation of the {r.changed} recipe ran on one seed here, which gives no interval: none of its "
+                "changes is credited.")
     model = [g for g, keys in r.ablated.items() if "vit" in keys]
 
     def names(verdict: str, of_model: bool) -> list:
-        return [f"{g} ({bracketed(r.ablation_effect(g))})" for g, v in verdicts.items() if v == verdict
-                and (g in model) == of_model]
+        return [f"{g} ({bracketed(d)})" for g, d in effects.items()
+                if d.verdict == verdict and (g in model) == of_model]
 
     parts = []
-    for of_model, what in ((False, "Of the training recipe's changes"), (True, "Of the model's")):
+    for of_model, what in ((False, "Of the training recipe's changes"), (True, "Of the model's changes")):
         helps, level, hurts = names("better", of_model), names("level", of_model), names("worse", of_model)
         said = ([f"the ablation credits {', '.join(helps)}"] if helps else [])
         said += [f"{', '.join(level)} {'has' if len(level) == 1 else 'have'} no detectable effect"] if level else []
         said += [f"{', '.join(hurts)} {'costs' if len(hurts) == 1 else 'cost'} accuracy here"] if hurts else []
         if said:
-            parts.append(f"{what} on {r.sizes[0]:,} images, " + "; ".join(said) + ".")
+            parts.append(f"{what} on {r.ablation_size:,} images, " + "; ".join(said) + ".")
     return " ".join(parts)
 
 
