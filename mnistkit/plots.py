@@ -70,37 +70,48 @@ def training_history(histories: pd.DataFrame, title: str = ""):
     return fig
 
 
-def settings_dots(summary: pd.DataFrame, title: str = "Test accuracy of each setting"):
-    """Mean test accuracy per setting (one row each) with its 95% t interval over seeds, and the
-    assignment's reported single-run accuracy as a cross."""
+def settings_dots(summary: pd.DataFrame, chosen: int | None = None, title: str = "Accuracy of each setting"):
+    """Per setting (one row each): the mean validation accuracy, which chooses, and the mean test accuracy
+    beside it, each with its 95% t interval over seeds; the assignment's reported single-run accuracy as
+    a cross; the ``chosen`` setting's label marked. Without validation accuracies, test accuracy alone."""
     n = len(summary)
-    fig, ax = plt.subplots(figsize=(7, 0.3 * n + 1.4), layout="constrained")
+    fig, ax = plt.subplots(figsize=(7, 0.42 * n + 1.5), layout="constrained")
     y = np.arange(n)
-    mean = 100 * summary["mean"].to_numpy(dtype=float)
     counts = summary["count"] if "count" in summary else pd.Series([math.nan] * n)
-    half = 100 * np.array([stats.t_interval(s, c) for s, c in zip(summary["std"], counts)], dtype=float)
-    has = ~np.isnan(half)
-    dots = dict(color="tab:blue", markersize=7, zorder=3)
-    if has.any():
-        ax.errorbar(mean[has], y[has], xerr=half[has], fmt="o", capsize=4, elinewidth=1.6,
-                    label="mean, 95% interval over seeds", **dots)
-    if (~has).any():
-        ax.plot(mean[~has], y[~has], "o", label=None if has.any() else "mean over seeds", **dots)
-    ends = [*(mean - np.where(has, half, 0)), *(mean + np.where(has, half, 0))]
+    validated = "val_mean" in summary and summary["val_mean"].notna().any()
+    series = ([("validation", "val_mean", "val_std", "tab:blue", -0.17)] if validated else [])
+    series.append(("test", "mean", "std", "tab:orange" if validated else "tab:blue", 0.17 if validated else 0.0))
+    ends = []
+    for name, mean_col, std_col, colour, shift in series:
+        mean = 100 * summary[mean_col].to_numpy(dtype=float)
+        half = 100 * np.array([stats.t_interval(s, c) for s, c in zip(summary[std_col], counts)], dtype=float)
+        has = ~np.isnan(half)
+        dots = dict(color=colour, markersize=7, zorder=3)
+        if has.any():
+            ax.errorbar(mean[has], y[has] + shift, xerr=half[has], fmt="o", capsize=4, elinewidth=1.6,
+                        label=f"{name}: mean, 95% interval over seeds", **dots)
+        if (~has).any():
+            ax.plot(mean[~has], y[~has] + shift, "o", label=None if has.any() else f"{name}: mean over seeds", **dots)
+        ends += [*(mean - np.where(has, half, 0)), *(mean + np.where(has, half, 0))]
     reported = summary["reported"].to_numpy(dtype=float) if "reported" in summary else np.full(n, np.nan)
     shown = ~np.isnan(reported)
     if shown.any():
-        ax.scatter(100 * reported[shown], y[shown], marker="x", s=60, linewidths=2, color="black", zorder=4,
-                   label="the assignment (one run)")
+        ax.scatter(100 * reported[shown], y[shown] + series[-1][-1], marker="x", s=60, linewidths=2, color="black",
+                   zorder=4, label="the assignment (one run, test)")
         ends += list(100 * reported[shown])
     ax.set_xlim(*_fit(min(ends), max(ends), share=0.08, least=0.1))
-    ax.set_yticks(y, [f"{int(s)}. {label}" for s, label in zip(summary["setting"], summary["label"])])
+    labels = [f"{int(s)}. {label}" + (" (chosen)" if chosen is not None and int(s) == chosen else "")
+              for s, label in zip(summary["setting"], summary["label"])]
+    ax.set_yticks(y, labels)
+    for tick, s in zip(ax.get_yticklabels(), summary["setting"]):
+        if chosen is not None and int(s) == chosen:
+            tick.set_fontweight("bold")
     ax.set_ylim(n - 0.5, -0.5)
-    ax.set(xlabel="test accuracy (%)")
+    ax.set(xlabel="accuracy (%)" if validated else "test accuracy (%)")
     ax.grid(axis="y", visible=False)
-    handles, labels = ax.get_legend_handles_labels()
-    order = sorted(range(len(labels)), key=lambda i: labels[i].startswith("the assignment"))
-    fig.legend([handles[i] for i in order], [labels[i] for i in order], loc="outside lower center", ncol=2,
+    handles, names = ax.get_legend_handles_labels()
+    order = sorted(range(len(names)), key=lambda i: names[i].startswith("the assignment"))
+    fig.legend([handles[i] for i in order], [names[i] for i in order], loc="outside lower center", ncol=2,
                frameon=False)
     fig.suptitle(title)
     return fig
@@ -246,44 +257,49 @@ def accuracy_by_class(per_class: pd.DataFrame, images=None, title: str = "Test a
     return fig
 
 
-def accuracy_curves(curves: pd.DataFrame, hue: str, style: str | None = None, title: str = "",
-                    panel: str | None = None):
-    """Test accuracy per epoch, one line per ``hue`` (mean over seeds, band: +-1 std), one panel per
-    value of ``panel`` (titled with it) where given. Each y axis fits the epochs after the first,
-    whose accuracy is much lower."""
+def error_curves(curves: pd.DataFrame, hue: str, style: str | None = None, title: str = "",
+                 panel: str | None = None):
+    """Test error (100 - accuracy, %) per epoch on a log axis, one line per ``hue`` (mean over seeds, band:
+    +-1 std), one panel per value of ``panel`` (titled with it) where given. The log axis shows every
+    epoch, the first one's high error too, and still separates the last epochs' tenths of a point; the
+    legend sits under the panels, off the curves."""
     groups = list(dict.fromkeys(curves[panel])) if panel else [None]
-    fig, axes = plt.subplots(1, len(groups), figsize=(7 if panel is None else 5.5 * len(groups), 3.8), squeeze=False)
-    for i, (ax, group) in enumerate(zip(axes[0], groups)):
+    fig, axes = plt.subplots(1, len(groups), figsize=(7 if panel is None else 5.5 * len(groups), 4.2), squeeze=False,
+                             layout="constrained")
+    for ax, group in zip(axes[0], groups):
         part = curves if group is None else curves[curves[panel] == group]
-        _accuracy_axis(ax, part, hue, style, title if group is None else str(group), legend=i == len(groups) - 1)
+        _error_axis(ax, part, hue, style, title if group is None else str(group))
+    handles, labels = axes[0][-1].get_legend_handles_labels()
+    for ax in axes[0]:
+        if ax.get_legend() is not None:
+            ax.get_legend().remove()
+    fig.legend(handles, labels, loc="outside lower center", ncol=min(4, max(1, len(labels))), frameon=False,
+               title=None if style else _column(hue))
     if panel is not None and title:
         fig.suptitle(title)
-    fig.tight_layout()
     return fig
 
 
-def _accuracy_axis(ax, curves: pd.DataFrame, hue: str, style: str | None, title: str, legend: bool) -> None:
+ERROR_TICKS = (0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100)  # a log axis' labels; the dense ones where they fit
+ERROR_TICKS_DENSE = (0.1, 0.15, 0.2, 0.3, 0.5, 0.7, 1, 1.5, 2, 3, 5, 7, 10, 15, 20, 30, 50, 70, 100)
+
+
+def _error_axis(ax, curves: pd.DataFrame, hue: str, style: str | None, title: str) -> None:
     names = {c: _column(c) for c in (hue, style) if c is not None}
-    frame = curves.assign(**{"test accuracy (%)": 100 * curves["test_acc"]})
+    frame = curves.assign(**{"test error (%)": 100 * (1 - curves["test_acc"])})
     for column in names:
         frame[column] = frame[column].map(_words)
     frame = frame.rename(columns=names)
-    hue_name, style_name = names[hue], names.get(style) if style is not None else None
-    sns.lineplot(frame, x="epoch", y="test accuracy (%)", hue=hue_name, style=style_name, errorbar="sd",
-                 marker="o", ax=ax, legend="auto" if legend else False)
-    ax.set(ylabel="test accuracy (%)", title=title)
-    epochs = sorted(frame["epoch"].unique())
-    ax.set_xticks(epochs)
-    if len(epochs) > 1:
-        groups = [hue_name] + ([style_name] if style_name and style_name != hue_name else [])
-        by = frame.groupby([*groups, "epoch"])["test accuracy (%)"]
-        spread = (by.mean() + by.std().fillna(0)).max()
-        lowest = by.mean()[by.mean().index.get_level_values("epoch") >= epochs[1]].min()
-        margin = max(0.08 * (spread - lowest), 0.1)
-        ax.set_ylim(lowest - margin, spread + margin)
-    drawn = ax.get_legend()
-    if drawn is not None and style_name is None:
-        drawn.set_title(hue_name)
+    sns.lineplot(frame, x="epoch", y="test error (%)", hue=names[hue], style=names.get(style) if style else None,
+                 errorbar="sd", marker="o", ax=ax, legend="auto")
+    ax.set_yscale("log")
+    low, high = ax.get_ylim()
+    dense = [t for t in ERROR_TICKS_DENSE if low <= t <= high]
+    ax.yaxis.set_major_locator(plt.matplotlib.ticker.FixedLocator(dense if len(dense) <= 8 else ERROR_TICKS))
+    ax.yaxis.set_major_formatter(plt.matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(plt.matplotlib.ticker.NullFormatter())
+    ax.set(ylabel="test error (%, log scale)", title=title)
+    ax.set_xticks(sorted(frame["epoch"].unique()))
 
 
 def size_curve(runs: pd.DataFrame, steps: pd.DataFrame | None = None,

@@ -62,30 +62,35 @@ def curves_frame(models=("lenet", "double_conv_lenet")):
     return pd.DataFrame(rows)
 
 
-def test_settings_dots_draws_dots_with_t_intervals_and_no_bars():
+def test_settings_dots_draw_validation_and_test_with_t_intervals_and_mark_the_chosen_one():
     summary = summary_frame()
-    fig = plots.settings_dots(summary)
+    fig = plots.settings_dots(summary, chosen=1)
     ax = fig.axes[0]
     assert not [p for p in ax.patches if isinstance(p, Rectangle)]
     segments = [s for c in ax.collections if isinstance(c, LineCollection) for s in c.get_segments()]
-    assert len(segments) == 2  # setting 2 has a single seed: no interval
-    first = min(segments, key=lambda s: abs(s[0][1]))  # the row at y = 0: setting 1
+    assert len(segments) == 4  # validation and test of settings 1 and 3; setting 2 has a single seed: no interval
+    first_val = min(segments, key=lambda s: abs(s[0][1] + 0.17))  # validation sits above its row (y = -0.17)
     half = 100 * stats.t.ppf(0.975, 2) * 0.001 / math.sqrt(3)
-    assert sorted(first[:, 0]) == pytest.approx([98.9 - half, 98.9 + half])
+    assert sorted(first_val[:, 0]) == pytest.approx([99.0 - half, 99.0 + half])
+    first_test = min(segments, key=lambda s: abs(s[0][1] - 0.17))
+    assert sorted(first_test[:, 0]) == pytest.approx([98.9 - half, 98.9 + half])
     labels = [t.get_text() for t in ax.get_yticklabels()]
-    assert labels == ["1. adam lr 0.001 batch 64", "2. sgd lr 0.01 m 0.9 batch 128", "3. adam lr 0.01 batch 32"]
+    assert labels == ["1. adam lr 0.001 batch 64 (chosen)", "2. sgd lr 0.01 m 0.9 batch 128", "3. adam lr 0.01 batch 32"]
+    assert ax.get_yticklabels()[0].get_fontweight() == "bold"
     low, high = ax.get_xlim()
     assert 90 < low < 95 - 100 * stats.t.ppf(0.975, 2) * 0.004 / math.sqrt(3) and 99.05 < high < 100
     legend = [t.get_text() for t in fig.legends[0].get_texts()]
-    assert legend == ["mean, 95% interval over seeds", "the assignment (one run)"]
-    assert ax.get_xlabel() == "test accuracy (%)"
+    assert legend == ["validation: mean, 95% interval over seeds", "test: mean, 95% interval over seeds",
+                      "the assignment (one run, test)"]
+    assert ax.get_xlabel() == "accuracy (%)"
     no_snake_case(fig)
 
 
-def test_settings_dots_without_reported_or_second_seed():
-    summary = summary_frame().drop(columns="reported").assign(count=1, std=float("nan"))
+def test_settings_dots_without_validation_reported_or_second_seed():
+    summary = summary_frame().drop(columns=["reported", "val_mean"]).assign(count=1, std=float("nan"))
     fig = plots.settings_dots(summary)
-    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["mean over seeds"]
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["test: mean over seeds"]
+    assert fig.axes[0].get_xlabel() == "test accuracy (%)"
 
 
 def test_accuracy_by_class_dots_with_wilson_intervals():
@@ -175,28 +180,29 @@ def test_lr_curves_without_divergence_add_no_legend():
     assert [t.get_text() for t in fig.axes[-1].get_yticklabels()] == ["64", "128", "256"]
 
 
-def test_accuracy_curves_fit_the_later_epochs_and_name_the_models():
+def test_error_curves_show_every_epoch_on_a_log_axis_with_the_legend_off_the_curves():
     curves = curves_frame()
-    fig = plots.accuracy_curves(curves, hue="model", title="test accuracy per epoch")
+    fig = plots.error_curves(curves, hue="model", title="Test error per epoch")
     ax = fig.axes[0]
-    legend = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert "doubled-conv LeNet" in legend and "LeNet" in legend
-    assert ax.get_legend().get_title().get_text() == "model"
-    later = 100 * curves[curves.epoch >= 2].groupby(["model", "epoch"])["test_acc"].mean()
-    first = 100 * curves[curves.epoch == 1]["test_acc"].max()
+    assert ax.get_yscale() == "log" and ax.get_ylabel() == "test error (%, log scale)"
+    error = 100 * (1 - curves.groupby(["model", "epoch"])["test_acc"].mean())
     low, high = ax.get_ylim()
-    assert first < low < later.min() and high - low < 5
+    assert low < error.min() and error.max() < high  # the first epoch's points too: nothing cut off
+    assert ax.get_legend() is None and len(fig.legends) == 1  # under the axes, not over a curve
+    legend = fig.legends[0]
+    assert {"doubled-conv LeNet", "LeNet"} <= {t.get_text() for t in legend.get_texts()}
+    assert legend.get_title().get_text() == "model"
     no_snake_case(fig)
 
 
-def test_accuracy_curves_by_run_and_a_single_epoch():
+def test_error_curves_by_run_and_a_single_epoch():
     curves = curves_frame(("vit", "lenet")).assign(recipe="improved")
     runs = curves.assign(run=curves.model.map({"vit": "ViT", "lenet": "LeNet"}) + " / " + curves.recipe)
-    fig = plots.accuracy_curves(runs, hue="run")
-    assert fig.axes[0].get_legend().get_title().get_text() == "model / recipe"
+    fig = plots.error_curves(runs, hue="run")
+    assert fig.legends[0].get_title().get_text() == "model / recipe"
     no_snake_case(fig)
     one = curves[curves.epoch == 1]
-    fig = plots.accuracy_curves(one, hue="model", style="recipe")
+    fig = plots.error_curves(one, hue="model", style="recipe")
     assert "ViT" in texts(fig)
     no_snake_case(fig)
 
@@ -232,13 +238,13 @@ def test_gallery_captions_print_at_8_points_or_more():
         no_snake_case(fig)
 
 
-def test_accuracy_curves_one_panel_per_training_set_with_one_legend():
+def test_error_curves_one_panel_per_training_set_with_one_legend():
     curves = pd.concat([curves_frame().assign(images="6,000 training images"),
                         curves_frame().assign(images="55,000 training images", test_acc=lambda f: f.test_acc - 0.05)])
-    fig = plots.accuracy_curves(curves, hue="model", panel="images")
+    fig = plots.error_curves(curves, hue="model", panel="images")
     assert [ax.get_title() for ax in fig.axes] == ["6,000 training images", "55,000 training images"]
-    assert fig.axes[0].get_legend() is None and fig.axes[1].get_legend() is not None
-    assert fig.axes[1].get_ylim()[1] < fig.axes[0].get_ylim()[1]  # each panel fits its own curves
+    assert all(ax.get_legend() is None for ax in fig.axes) and len(fig.legends) == 1
+    assert fig.axes[1].get_ylim()[1] > fig.axes[0].get_ylim()[1]  # each panel fits its own curves
     no_snake_case(fig)
 
 

@@ -190,8 +190,12 @@ accuracy the assignment reported for its settings. {rule}"""
 
     def alt_settings(self) -> str:
         s = self.settings
-        return (f"Dot plot of mean test accuracy for {len(s)} settings with 95% intervals over seeds, from {pct(s['mean'].min())} to {pct(s['mean'].max())}; the setting chosen "
-                f"on {self.decider} accuracy is {self.best.label}; crosses mark the assignment's single runs.")
+        shown = (f"mean validation accuracy (which chooses), from {pct(s['val_mean'].min())} to "
+                 f"{pct(s['val_mean'].max())}, and test accuracy beside it" if self.decider == "validation"
+                 else "mean test accuracy")
+        return (f"Dot plot of {shown} for {len(s)} settings, with 95% intervals over seeds; test accuracy from "
+                f"{pct(s['mean'].min())} to {pct(s['mean'].max())}; the setting chosen on {self.decider} accuracy, "
+                f"marked, is {self.best.label}; crosses mark the assignment's single runs.")
 
     def table(self) -> pd.DataFrame:
         s = self.settings

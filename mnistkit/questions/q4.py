@@ -73,8 +73,9 @@ bands ±1 std."""
 
     def alt(self) -> str:
         m = self.models
-        return ("Line chart of mean test accuracy per epoch with ±1 std bands: " + "; ".join(
-            f"{MODEL_NAMES[name]} ends at {pct(row['mean'])}" for name, row in m.iterrows()) + ".")
+        return ("Line chart of mean test error (100 minus accuracy) per epoch on a log axis, with ±1 std bands: "
+                + "; ".join(f"{MODEL_NAMES[name]} ends at {pct(1 - row['mean'])} error ({pct(row['mean'])} accuracy)"
+                            for name, row in m.iterrows()) + ".")
 
     def table(self) -> pd.DataFrame:
         m = self.models.reset_index()

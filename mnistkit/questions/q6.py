@@ -245,8 +245,10 @@ same data and recipe (mean seconds per run)."""
 
     def alt(self, size: int) -> str:
         t = self.table_frame[self.table_frame["size"] == size]
-        return (f"Line chart of test accuracy per epoch on {size:,} training images, one line per model and recipe: "
-                + "; ".join(f"{MODEL_NAMES[r.model]} / {r.recipe} ends at {pct(r.mean)}" for r in t.itertuples()) + ".")
+        return (f"Line chart of test error (100 minus accuracy) per epoch on a log axis, on {size:,} training images, "
+                "one line per model and recipe: " + "; ".join(
+                    f"{MODEL_NAMES[r.model]} / {r.recipe} ends at {pct(1 - r.mean)} error ({pct(r.mean)} accuracy)"
+                    for r in t.itertuples()) + ".")
 
     def table(self) -> pd.DataFrame:
         t = self.table_frame
