@@ -468,3 +468,27 @@ def test_q6_ablation_credits_only_what_its_intervals_support_and_names_the_model
                        lenet={"assignment": [0.973, 0.990], "improved": [0.976, 0.992]}, seeds=(1,))
     one_seed = dataclasses.replace(single, ablation=ablation.groupby("group").head(1), ablated=ablated)  # no interval
     assert "ran on one seed here, which gives no interval: none of its changes is credited" in one_seed.analysis()
+
+
+def test_where_the_models_fail_names_each_models_seed_and_its_most_frequent_confusions():
+    from mnistkit.questions.failures import Failures, Mistakes
+
+    def made_up(name, counts):
+        matrix = pd.DataFrame(np.diag([900] * 10), index=pd.Index(range(10), name="true"),
+                              columns=pd.Index(range(10), name="predicted"))
+        rows = []
+        for (true, predicted), n in counts.items():
+            matrix.iat[true, predicted] = n
+            rows += [{"index": len(rows) + i, "true": true, "predicted": predicted} for i in range(n)]
+        return Mistakes(name, matrix, pd.DataFrame(rows), None, what=f"the {name} of a section, seed 2, trained on 600 images")
+
+    cnn = made_up("CNN", {(9, 4): 7, (5, 3): 4, (2, 7): 4, (4, 9): 2})
+    vit = made_up("ViT", {(5, 3): 9, (7, 2): 8, (9, 4): 3})
+    assert cnn.confusions() == [(9, 4, 7), (2, 7, 4), (5, 3, 4)] and vit.hardest() == (5, 9)
+    text = Failures([cnn, vit]).text()
+    assert "**CNN**, the CNN of a section, seed 2, trained on 600 images: 17 errors; most often 9 read as 4 (7 times)" in text
+    assert "it gets 5 wrong most (9 of its errors)" in text
+    assert "Both models' three most frequent mistakes include 5 read as 3, 9 read as 4." in text
+    assert "first 16 mistakes in test-set order" in text and cnn.alt_gallery().startswith("The first 16 misclassified")
+    apart = Failures([cnn, made_up("ViT", {(1, 7): 2})]).text()
+    assert "Their three most frequent mistakes have none in common." in apart

@@ -16,8 +16,9 @@ from .q2 import Q2Result
 from .q3 import best_setting_runs
 
 
-def mistakes(run, name: str, device: str = "cpu") -> "Mistakes":
-    """The test set's confusion matrix and the misclassified images of ``run``'s model."""
+def mistakes(run, name: str, what: str, device: str = "cpu") -> "Mistakes":
+    """The test set's confusion matrix and the misclassified images of ``run``'s model; ``what`` says which
+    model it is, in words."""
     x, y = data.load(False, device)
     pred = predict(run.model(device), x)
     y = y.cpu()
@@ -25,7 +26,8 @@ def mistakes(run, name: str, device: str = "cpu") -> "Mistakes":
     matrix = matrix.reindex(index=range(10), columns=range(10), fill_value=0)
     wrong = (pred != y).nonzero().squeeze(1)
     errors = pd.DataFrame({"index": wrong.numpy(), "true": y[wrong].numpy(), "predicted": pred[wrong].numpy()})
-    return Mistakes(name=name, matrix=matrix, errors=errors, images=x[wrong].cpu())
+    return Mistakes(name=name, matrix=matrix, errors=errors, images=x[wrong].cpu(),
+                    what=f"{what}, seed {run.config.seed}, trained on {run.config.train_images:,} images")
 
 
 def result(params: Params, store: Store, q2_result: Q2Result, q6_result: q6.Q6Result) -> "Failures":
@@ -36,7 +38,8 @@ def result(params: Params, store: Store, q2_result: Q2Result, q6_result: q6.Q6Re
     vit_config = next(c for name, model, c in q6.labelled_runs(params) if name == recipe and model == "vit"
                       and c.train_images == size and c.seed == params.q6.seeds[0])
     vit = read(store, [vit_config], "the failures")[0]
-    return Failures([mistakes(cnn, "CNN"), mistakes(vit, "ViT")])
+    return Failures([mistakes(cnn, "CNN", f"the best CNN of section 2 ({q2_result.best.label})"),
+                     mistakes(vit, "ViT", f"the ViT of section 6 under its {recipe} recipe")])
 
 
 @dataclass
@@ -47,18 +50,29 @@ class Mistakes:
     matrix: pd.DataFrame  # true (rows) x predicted (columns), counts
     errors: pd.DataFrame  # index, true, predicted of every misclassified test image
     images: object  # [errors, 1, 28, 28] tensor of those images
+    what: str = ""  # which model, in words: its section, recipe, seed and training set
+    shown: int = 16  # mistakes its gallery shows, the first in test-set order
+
+    def confusions(self, n: int = 3) -> list[tuple[int, int, int]]:
+        """The ``n`` most frequent mistakes as ``(true, predicted, count)``, most frequent first (ties: by true,
+        then predicted digit)."""
+        m = self.matrix
+        pairs = [(t, p, int(m.iat[t, p])) for t in range(len(m)) for p in range(len(m)) if t != p and m.iat[t, p]]
+        return sorted(pairs, key=lambda c: (-c[2], c[0], c[1]))[:n]
+
+    def hardest(self) -> tuple[int, int]:
+        """``(digit, errors)``: the true digit this model gets wrong most often."""
+        counts = self.errors.true.value_counts()
+        return int(counts.index[0]), int(counts.iloc[0])
 
     def alt_confusion(self) -> str:
-        m = self.matrix.copy()
-        for i in range(len(m)):
-            m.iat[i, i] = 0
-        true, predicted = divmod(int(m.to_numpy().argmax()), len(m))
+        true, predicted, count = self.confusions(1)[0]
         return (f"Confusion matrix of {self.name} on the 10,000 test images with the diagonal blank: "
                 f"{len(self.errors)} errors; the most frequent is a true {true} predicted as {predicted} "
-                f"({int(m.iat[true, predicted])} times).")
+                f"({count} times).")
 
-    def alt_gallery(self, n: int = 16) -> str:
-        shown = self.errors.head(n)
+    def alt_gallery(self) -> str:
+        shown = self.errors.head(self.shown)
         return (f"The first {len(shown)} misclassified test digits of {self.name}, each captioned true → predicted: "
                 + ", ".join(f"{t}→{p}" for t, p in zip(shown.true, shown.predicted)) + ".")
 
@@ -76,10 +90,24 @@ class Failures:
     def alt_confusions(self) -> str:
         return " ".join(m.alt_confusion() for m in self.models)
 
-    @staticmethod
-    def text() -> str:
-        return """## Where the models fail
+    def text(self) -> str:
+        """The models shown, their most frequent confusions and hardest digits, what the galleries show."""
+        lines = []
+        for m in self.models:
+            top = ", ".join(f"{t} read as {p} ({c} times)" for t, p, c in m.confusions())
+            digit, count = m.hardest()
+            lines.append(f"- **{m.name}**, {m.what}: {len(m.errors)} errors; most often {top}; it gets {digit} "
+                         f"wrong most ({count} of its errors).")
+        shared = sorted(set.intersection(*({(t, p) for t, p, _ in m.confusions()} for m in self.models)))
+        both = (f"Both models' three most frequent mistakes include {', '.join(f'{t} read as {p}' for t, p in shared)}."
+                if shared else "Their three most frequent mistakes have none in common.")
+        shown = " and ".join(dict.fromkeys(str(m.shown) for m in self.models))
+        return f"""## Where the models fail
 
-Confusion matrices (correct predictions on the diagonal left blank) and the first misclassified
-test digits, captioned *true → predicted*, for the best CNN of section 2 (first seed) and the ViT
-trained on the largest set with its better recipe."""
+The confusion matrices below count each model's mistakes on the 10,000 test images (correct predictions,
+on the diagonal, left blank); the galleries show each model's first {shown} mistakes in test-set order,
+not a selection, captioned *true → predicted*.
+
+{chr(10).join(lines)}
+
+{both}"""
