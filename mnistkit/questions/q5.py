@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import pandas as pd
 
-from .. import stats
+from .. import data, stats
 from ..params import Params
 from ..store import Store
 from .common import full_size, read, row, sized
@@ -53,17 +53,20 @@ def result(params: Params, store: Store) -> "Q5Result":
     fetched = read(store, [c for _, c in items], "q5")
     frame = pd.DataFrame([row(r, protocol=protocol, size=r.config.train_images, full=r.config.subset is None)
                           for (protocol, _), r in zip(items, fetched)])
-    return Q5Result(runs=frame, epochs=params.q5.epochs, seeds=params.seeds, validation=params.validation)
+    counts = data.class_counts(params.validation) if frame.full.any() else []  # the full runs' training set
+    return Q5Result(runs=frame, epochs=params.q5.epochs, seeds=params.seeds, validation=params.validation,
+                    full_counts=counts)
 
 
-def per_class_counts(size: int, full: bool) -> str:
-    """Images of each digit in a training set of ``size`` (``full``: all 60,000, unbalanced)."""
-    return "5,421 to 6,742 (unbalanced)" if full else f"{size // 10:,} each"
+def per_class_counts(size: int, full: bool, counts: list) -> str:
+    """Images of each digit in a training set of ``size`` (``full``: the whole set, whose ``counts`` differ)."""
+    return f"{min(counts):,} to {max(counts):,} (unbalanced)" if full else f"{size // 10:,} each"
 
 
-def size_table(runs: pd.DataFrame, protocol: str, seeds: list) -> pd.DataFrame:
+def size_table(runs: pd.DataFrame, protocol: str, seeds: list, counts: list) -> pd.DataFrame:
     """One row per size, ascending: size, per_class, mean, std, count, epochs of the runs under
-    ``protocol``; under equal steps the largest size is its own reference (its equal-epoch runs)."""
+    ``protocol``; under equal steps the largest size is its own reference (its equal-epoch runs);
+    ``counts``: the whole set's images per class."""
     r = runs
     if protocol == "equal_steps":
         largest = r["size"].max()
@@ -71,7 +74,7 @@ def size_table(runs: pd.DataFrame, protocol: str, seeds: list) -> pd.DataFrame:
                        r[(r.protocol == "equal_epochs") & (r["size"] == largest) & r.seed.isin(seeds)]])
     else:
         r = r[r.protocol == protocol]
-    return (r.assign(per_class=[per_class_counts(n, f) for n, f in zip(r["size"], r.full)])
+    return (r.assign(per_class=[per_class_counts(n, f, counts) for n, f in zip(r["size"], r.full)])
             .groupby(["size", "per_class"], sort=True)
             .agg(mean=("test_acc", "mean"), std=("test_acc", "std"), count=("test_acc", "count"),
                  epochs=("epochs", "first"))
@@ -86,6 +89,7 @@ class Q5Result:
     epochs: int
     seeds: list
     validation: int = 0  # images held out of the whole training set
+    full_counts: list = field(default_factory=list)  # the whole training set's images of each digit, from the data
 
     @property
     def epoch_runs(self) -> pd.DataFrame:
@@ -95,12 +99,12 @@ class Q5Result:
     @cached_property
     def sizes(self) -> pd.DataFrame:
         """Equal epochs: one row per size, ascending: size, per_class, mean, std, count, epochs."""
-        return size_table(self.runs, "equal_epochs", self.seeds)
+        return size_table(self.runs, "equal_epochs", self.seeds, self.full_counts)
 
     @cached_property
     def steps(self) -> pd.DataFrame:
         """Equal steps: the same, every size trained for as many steps as the largest."""
-        return size_table(self.runs, "equal_steps", self.seeds)
+        return size_table(self.runs, "equal_steps", self.seeds, self.full_counts)
 
     @property
     def gains(self) -> list[float]:
@@ -137,8 +141,16 @@ of every digit, drawn with the run's seed) and on the full set, seeds {self.seed
 side by side. **Equal epochs** (the assignment's): every size for {plural(self.epochs, 'epoch')}, so a smaller set
 also gets fewer updates. **Equal steps**: every size for as many optimization steps as the largest
 set's {plural(self.epochs, 'epoch')} ({', '.join(f'{int(r.size):,} images: {int(r.epochs):,} epochs' for r in self.steps.itertuples())}),
-scored on the test set after the last. The full set is not balanced: its digits have 5,421 (five)
-to 6,742 (one) images each."""
+scored on the test set after the last.{self._unbalanced()}"""
+
+    def _unbalanced(self) -> str:
+        """What the whole training set holds per digit, counted from its labels."""
+        c = self.full_counts
+        if not c:
+            return ""
+        fewest, most = c.index(min(c)), c.index(max(c))
+        return (f" The full set is not balanced: its digits have {min(c):,} (digit {fewest}) to {max(c):,} "
+                f"(digit {most}) images each.")
 
     title = "5. Training-set size"
 
