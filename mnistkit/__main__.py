@@ -191,7 +191,8 @@ def parser() -> argparse.ArgumentParser:
 
     v = sub.add_parser("params", help="validate a report parameter file without running anything")
     v.add_argument("file", nargs="?", help="a YAML file (default: none, the schema's defaults)")
-    v.add_argument("--cell", action="store_true", help="also print report.ipynb's parameters cell, made from the schema")
+    v.add_argument("--cell", action="store_true", help="also print report.ipynb's parameters cell, made from the "
+                                                       "schema")
     v.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE")
     v.set_defaults(func=cmd_params)
 

@@ -143,4 +143,5 @@ class RunConfig:
 
     def label(self) -> str:
         """A short human-readable description, for progress bars and tables."""
-        return f"{self.model} {self.optimizer} lr={self.lr:g} bs={self.batch_size} n={self.train_images} seed={self.seed}"
+        return (f"{self.model} {self.optimizer} lr={self.lr:g} bs={self.batch_size} n={self.train_images} "
+                f"seed={self.seed}")

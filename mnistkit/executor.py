@@ -113,7 +113,8 @@ def client(cluster: str | None = None, jobs: int = 1):
         dashboard = os.environ.get("MNISTKIT_DASHBOARD")
         local = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True, memory_limit=0,
                              dashboard_address=dashboard, silence_logs=logging.ERROR,
-                             scheduler_kwargs={"dashboard_address": dashboard or ":0"})  # its HTTP server: any free port
+                             # the dashboard's HTTP server: any free port unless one is asked for
+                             scheduler_kwargs={"dashboard_address": dashboard or ":0"})
     with local, Client(local) as c:
         yield c
 

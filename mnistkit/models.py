@@ -56,7 +56,8 @@ class Dropout(nn.Module):
     On a 2-core CPU, dropout (its ``bernoulli_`` masks) took 40% of a ViT training step. Here each
     element is kept when a 32-bit integer from NumPy's SFC64 generator is at least ``p * 2**32``
     (so it is dropped with probability ``p``, to 2**-32), and kept elements are scaled by
-    ``1 / (1 - p)``, as in ``nn.Dropout``. The generator is seeded for every call from torch's global generator: one seed
+    ``1 / (1 - p)``, as in ``nn.Dropout``. The generator is seeded for every call from torch's global generator: one
+seed
     (``torch.manual_seed``) fixes every mask, and a checkpoint of torch's RNG state resumes them.
     On other devices this is ``F.dropout``.
     """

@@ -43,7 +43,8 @@ def _seeds(name: str, value) -> None:
             isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in value):
         raise ConfigError(name, value, "must be a non-empty list of integers >= 0")
     if len(set(value)) < len(value):
-        raise ConfigError(name, value, "must not repeat a seed (an interval over copies of one run would be too narrow)")
+        raise ConfigError(name, value, "must not repeat a seed (an interval over copies of one run would be too "
+                                       "narrow)")
 
 
 def _sizes(name: str, value) -> None:
@@ -123,7 +124,8 @@ class Q3:
 
     bovw: dict = param({"words": 64}, "the baseline's settings (mnistkit.bovw.BovwConfig); {}: its defaults")
     grid: list[dict] = param([{}, {"step": 7}], "changes to bovw, each scored on the validation images (on the "
-                                                 "test images under the assignment's protocol); the best is the baseline")
+                                                 "test images under the assignment's protocol); the best is the "
+                                                 "baseline")
     grid_images: int = param(1000, "training images of each grid candidate (a balanced subset)")
 
     def __post_init__(self):
@@ -194,10 +196,12 @@ class Params:
     """Every parameter of the report. ``Params()`` holds the interactive defaults: seconds per run."""
 
     profile: str = param("interactive", "name recorded in summary.json")
-    protocol: str = param("validation", "validation: 5,000 training images held out decide every selection; assignment: test accuracy does")
+    protocol: str = param("validation", "validation: 5,000 training images held out decide every selection; "
+                                        "assignment: test accuracy does")
     only: typing.Optional[str] = param(None, "one question (q1 ... q6), or None for all six")
     jobs: int = param(1, "training processes on a CPU (a GPU always uses 1)")
-    cluster: typing.Optional[str] = param(None, "None: a local Dask cluster of jobs processes; or a scheduler, tcp://host:8786")
+    cluster: typing.Optional[str] = param(None, "None: a local Dask cluster of jobs processes; or a scheduler, "
+                                                "tcp://host:8786")
     device: str = param("auto", "auto (CUDA when available), cpu, cuda or cuda:N")
     seeds: list[int] = param([0, 1], "seeds behind every mean and std")
     train_subset: typing.Optional[int] = param(

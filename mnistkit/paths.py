@@ -74,4 +74,5 @@ def check_creatable(folder: Path | str, name: str) -> None:
         os.rmdir(tempfile.mkdtemp(dir=probe, prefix=".mnistkit-probe-"))
     except OSError as err:
         reason = err.strerror or type(err).__name__
-        raise ConfigError(name, str(folder), f"must be a folder this user can create and write ({reason} at {probe})") from None
+        raise ConfigError(name, str(folder), f"must be a folder this user can create and write ({reason} at "
+                                             f"{probe})") from None

@@ -41,7 +41,8 @@ def lenet_figures(q1, q2, q3, q4, q6) -> pd.DataFrame:
              pm(m["mean"], m["std"]))]
     if q2.retrained is not None:
         rows.insert(2, ("2, chosen setting, retrained with the validation images", q2.best.label, q2.epochs,
-                        int(q2.retrained.train_images.iloc[0]), len(q2.retrained), pm(q2.scored.mean(), q2.scored.std())))
+                        int(q2.retrained.train_images.iloc[0]), len(q2.retrained),
+                        pm(q2.scored.mean(), q2.scored.std())))
     best, large = q6.best_recipe, q6.sizes[-1]
     if best != "assignment":
         t = q6.table_frame.set_index(["recipe", "model", "size"]).loc[(best, "lenet", large)]

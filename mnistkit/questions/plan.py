@@ -62,7 +62,8 @@ def check(params: Params) -> Params:
             null = f" (null is the train_subset of {params.train_subset:,} here)" if params.train_subset else ""
             raise ConfigError(f"{name}.sizes", getattr(params, name).sizes, f"must not repeat a training set{null}")
     selected = [c for q, specs in entries.items() if params.selected(q) for c in specs]
-    if gemm.active() and any(getattr(c, "model", None) == "vit" and resolve_device(c.device) == "cpu" for c in selected):
+    if gemm.active() and any(getattr(c, "model", None) == "vit" and resolve_device(c.device) == "cpu"
+                             for c in selected):
         gemm.check()  # the ViT's products on this CPU are the pinned ones, or nothing is trained
     if params.selected("q3"):  # each candidate as the baseline, on the whole training set: valid there too
         for candidate in range(1, len(params.q3.grid) + 1):

@@ -98,7 +98,8 @@ loss, which is measured after the epoch."""
 
     def alt(self) -> str:
         h = self.history
-        return (f"Two line charts over {plural(len(h), 'epoch')}, train and test, mean over {self._runs()} with a band of "
+        return (f"Two line charts over {plural(len(h), 'epoch')}, train and test, mean over {self._runs()} with a "
+                f"band of "
                 f"one standard deviation. Left: cross-entropy loss, train from {h.train_loss.iloc[0]:.3f} to "
                 f"{self.last.train_loss:.3f}, test from {h.test_loss.iloc[0]:.3f} to {self.last.test_loss:.3f}. "
                 f"Right: accuracy, test from {pct(h.test_acc.iloc[0])} to {pct(self.last.test_acc)}.")

@@ -153,7 +153,8 @@ class Q2Result:
 
     def protocol(self) -> str:
         if self.decider == "validation":
-            rule = (f"The best setting is chosen by its mean accuracy on the {self.validation:,}-image validation split "
+            rule = (f"The best setting is chosen by its mean accuracy on the {self.validation:,}-image validation "
+                    f"split "
                     "(held out of every run's training images; the same for every run).")
             if self.retrained is not None:
                 n = int(self.retrained.train_images.iloc[0])
@@ -167,9 +168,11 @@ class Q2Result:
                 rule += (" The selected setting is not retrained on all 60,000 images: the runs trained on the "
                          "training part are the ones scored.")
         else:
-            rule = "Under the assignment's protocol the best setting is chosen by test accuracy, the number it then reports."
+            rule = ("Under the assignment's protocol the best setting is chosen by test accuracy, the number it then "
+                    "reports.")
         return f"""LeNet trained with {len(self.settings)} settings of batch size, learning rate, optimizer,
-momentum, weight decay and schedule ({plural(self.epochs, 'epoch')} each, on {training_set(self.train_subset) if self.train_subset else f'{self.train_size:,}'} images),
+momentum, weight decay and schedule ({plural(self.epochs, 'epoch')} each, on
+{training_set(self.train_subset) if self.train_subset else f'{self.train_size:,}'} images),
 every setting over seeds {self.seeds} (lr: learning rate, bs: batch size, m: momentum, wd: weight decay).
 The settings with a reported accuracy are the assignment's; the others are this report's own
 candidates, written into the parameter file with its first version, before any run.
@@ -229,7 +232,8 @@ accuracy the assignment reported for its settings. {rule}"""
             shown = f"test **{scored}**"
         return f"""Chosen by **{self.decider}** accuracy, the best setting is **{best.label}** ({shown}).
 Against the second best ({second.label}, {pct(second[deciding])} on {self.decider}) it leads by {interval(margin)}
-on {self.decider} accuracy over {len(self.seeds)} seeds, {clear}; on the test images the same two differ by {interval(test_margin)}.
+on {self.decider} accuracy over {len(self.seeds)} seeds, {clear}; on the test images the same two differ by
+{interval(test_margin)}.
 {self._bottom()} The assignment's best was
 {pct(ASSIGNMENT['q2'])} from one run of Adam lr 0.001, batch 64, weight decay 1e-4, chosen on the test set."""
 

@@ -111,7 +111,8 @@ class StudyResult:
         """Which hyperparameters matter most, saying only what the resamples support."""
         lead = self.leaders
         if len(lead) == 1:
-            head = (f"{PARAMETER_NAMES[lead[0]]} matters most: it explains {self._share(lead[0])} of the variance of the "
+            head = (f"{PARAMETER_NAMES[lead[0]]} matters most: it explains {self._share(lead[0])} of the variance "
+                    f"of the "
                     f"{self.decider} accuracy (95% bootstrap interval), more than any other in the resamples")
         else:
             total = sum(self.importance[n] for n in lead)
@@ -144,7 +145,8 @@ class StudyResult:
         counts = t.optimizer.value_counts()
         return f"""A random search (Optuna's random sampler, seeded) draws
 {len(t)} configurations over the whole space: learning rate 1e-4 to 1e-1 and weight decay 1e-6 to 1e-2
-(log scales), batch size 32 to 512 (log scale), the optimizer ({', '.join(f'{OPTIMIZER_NAMES[o]} {n}' for o, n in counts.items())} draws)
+(log scales), batch size 32 to 512 (log scale), the optimizer
+({', '.join(f'{OPTIMIZER_NAMES[o]} {n}' for o, n in counts.items())} draws)
 and, for SGD, momentum 0.5 to 0.99. Each is one LeNet run of {plural(self.epochs, 'epoch')}. Functional
 ANOVA (Hutter, Hoos and Leyton-Brown, 2014; Optuna's evaluator) fits a random forest to the
 {self.decider} accuracies and splits their variance into the share each hyperparameter explains
@@ -153,13 +155,16 @@ on its own; momentum's share is computed among the SGD trials."""
     def alt_curves(self) -> str:
         t = self.trials
         best = t.loc[t[self.selected_by].idxmax()]
-        return (f"Scatter plots of {self.decider} accuracy against learning rate on a log axis, one panel per optimizer, "
+        return (f"Scatter plots of {self.decider} accuracy against learning rate on a log axis, one panel per "
+                f"optimizer, "
                 f"points coloured by batch size; {len(t)} trials from {pct(t[self.selected_by].min(), 1)} to "
-                f"{pct(t[self.selected_by].max(), 1)} (best: {best.optimizer} lr {best.lr:.2g}, batch {int(best.batch_size)}).")
+                f"{pct(t[self.selected_by].max(), 1)} (best: {best.optimizer} lr {best.lr:.2g}, batch "
+                f"{int(best.batch_size)}).")
 
     def alt_importance(self) -> str:
         return ("Bar chart of fANOVA importance, largest first, with 95% bootstrap intervals: "
-                + "; ".join(f"{PARAMETER_NAMES[k]} {self._share(k)}" for k in sorted(self.importance, key=lambda k: -self.importance[k]))
+                + "; ".join(f"{PARAMETER_NAMES[k]} {self._share(k)}"
+                            for k in sorted(self.importance, key=lambda k: -self.importance[k]))
                 + ".")
 
     def best_lr(self) -> pd.DataFrame:
@@ -175,7 +180,8 @@ on its own; momentum's share is computed among the SGD trials."""
     def analysis(self) -> str:
         imp = self.importance
         shares = ", ".join(f"{PARAMETER_NAMES[n]} {self._share(n)}" for n in self.ranked_parameters)
-        lines = "\n".join(f"- **{OPTIMIZER_NAMES[r.optimizer]}** ({plural(r.trials, 'trial')}): best at lr {r.best_lr:.2g} "
+        lines = "\n".join(f"- **{OPTIMIZER_NAMES[r.optimizer]}** ({plural(r.trials, 'trial')}): best at lr "
+                          f"{r.best_lr:.2g} "
                           f"({pct(r.best)}), worst {pct(r.worst)}" for r in self.best_lr().itertuples())
         within = imp.get(study.WITHIN_SGD)
         momentum = "" if within is None else (f" Among the SGD trials alone, momentum explains "
@@ -185,7 +191,8 @@ on its own; momentum's share is computed among the SGD trials."""
             f"\n\n{plural(len(self.failed), 'trial')} failed to learn (below {pct(study.FAILED, 0)}, chance is 10%): "
             f"{self._failures()}. The gap between them and the rest is part of the variance above. Without "
             f"them (both kinds) the shares are "
-            + ", ".join(f"{PARAMETER_NAMES[n]} {pct(calm[n], 0)}" for n in sorted(study.PARAMETERS, key=lambda k: -calm[k]))
+            + ", ".join(f"{PARAMETER_NAMES[n]} {pct(calm[n], 0)}"
+                        for n in sorted(study.PARAMETERS, key=lambda k: -calm[k]))
             + ": what separates good runs from each other, rather than from the failed ones.")
         return f"""Shares with their 95% intervals over {len(self.resampled)} bootstrap resamples of the trials:
 {shares}.{momentum}{diverged}

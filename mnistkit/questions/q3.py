@@ -116,7 +116,8 @@ def result(params: Params, store: Store, q2_result: q2.Q2Result) -> "Q3Result":
     config = baseline(params, chosen(candidates))
     base = read(store, [config], "q3")[0]
     x, y = data.load(False)
-    paired = stats.mcnemar(predict(first.model("cpu"), x).numpy(), base.predictions, y.numpy()) if base.predictions else None
+    paired = (stats.mcnemar(predict(first.model("cpu"), x).numpy(), base.predictions, y.numpy())
+              if base.predictions else None)
     cnn = Method(
         name=f"LeNet ({q2_result.best.label})", short="LeNet", test_acc=accs.mean(),
         test_acc_std=accs.std(ddof=1) if len(accs) > 1 else float("nan"), runs=len(cnn_runs),
@@ -127,7 +128,8 @@ def result(params: Params, store: Store, q2_result: q2.Q2Result) -> "Q3Result":
         name="SIFT-BoVW-SVM", short="SIFT-BoVW-SVM", test_acc=base.test_acc, test_acc_std=float("nan"), runs=1,
         train_seconds=base.train_seconds, inference_ms_per_image=base.inference_ms_per_image,
         learned_parameters=bovw.learned_parameters(config), feature_dim=base.feature_dim)
-    per_class = pd.DataFrame({"digit": range(10), cnn.short: _per_class(first), baseline_method.short: base.per_class_acc})
+    per_class = pd.DataFrame({"digit": range(10), cnn.short: _per_class(first),
+                              baseline_method.short: base.per_class_acc})
     return Q3Result(cnn=cnn, bovw=baseline_method, cnn_accs=list(accs), mcnemar=paired, per_class=per_class,
                     bovw_config=base.config, bovw_seconds=base.seconds, train_size=base.train_size,
                     device_name=device_name(resolve_device(params.device)), grid=candidates,
@@ -157,7 +159,8 @@ class Q3Result:
     cnn: Method
     bovw: Method
     cnn_accs: list  # the CNN's test accuracy for each seed
-    mcnemar: stats.McNemar | None  # the first seed's CNN against the baseline on the test images; None: no predictions stored
+    # the first seed's CNN against the baseline on the test images; None: no predictions stored
+    mcnemar: stats.McNemar | None
     per_class: pd.DataFrame  # digit, then one column of test accuracy per method (its short name)
     bovw_config: dict
     bovw_seconds: float
@@ -167,7 +170,8 @@ class Q3Result:
     grid_images: int
     grid_scored_on: str = "validation"  # or test, under the assignment's protocol
     digit_counts: list | None = None  # test images of each digit 0..9
-    validation_images: int = 5_000  # held out of the training set (the grid's scoring images under the validation protocol)
+    # held out of the training set (the grid's scoring images under the validation protocol)
+    validation_images: int = 5_000
 
     @property
     def chosen(self) -> pd.Series:
@@ -216,10 +220,12 @@ class Q3Result:
                      "both methods see the same data)" if c.get("validation") else "")
         return f"""The best setting of section 2 ({self.cnn.runs} seeds; inference timed with the first seed's
 model on the 10,000 test images) against the classical pipeline, trained on the same {self.train_size:,}
-images{retrained}: dense SIFT on a grid every {c['step']} px of the digit resized from 28 to {c['upscale']} pixels (×{c['upscale'] / 28:g}; keypoint size
-{c['patch']:g}; RootSIFT: each descriptor L1-normalized and square-rooted, so that Euclidean distance
-compares gradient histograms as the Hellinger distance does), a vocabulary of {c['words']:,} visual words (k-means on {c['kmeans_sample']:,}
-sampled descriptors), a spatial-pyramid histogram of word counts per image ({c['levels']} levels,
+images{retrained}: dense SIFT on a grid every {c['step']} px of the digit resized from 28 to
+{c['upscale']} pixels (×{c['upscale'] / 28:g}; keypoint size {c['patch']:g}; RootSIFT: each descriptor L1-normalized
+and square-rooted, so that Euclidean distance
+compares gradient histograms as the Hellinger distance does), a vocabulary of {c['words']:,} visual words
+(k-means on {c['kmeans_sample']:,} sampled descriptors), a spatial-pyramid histogram of word counts per image
+({c['levels']} levels,
 {self.bovw.feature_dim:,} features, square-rooted and L2-normalized) and a linear SVM. Learned
 parameters: the vocabulary ({c['words']:,} × 128) and the SVM's weights. Times are wall-clock seconds on
 this machine ({self.device_name}); the CNN's training time includes its per-epoch test pass.
@@ -227,8 +233,8 @@ this machine ({self.device_name}); the CNN's training time includes its per-epoc
 **The baseline's setting was chosen on {self._scored_words}.** {len(self.grid)} candidates, each a change to
 the parameter file's settings (`q3.bovw`), were trained on {self.grid_images:,} training images (balanced) and
 scored there; they are stored like runs. The best, candidate {int(self.chosen.candidate)} ({self.chosen.setting},
-{pct(self.chosen.accuracy)}), is the baseline, trained on the whole training set ({self.train_size:,} images) and scored on
-the test set once. The grid's centre, the defaults of `mnistkit.bovw`, was set while the baseline was
+{pct(self.chosen.accuracy)}), is the baseline, trained on the whole training set ({self.train_size:,} images)
+and scored on the test set once. The grid's centre, the defaults of `mnistkit.bovw`, was set while the baseline was
 developed, from measurements that included test images; the choice among the candidates uses
 {self._scored_words} alone."""
 
@@ -254,7 +260,8 @@ developed, from measurements that included test images; the choice among the can
 
     def alt(self) -> str:
         pc = self.per_class.set_index("digit")
-        return (f"Dot plot of test accuracy per digit 0 to 9, with 95% intervals, for {self.cnn.short} and {self.bovw.short}; "
+        return (f"Dot plot of test accuracy per digit 0 to 9, with 95% intervals, for {self.cnn.short} and "
+                f"{self.bovw.short}; "
                 f"the baseline's lowest is digit {self.hardest_digit} at {pct(pc[self.bovw.short].min())}, "
                 f"the CNN's lowest {pct(pc[self.cnn.short].min())}.")
 
@@ -262,7 +269,8 @@ developed, from measurements that included test images; the choice among the can
         cnn, base, gap, c = self.cnn, self.bovw, self.gap, self.bovw_config
         if gap.verdict == "better":
             verdict = (f"The CNN is more accurate: {pct(cnn.test_acc)} against {pct(base.test_acc)}, {interval(gap)} "
-                       f"over {len(self.cnn_accs)} seeds; the baseline makes {self.error_ratio:.1f}× as many test errors.")
+                       f"over {len(self.cnn_accs)} seeds; the baseline makes {self.error_ratio:.1f}× as many test "
+                       f"errors.")
         elif gap.verdict == "worse":
             verdict = (f"The baseline is more accurate: {pct(base.test_acc)} against {pct(cnn.test_acc)} for the CNN, "
                        f"{interval(gap)} over {len(self.cnn_accs)} seeds; the CNN makes {1 / self.error_ratio:.1f}× as "
@@ -273,7 +281,9 @@ developed, from measurements that included test images; the choice among the can
         if self.mcnemar is not None:
             m = self.mcnemar
             verdict += (f" On the same 10,000 test images, the first seed's CNN alone is right on {m.only_a} that the "
-                        f"baseline gets wrong, the baseline alone on {m.only_b}: McNemar's exact test (a paired test on the images exactly one of the two gets right) gives p {'< 0.0001' if m.p < 1e-4 else f'= {m.p:.2g}'} "
+                        f"baseline gets wrong, the baseline alone on {m.only_b}: McNemar's exact test (a paired "
+                        f"test on the images exactly one of the two gets right) gives p "
+                        f"{'< 0.0001' if m.p < 1e-4 else f'= {m.p:.2g}'} "
                         f"({'a significant' if m.significant else 'no significant'} difference at the 5% level).")
         slower = base.inference_ms_per_image / cnn.inference_ms_per_image
         return f"""{verdict} The baseline's hardest digit is {self.hardest_digit}. The CNN trains in

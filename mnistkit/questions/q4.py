@@ -52,23 +52,27 @@ class Q4Result:
     def gap(self) -> stats.Difference:
         """Doubled minus plain LeNet over seeds, with its 95% Welch interval."""
         r = self.runs
-        return stats.difference(r.loc[r.model == "double_conv_lenet", "test_acc"], r.loc[r.model == "lenet", "test_acc"])
+        return stats.difference(r.loc[r.model == "double_conv_lenet", "test_acc"],
+                                r.loc[r.model == "lenet", "test_acc"])
 
     def protocol(self) -> str:
         return f"""LeNet against the same network with a second 5×5 convolution (padding 2, ReLU) after
 each of its two convolutions, trained identically: Adam lr 0.001, batch 64, {plural(self.epochs, 'epoch')},
-{training_set(self.train_subset, self.validation)} images, seeds {self.seeds}. Lines are the mean test accuracy per epoch,
+{training_set(self.train_subset, self.validation)} images, seeds {self.seeds}. Lines are the mean test accuracy per
+epoch,
 bands ±1 std."""
 
     title = "4. Doubling the convolutional layers"
 
     def answer(self) -> str:
         m, gap = self.models, self.gap
-        verdict = {"better": "The doubled-conv LeNet is more accurate", "worse": "The doubled-conv LeNet is less accurate",
+        verdict = {"better": "The doubled-conv LeNet is more accurate", "worse": "The doubled-conv LeNet is less "
+                                                                                 "accurate",
                    "level": "No detectable difference"}[gap.verdict]
         return (f"{verdict}: the doubled-conv LeNet reaches {pct(m.loc['double_conv_lenet', 'mean'])} against LeNet's "
                 f"{pct(m.loc['lenet', 'mean'])}, {interval(gap)} over {len(self.seeds)} seeds, for "
-                f"{m.loc['double_conv_lenet', 'seconds_per_epoch'] / m.loc['lenet', 'seconds_per_epoch']:.1f}× the time "
+                f"{m.loc['double_conv_lenet', 'seconds_per_epoch'] / m.loc['lenet', 'seconds_per_epoch']:.1f}× the "
+                f"time "
                 f"per epoch.")
 
     def alt(self) -> str:

@@ -140,7 +140,8 @@ of every digit, drawn with the run's seed) and on the full set, seeds {self.seed
 {int(self.sizes['size'].iloc[0]):,} images, where the spread is widest), under two protocols
 side by side. **Equal epochs** (the assignment's): every size for {plural(self.epochs, 'epoch')}, so a smaller set
 also gets fewer updates. **Equal steps**: every size for as many optimization steps as the largest
-set's {plural(self.epochs, 'epoch')} ({', '.join(f'{int(r.size):,} images: {int(r.epochs):,} epochs' for r in self.steps.itertuples())}),
+set's {plural(self.epochs, 'epoch')}
+({', '.join(f'{int(r.size):,} images: {int(r.epochs):,} epochs' for r in self.steps.itertuples())}),
 scored on the test set after the last.{self._unbalanced()}"""
 
     def _unbalanced(self) -> str:
@@ -159,15 +160,18 @@ scored on the test set after the last.{self._unbalanced()}"""
         first, last = s.iloc[0], s.iloc[-1]
         shape = "with shrinking gains per tenfold" if self.saturates else "without shrinking gains per tenfold"
         share = self.steps_share()
-        steps = ("" if math.isnan(share) else f"; trained for as many steps as the largest set, {first['size']:,} images "
+        steps = ("" if math.isnan(share) else f"; trained for as many steps as the largest set, {first['size']:,} "
+                                              f"images "
                  f"reach {pct(q['mean'].iloc[0])}, closing {pct(share, 0)} of that gap")
-        return (f"At equal epochs, test accuracy grows from {pm(first['mean'], first['std'])} on {first['size']:,} images "
+        return (f"At equal epochs, test accuracy grows from {pm(first['mean'], first['std'])} on {first['size']:,} "
+                f"images "
                 f"to {pm(last['mean'], last['std'])} on {last['size']:,}, {shape}{steps}.")
 
     def alt(self) -> str:
         e, q = self.sizes, self.steps
         return ("Line chart of test accuracy against training-set size on a log axis, mean ± std with one dot per "
-                "seed, one line per protocol. Equal epochs: " + ", ".join(f"{n:,} {pct(m)}" for n, m in zip(e["size"], e["mean"]))
+                "seed, one line per protocol. Equal epochs: "
+                + ", ".join(f"{n:,} {pct(m)}" for n, m in zip(e["size"], e["mean"]))
                 + ". Equal steps: " + ", ".join(f"{n:,} {pct(m)}" for n, m in zip(q["size"], q["mean"])) + ".")
 
     def table(self) -> pd.DataFrame:
@@ -178,7 +182,8 @@ scored on the test set after the last.{self._unbalanced()}"""
             "equal epochs: test accuracy": mean_std_column(e),
             "seeds": e["count"].astype(int),
             "equal steps: epochs": [f"{int(q.loc[n, 'epochs']):,}" if n in q.index else NA for n in e["size"]],
-            "equal steps: test accuracy": [pm(q.loc[n, "mean"], q.loc[n, "std"]) if n in q.index else NA for n in e["size"]],
+            "equal steps: test accuracy": [pm(q.loc[n, "mean"], q.loc[n, "std"]) if n in q.index else NA
+                                           for n in e["size"]],
         })
         return captioned(frame, "LeNet's test accuracy per training-set size: at equal epochs, and trained for as many "
                                 "steps as the largest set.")
@@ -186,7 +191,8 @@ scored on the test set after the last.{self._unbalanced()}"""
     def analysis(self) -> str:
         s, q = self.sizes, self.steps
         first, last = s.iloc[0], s.iloc[-1]
-        steps = [f"{s['size'].iloc[i]:,} → {s['size'].iloc[i + 1]:,}: {points(s['mean'].iloc[i + 1] - s['mean'].iloc[i])} "
+        steps = [f"{s['size'].iloc[i]:,} → {s['size'].iloc[i + 1]:,}: "
+                 f"{points(s['mean'].iloc[i + 1] - s['mean'].iloc[i])} "
                  f"points ({100 * g:+.1f} per tenfold)" for i, g in enumerate(self.gains)]
         shape = ("The gain per tenfold more data shrinks as the set grows: accuracy saturates, each new image "
                  "being more likely to repeat a writing style the network has already seen. " if self.saturates else
@@ -200,9 +206,11 @@ scored on the test set after the last.{self._unbalanced()}"""
         share = self.steps_share()
         split = (f"Trained for as many steps as the largest set, {first['size']:,} images reach "
                  f"**{pm(q['mean'].iloc[0], q['std'].iloc[0])}** instead of {pct(first['mean'])}: equal steps close "
-                 f"{pct(share, 0)} of the gap to {last['size']:,} images, so that much of the small-set gap at equal epochs "
+                 f"{pct(share, 0)} of the gap to {last['size']:,} images, so that much of the small-set gap at "
+                 f"equal epochs "
                  f"is too few updates, and the rest is too little data.") if not math.isnan(share) else ""
-        return f"""At equal epochs, accuracy grows from **{pm(first['mean'], first['std'])}** with {first['size']:,} images to
+        grows = f"**{pm(first['mean'], first['std'])}** with {first['size']:,} images"
+        return f"""At equal epochs, accuracy grows from {grows} to
 **{pm(last['mean'], last['std'])}** with {last['size']:,} (the assignment, one run each: {reference}).
 Gain per step: {'; '.join(steps)}. {shape}{seeds}with few images the network sees few writing styles
 per digit and, at a fixed number of epochs, takes few optimization steps, so which images were drawn
@@ -244,7 +252,8 @@ def assignment_sentence(r: Q5Result) -> str:
         return ""
     theirs = ASSIGNMENT["q5"][size]
     reach = int((small >= theirs).sum())
-    where = ("inside the range of our seeds, so the luck of one draw of images and initial weights can explain the difference"
+    where = ("inside the range of our seeds, so the luck of one draw of images and initial weights can explain the "
+             "difference"
              if small.min() <= theirs <= small.max() else
              "outside the range of our seeds, so more than the luck of one draw separates the two")
     return (f" At {size:,} images and equal epochs, {len(small)} seeds range from {pct(small.min())} to "

@@ -208,7 +208,8 @@ same data and recipe (mean seconds per run)."""
 
     @property
     def title(self) -> str:
-        depths = "/".join(str(d) for d in sorted({models.vit_shape(r.get("vit") or {})["depth"] for r in self.recipes.values()}))
+        depths = "/".join(str(d) for d in sorted({models.vit_shape(r.get("vit") or {})["depth"]
+                                                  for r in self.recipes.values()}))
         return f"6. A {depths}-layer Transformer (ViT) against LeNet"
 
     def answer(self) -> str:
@@ -275,7 +276,8 @@ the report's first version, from the usual recipe for training small ViTs (AdamW
 decay, label smoothing, light augmentation, pre-norm), before any of these runs: it is a candidate, and
 the choice between the two is made on {self.decider}.
 
-The better recipe for the ViT is **{best}**, {_chosen(self)}: test {pct(self.acc(best, 'vit', large))} on {large:,} images and
+The better recipe for the ViT is **{best}**, {_chosen(self)}: test {pct(self.acc(best, 'vit', large))} on {large:,}
+images and
 {pct(self.acc(best, 'vit', small))} on {small:,} (the assignment: {pct(reference[60_000])} and
 {pct(reference[6_000])} with its 6-layer encoder on 60,000 and 6,000).
 

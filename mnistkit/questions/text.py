@@ -30,7 +30,8 @@ QUESTIONS = {
 OPTIMIZER_NAMES = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD", "rmsprop": "RMSprop"}
 NA = "—"  # a table cell that does not apply
 PARAMETER_NAMES = {"lr": "learning rate", "batch_size": "batch size", "optimizer": "optimizer",
-                   "weight_decay": "weight decay", "momentum": "momentum", "momentum (within SGD)": "momentum (within SGD)"}
+                   "weight_decay": "weight decay", "momentum": "momentum", "momentum (within SGD)": "momentum "
+                                                                                                    "(within SGD)"}
 MODEL_NAMES = {"lenet": "LeNet", "double_conv_lenet": "doubled-conv LeNet", "vit": "ViT"}
 RECIPE_WORDS = {
     "optimizer": lambda v: OPTIMIZER_NAMES.get(v, v),
@@ -38,7 +39,8 @@ RECIPE_WORDS = {
     "batch_size": "batch size {}".format,
     "momentum": "momentum {:g}".format,
     "weight_decay": "weight decay {:g}".format,
-    "schedule": lambda v: {"cosine": "cosine decay of the learning rate", "constant": "constant learning rate"}.get(v, v),
+    "schedule": lambda v: {"cosine": "cosine decay of the learning rate", "constant": "constant learning "
+                                                                                      "rate"}.get(v, v),
     "warmup_epochs": lambda v: f"{v:g} warm-up epoch{'' if v == 1 else 's'}",
     "label_smoothing": "label smoothing {:g}".format,
     "augment": lambda v: {"shift": "random shifts of up to 2 pixels", "none": "no augmentation"}.get(v, v),
@@ -93,7 +95,9 @@ def training_set(train_subset: int | None, validation: int = 0) -> str:
     or a subset standing in."""
     if train_subset is not None:
         return f"{train_subset:,} (standing in for 60,000)"
-    return "60,000" if not validation else f"{TRAIN_SIZE - validation:,} (60,000 less the {validation:,} validation images)"
+    if not validation:
+        return "60,000"
+    return f"{TRAIN_SIZE - validation:,} (60,000 less the {validation:,} validation images)"
 
 
 def interval(d: Difference, digits: int = 2) -> str:
