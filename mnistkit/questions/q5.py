@@ -116,12 +116,6 @@ class Q5Result:
         s = self.sizes
         return stats.saturates(list(s["size"]), list(s["mean"]))
 
-    @property
-    def spread_shrinks(self) -> bool:
-        """Whether the seeds agree more at every larger size (the std falls from each size to the next)."""
-        std = list(self.sizes["std"])
-        return all(b < a for a, b in zip(std, std[1:]))
-
     def smallest_runs(self) -> pd.Series:
         """Test accuracies of every equal-epoch seed at the smallest size."""
         r = self.runs[self.runs.protocol == "equal_epochs"]
@@ -194,12 +188,15 @@ scored on the test set after the last.{self._unbalanced()}"""
         steps = [f"{s['size'].iloc[i]:,} → {s['size'].iloc[i + 1]:,}: "
                  f"{points(s['mean'].iloc[i + 1] - s['mean'].iloc[i])} "
                  f"points ({100 * g:+.1f} per tenfold)" for i, g in enumerate(self.gains)]
-        shape = ("The gain per tenfold more data shrinks as the set grows: accuracy saturates, each new image "
-                 "being more likely to repeat a writing style the network has already seen. " if self.saturates else
+        shape = ("The gain per tenfold more data shrinks as the set grows: accuracy saturates. One explanation, "
+                 "a hypothesis this study does not test, is that each new image is more likely to repeat a writing "
+                 "style the network has already seen. " if self.saturates else
                  "Here the gain per tenfold more data does not shrink: the network is still far from saturated. ")
         stds = ", ".join(f"{100 * d:.2f}" for d in s["std"])
-        seeds = (f"The spread between seeds shrinks at every step too (std {stds} points): " if self.spread_shrinks
-                 else f"The spread between seeds does not shrink at every step (std {stds} points), but ")
+        fewest = int(s["count"].min())
+        seeds = (f"The seeds' standard deviations are {stds} points; with {fewest} seeds a standard deviation is "
+                 f"itself uncertain by about ±{100 / math.sqrt(2 * (fewest - 1)):.0f}%, so they are not read for a "
+                 "trend. " if fewest > 1 else "")
         reference = ", ".join(f"{n:,} {pct(v)}" for n, v in ASSIGNMENT["q5"].items())
         kind = (" The largest set also differs in kind: it is all the data, with its uneven class counts."
                 if self.runs.loc[self.runs["size"] == last["size"], "full"].all() else "")
@@ -212,9 +209,7 @@ scored on the test set after the last.{self._unbalanced()}"""
         grows = f"**{pm(first['mean'], first['std'])}** with {first['size']:,} images"
         return f"""At equal epochs, accuracy grows from {grows} to
 **{pm(last['mean'], last['std'])}** with {last['size']:,} (the assignment, one run each: {reference}).
-Gain per step: {'; '.join(steps)}. {shape}{seeds}with few images the network sees few writing styles
-per digit and, at a fixed number of epochs, takes few optimization steps, so which images were drawn
-and how the weights started matter more.{kind}
+Gain per step: {'; '.join(steps)}. {shape}{seeds}{kind}
 
 {split}{assignment_sentence(self)}"""
 
