@@ -181,6 +181,8 @@ def test_q3_gap_whose_interval_includes_zero_is_level():
     assert r.gap.verdict == "level" and r.gap.lo < 0 < r.gap.hi
     assert "The two are level: 99.10% for the CNN against 99.12%" in r.analysis()
     assert r.hardest_digit == 7
+    conditions = "the 10,000 test images; the CNN in batches of 2,000 on one process"  # a time ratio with its conditions
+    assert "× slower (" + conditions in r.answer() and conditions in " ".join(r.analysis().split())
 
 
 def test_q3_interval_above_zero_names_the_better_method_and_mcnemar_is_reported():
@@ -364,7 +366,8 @@ def test_q6_picks_the_recipe_by_validation_and_compares_over_seeds():
     assert "normalization: post-norm under assignment, pre-norm under improved" in r.protocol()
     assert "- **improved**: AdamW, ViT with pre-norm encoder layers" in r.protocol() and "_" not in r.protocol()
     assert "the choice between the two is made on validation" in r.analysis()
-    assert r.time_ratio() == pytest.approx(13.0) and "equal epochs, not equal time: a ViT run takes 13.0× as long" in r.protocol()
+    assert r.time_ratio() == pytest.approx(13.0) and r.time_ratio(6000) == pytest.approx(13.0)
+    assert "equal epochs, not equal time: a ViT run takes 13.0× as long as LeNet's on 6,000 images and 13.0× on" in r.protocol()
     # validation decides even where the test set would choose the other recipe
     chosen = q6_result(vit={"assignment": [0.95, 0.99], "improved": [0.96, 0.98]},
                        lenet={"assignment": [0.97, 0.99], "improved": [0.97, 0.99]},

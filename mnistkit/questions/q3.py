@@ -13,7 +13,7 @@ from ..config import device_name, resolve_device
 from ..errors import ConfigError
 from ..params import Params
 from ..store import Store
-from ..trainer import predict
+from ..trainer import EVAL_BATCH, predict
 from . import q2
 from .common import read
 from .text import ASSIGNMENT, bracketed, captioned, images, interval, pct, pm
@@ -196,7 +196,15 @@ class Q3Result:
         return (f"{verdict}: LeNet {pct(cnn.test_acc)} against SIFT-BoVW-SVM {pct(base.test_acc)} on the test set, "
                 f"{interval(gap)} over {len(self.cnn_accs)} seeds; the baseline's setting was chosen on "
                 f"{'validation' if self.grid_scored_on == 'validation' else 'test'} images, and it classifies an image "
-                f"{base.inference_ms_per_image / cnn.inference_ms_per_image:.0f}× slower.")
+                f"{base.inference_ms_per_image / cnn.inference_ms_per_image:.0f}× slower "
+                f"({self.inference_conditions}).")
+
+    @property
+    def inference_conditions(self) -> str:
+        """How the inference times were measured: what a time ratio holds under."""
+        jobs = self.bovw_config.get("jobs", 1)
+        return (f"the 10,000 test images; the CNN in batches of {EVAL_BATCH:,} on one process, the baseline's "
+                f"descriptors and histograms in {jobs} worker process{'es' if jobs != 1 else ''}")
 
     @property
     def gap(self) -> stats.Difference:
@@ -288,7 +296,8 @@ developed, from measurements that included test images; the choice among the can
         slower = base.inference_ms_per_image / cnn.inference_ms_per_image
         return f"""{verdict} The baseline's hardest digit is {self.hardest_digit}. The CNN trains in
 {cnn.train_seconds:,.0f} s against {base.train_seconds:,.0f} s for the baseline, and classifies an image in
-{cnn.inference_ms_per_image:.3f} ms against {base.inference_ms_per_image:.3f} ms ({slower:.0f}× longer); it has
+{cnn.inference_ms_per_image:.3f} ms against {base.inference_ms_per_image:.3f} ms ({slower:.0f}× longer;
+{self.inference_conditions}); it has
 {cnn.learned_parameters:,} learned parameters against {base.learned_parameters:,}.
 
 The two differ in what is learned. SIFT describes local gradient orientations with a fixed,

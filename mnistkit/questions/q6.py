@@ -203,8 +203,8 @@ the same data ({' and '.join(f'{s:,}' for s in self.sizes)} training images), fo
 {recipes}
 
 The assignment compared 10 ViT epochs with 5 LeNet epochs and ran a 6-layer encoder; here both
-models get equal epochs, not equal time: a ViT run takes {self.time_ratio():.1f}× as long as LeNet's on the
-same data and recipe (mean seconds per run)."""
+models get equal epochs, not equal time: a ViT run takes {self.time_ratios()} (the same data and
+recipe, mean seconds per run, one thread a run)."""
 
     @property
     def title(self) -> str:
@@ -216,20 +216,28 @@ same data and recipe (mean seconds per run)."""
         best, small, large = self.best_recipe, self.sizes[0], self.sizes[-1]
         words = {"better": "ahead of", "worse": "behind", "level": "level with"}
         parts = [f"{pct(self.acc(best, 'vit', s))} on {s:,} images, {words[self.vit_minus_lenet(s).verdict]} LeNet "
-                 f"({interval(self.vit_minus_lenet(s))})" for s in (small, large)]
+                 f"({bracketed(self.vit_minus_lenet(s))})" for s in (small, large)]
         return (f"Under its better recipe ({best}, chosen on {self.decider}) the ViT reaches {parts[0]}, and "
                 f"{parts[1]}, over {len(self.seeds)} seeds at equal epochs; a ViT run takes "
-                f"{self.time_ratio():.0f}× LeNet's time.")
+                f"{self.time_ratios()}.")
 
     @property
     def best_vit(self) -> dict:
         """The ViT's own keyword arguments under the better recipe."""
         return self.recipes[self.best_recipe].get("vit") or {}
 
-    def time_ratio(self) -> float:
-        """Mean seconds of a ViT run over those of a LeNet run, over every recipe and size."""
-        t = self.table_frame.groupby("model")["seconds"].mean()
+    def time_ratio(self, size: int | None = None) -> float:
+        """Mean seconds of a ViT run over those of a LeNet run, on ``size`` images (every size for None), over
+        every recipe."""
+        t = self.table_frame if size is None else self.table_frame[self.table_frame["size"] == size]
+        t = t.groupby("model")["seconds"].mean()
         return float(t["vit"] / t["lenet"])
+
+    def time_ratios(self) -> str:
+        """The ViT's time over LeNet's at each size, in words (the ratio differs between sizes)."""
+        first, *rest = self.sizes
+        return (f"{self.time_ratio(first):.1f}× as long as LeNet's on {first:,} images"
+                + "".join(f" and {self.time_ratio(s):.1f}× on {s:,}" for s in rest))
 
     def curves_at(self, size: int) -> pd.DataFrame:
         """The per-epoch curves of the runs on ``size`` images, ``run`` naming model and recipe."""
