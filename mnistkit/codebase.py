@@ -110,7 +110,7 @@ stops with an error where they are not:
 
 Equal on other machines too: `tests/golden/` holds such numbers (every epoch's losses and accuracies
 and the weights' sha256 of short runs of every model and optimizer, written once), and `./build.sh
-test` requires them exactly on any machine; they have held on Intel and AMD processors."""
+test` requires them exactly on any machine."""
 
 
 def rerun(config: RunConfig, times: int = 2) -> Rerun:
