@@ -186,6 +186,12 @@ def feature_dim(config: BovwConfig) -> int:
     return config.words * sum(4**level for level in range(config.levels))
 
 
+def cost(config: BovwConfig) -> int:
+    """Keypoint-word products per image (keypoints x words): what encoding an image costs, the
+    search's tie-break between equally accurate settings."""
+    return len(grid(config)) * config.words
+
+
 def learned_parameters(config: BovwConfig) -> int:
     """The values fitted to the data: the vocabulary (``words`` x 128) and the SVM's weights and biases."""
     return config.words * 128 + feature_dim(config) * 10 + 10

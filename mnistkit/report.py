@@ -132,14 +132,16 @@ class Report:
     def header(self) -> str:
         """How the study was run, in words, under the title."""
         p = self.params
-        rule = (f"Every choice among settings, recipes or baselines is made on {p.validation:,} training images held "
-                f"out for it (500 of each digit, drawn once), and the test set evaluates what was chosen"
+        v = p.validation
+        rule = (f"Every choice among settings, recipes or baselines is made on {v:,} training images held out for it "
+                f"({v // 10:,} of each digit, drawn once), which the runs that choose do not train on. What is chosen, "
+                f"and every run that chooses nothing, trains on all {training_set(p.train_subset)} training images or "
+                "the subset its question asks for, and the test set evaluates it once"
                 if p.protocol == "validation" else "Choices among settings are made by test accuracy, as the "
                 "assignment made them")
         seeds = ", ".join(map(str, p.seeds))
         return (f"**How the study was run.** {rule}. Each network is trained once per seed ({seeds}, unless a "
-                f"section says otherwise) on {training_set(p.train_subset, p.validation)} training images or the "
-                "subset its question asks for, and a result is the mean over its seeds. A comparison of two methods "
+                "section says otherwise), and a result is the mean over its seeds. A comparison of two methods "
                 "is the difference of their means with its 95% interval; \"no detectable difference\" means an "
                 "interval that includes zero.")
 

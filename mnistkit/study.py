@@ -65,6 +65,19 @@ def draw(trials: int, seed: int) -> list[dict]:
     return settings
 
 
+def draw_choices(space: dict[str, list], trials: int, seed: int) -> list[dict]:
+    """``trials`` settings, each one of the listed choices of every name of ``space``, drawn at random by
+    Optuna's sampler with ``seed``."""
+    choices = {name: CategoricalDistribution(values) for name, values in space.items()}
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=seed))
+    settings = []
+    for _ in range(trials):
+        trial = study.ask(choices)
+        settings.append(dict(trial.params))
+        study.tell(trial, state=optuna.trial.TrialState.PRUNED)  # nothing is trained here
+    return settings
+
+
 def importances(settings: list[dict], values: list[float], seed: int = 0) -> dict:
     """fANOVA importance of each hyperparameter (summing to 1) for ``values`` of ``settings``;
     ``momentum`` is added from the SGD settings alone, as its share there."""

@@ -33,8 +33,13 @@ def test_differences_lists_every_changed_value():
     actual = {"a": 1.0, "b": {"c": [0.5, 0.2500001]}, "e": 3}
     assert cases.differences(expected, actual) == [
         "b.c[1]: 0.25 -> 0.2500001", "d: 2 -> '<missing>'", "e: '<missing>' -> 3"]
-    baseline = {"q3": {"bovw_test_acc": 0.9606, "cnn_minus_bovw_ci95": [-0.5, 0.2], "cnn_test_acc": 0.99}}
-    near = {"q3": {"bovw_test_acc": 0.9607, "cnn_minus_bovw_ci95": [-0.5001, 0.2001], "cnn_test_acc": 0.99}}
-    assert cases.differences(baseline, near) == []  # the baseline within 3 test images of 10,000
-    far = {"q3": {"bovw_test_acc": 0.9610, "cnn_minus_bovw_ci95": [-0.5, 0.2], "cnn_test_acc": 0.9901}}
-    assert cases.differences(baseline, far) == ["q3.bovw_test_acc: 0.9606 -> 0.961", "q3.cnn_test_acc: 0.99 -> 0.9901"]
+    baseline = {"q3": {"bovw_test_acc_mean": 0.9606, "cnn_minus_bovw_ci95": [-0.5, 0.2], "cnn_test_acc_mean": 0.99,
+                       "search": {"accuracies": [0.95, 0.96]}, "mcnemar_p": [0.5]}}
+    near = {"q3": {"bovw_test_acc_mean": 0.9607, "cnn_minus_bovw_ci95": [-0.5001, 0.2001], "cnn_test_acc_mean": 0.99,
+                   "search": {"accuracies": [0.9505, 0.96]}, "mcnemar_p": [0.45]}}
+    assert cases.differences(baseline, near) == []  # the baseline within 3 test images of 10,000, 3 of 5,000 validation
+    far = {"q3": {"bovw_test_acc_mean": 0.9610, "cnn_minus_bovw_ci95": [-0.5, 0.2], "cnn_test_acc_mean": 0.9901,
+                  "search": {"accuracies": [0.9508, 0.96]}, "mcnemar_p": [0.3]}}
+    assert cases.differences(baseline, far) == [
+        "q3.bovw_test_acc_mean: 0.9606 -> 0.961", "q3.cnn_test_acc_mean: 0.99 -> 0.9901", "q3.mcnemar_p[0]: 0.5 -> 0.3",
+        "q3.search.accuracies[0]: 0.95 -> 0.9508"]

@@ -32,8 +32,12 @@ def test_the_committed_parameter_files_and_the_schema_defaults_are_valid():
     assert len(full["q2"]) >= 11 * 3
     assert {c.model for c in full["q6"]} == {"vit", "lenet"}
     assert all(c.model_kw.get("depth", 2) == 2 for c in full["q6"] if c.model == "vit")
-    grid = [c for c in full["q3"] if type(c).__name__ == "BovwConfig"]  # the baseline's grid is planned
-    assert len(grid) == 9 and {c.scored_on for c in grid} == {"validation"} and {c.subset for c in grid} == {10_000}
+    search = [c for c in full["q3"] if type(c).__name__ == "BovwConfig"]  # the baseline's search is planned
+    assert len(search) == 24 and {c.scored_on for c in search} == {"validation"} and {c.subset for c in search} == {10_000}
+    # validation images serve selections only: what chooses nothing trains on all 60,000
+    scored = full["q1"] + full["q4"] + [c for c in full["q5"] + full["q6"] if c.subset is None]
+    assert {(c.validation, c.train_images) for c in scored} == {(0, 60_000)}
+    assert {c.validation for c in full["q2"]} == {5000} and {c.train_images for c in full["q6"] if c.subset} == {6000}
     assert full["q1"] == [c for c in full["q6"] if c.model == "lenet" and c.subset is None
                           and c.optimizer == "adam"]  # question 1's runs are question 6's assignment LeNets
 
@@ -135,9 +139,11 @@ BAD_PARAMS = [
     ({"q2": {"study": {"epochs": 0}}}, "'q2.study.epochs'"),
     ({"q3": {"bovw": {"words": 1}}}, "'q3.bovw.words'"),
     ({"q3": {"bovw": {"wrods": 64}}}, "'q3.bovw.wrods'"),
-    ({"q3": {"grid": [{}, {"step": 0}]}}, "'q3.grid[1].step'"),
-    ({"q3": {"grid": []}}, "'q3.grid'"),
-    ({"q3": {"grid_images": 1_000_000}}, "'q3.grid_images'"),
+    ({"q3": {"search": {"space": {"step": [4, 0]}}}}, "'q3.search.space.step'"),
+    ({"q3": {"search": {"space": {"step": []}}}}, "'q3.search.space.step'"),
+    ({"q3": {"search": {"space": {"seed": [1, 2]}}}}, "'q3.search.space'"),
+    ({"q3": {"bovw": {"step": 4}, "search": {"space": {"step": [4, 5]}}}}, "'q3.search.space'"),
+    ({"q3": {"search": {"images": 1_000_000}}}, "'q3.search.images'"),
     ({"q4": {"epochs": -3}}, "'q4.epochs'"),
     ({"q5": {"sizes": [600, 6001], "epochs": 1}}, "'q5.sizes[1]'"),
     ({"q5": {"sizes": [600, 60000], "epochs": 1}}, "'q5.sizes[1]'"),

@@ -48,6 +48,14 @@ def base(params: Params, name: str, **values) -> RunConfig:
     return config(name, device=params.device, validation=params.validation, **values)
 
 
+def whole(params: Params, name: str, **values) -> RunConfig:
+    """A run that chooses nothing and is scored on the test set: trained on the whole training set,
+    the validation images included (all 60,000, or the stand-in ``train_subset``). Validation images
+    serve selections only."""
+    values.setdefault("subset", params.train_subset)
+    return config(name, device=params.device, validation=0, **values)
+
+
 def subset(params: Params, size: int | None) -> int | None:
     """The subset a size of the parameter file stands for: null is the training set, which is the
     stand-in ``train_subset`` where there is one."""
@@ -55,14 +63,16 @@ def subset(params: Params, size: int | None) -> int | None:
 
 
 def sized(params: Params, name: str, size, seed: int, **values) -> RunConfig:
-    """A run on ``size`` balanced images (subset drawn with ``seed``), or on the full set for None."""
-    size = subset(params, size)
-    return base(params, name, subset=size, subset_seed=seed if size is not None else 0, seed=seed, **values)
+    """A run on ``size`` balanced images (subset drawn with ``seed``, outside the validation split), or on
+    the whole training set (``whole``) for None."""
+    if size is None:
+        return whole(params, name, seed=seed, **values)
+    return base(params, name, subset=size, subset_seed=seed, seed=seed, **values)
 
 
 def full_size(params: Params) -> int:
-    """How many images 'the full training set' holds: 60,000 less the validation split, or the stand-in subset."""
-    return data.train_images(params.train_subset, params.validation)
+    """How many images 'the full training set' holds: 60,000, or the stand-in subset."""
+    return data.train_images(params.train_subset, 0)
 
 
 def row(run, **extra) -> dict:

@@ -13,7 +13,7 @@ from ..trainer import predict
 from . import q6
 from .common import read
 from .q2 import Q2Result
-from .q3 import best_setting_runs
+from .q3 import cnn_runs
 
 
 def mistakes(run, name: str, what: str, device: str = "cpu") -> "Mistakes":
@@ -33,7 +33,7 @@ def mistakes(run, name: str, what: str, device: str = "cpu") -> "Mistakes":
 def result(params: Params, store: Store, q2_result: Q2Result, q6_result: q6.Q6Result) -> "Failures":
     """The mistakes of question 2's best CNN (first seed) and of the ViT trained on question 6's
     largest set under its better recipe (first seed)."""
-    cnn = best_setting_runs(params, q2_result, store, "the failures")[0]
+    cnn = cnn_runs(params, q2_result, store, "the failures")[0]
     recipe, size = q6_result.best_recipe, q6_result.sizes[-1]
     vit_config = next(c for name, model, c in q6.labelled_runs(params) if name == recipe and model == "vit"
                       and c.train_images == size and c.seed == params.q6.seeds[0])

@@ -35,14 +35,10 @@ def lenet_figures(q1, q2, q3, q4, q6) -> pd.DataFrame:
     assignment = "Adam, learning rate 0.001, batch size 64"
     rows = [("1", assignment, q1.epochs, train_images(q1.train_subset, q1.validation),
              len(q1.seeds), pm(q1.last.test_acc, q1.test_acc_std)),
-            ("2, chosen setting; 3", q2.best.label, q2.epochs, q3.train_size, len(q3.cnn_accs),
+            ("2, chosen setting; 3", q2.best.label, q2.epochs, q3.cnn.train_images, len(q3.cnn_accs),
              pm(q3.cnn.test_acc, q3.cnn.test_acc_std)),
             ("4", assignment, q4.epochs, train_images(q4.train_subset, q4.validation), int(m["count"]),
              pm(m["mean"], m["std"]))]
-    if q2.retrained is not None:
-        rows.insert(2, ("2, chosen setting, retrained with the validation images", q2.best.label, q2.epochs,
-                        int(q2.retrained.train_images.iloc[0]), len(q2.retrained),
-                        pm(q2.scored.mean(), q2.scored.std())))
     best, large = q6.best_recipe, q6.sizes[-1]
     if best != "assignment":
         t = q6.table_frame.set_index(["recipe", "model", "size"]).loc[(best, "lenet", large)]

@@ -43,11 +43,12 @@ def first_stage(params: Params) -> dict[str, list]:
 
 def plan(params: Params) -> list[Stage]:
     """The stages in order: the entries the parameters name, then question 2's chosen setting
-    retrained on all the training images (under the validation protocol; ``q2.second_stage``) and
-    the baseline grid's chosen candidate on the whole training set (``q3.second_stage``)."""
+    retrained on all the training images (under the validation protocol; ``q2.second_stage``; question 3's
+    CNN too) and the search's chosen setting as the baseline, once per seed (``q3.second_stage``)."""
     stages = [Stage("runs", QUESTIONS, lambda store: first_stage(params))]
     if params.validation:
-        stages.append(Stage("q2 retrained", ("q2",), lambda store: {"q2": q2.second_stage(params, store)}))
+        stages.append(Stage("q2 retrained", ("q2", "q3"),
+                            lambda store: dict.fromkeys(("q2", "q3"), q2.second_stage(params, store))))
     stages.append(Stage("q3 baseline", ("q3",), lambda store: {"q3": q3.second_stage(params, store)}))
     return stages
 
@@ -65,9 +66,9 @@ def check(params: Params) -> Params:
     if gemm.active() and any(getattr(c, "model", None) == "vit" and resolve_device(c.device) == "cpu"
                              for c in selected):
         gemm.check()  # the ViT's products on this CPU are the pinned ones, or nothing is trained
-    if params.selected("q3"):  # each candidate as the baseline, on the whole training set: valid there too
-        for candidate in range(1, len(params.q3.grid) + 1):
-            q3.baseline(params, candidate)
+    if params.selected("q3"):  # each trial's setting as the baseline, on the whole training set: valid there too
+        for drawn, _ in q3.trials(params):
+            q3.baselines(params, drawn)
     if params.figures_dir is not None:
         paths.check_creatable(params.figures_dir, "figures_dir")
     return params

@@ -6,9 +6,10 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from .. import data
 from ..params import Params
 from ..store import Store
-from .common import base, read
+from .common import read, whole
 from .text import ASSIGNMENT, OPTIMIZER_NAMES, captioned, pct, plural, pm, training_set
 
 METRICS = ["train_loss", "train_acc", "test_loss", "test_acc", "seconds"]
@@ -17,8 +18,8 @@ METRICS = ["train_loss", "train_acc", "test_loss", "test_acc", "seconds"]
 def runs(params: Params) -> list:
     """The question's runs: LeNet (Adam 1e-3, batch 64) once per seed. Under the full profile they
     are question 6's assignment-recipe LeNet runs on all the training images: the same configs,
-    stored once."""
-    return [base(params, "q1", epochs=params.q1.epochs, seed=seed) for seed in params.seeds]
+    stored once. They choose nothing, so they train on the whole training set (``whole``)."""
+    return [whole(params, "q1", epochs=params.q1.epochs, seed=seed) for seed in params.seeds]
 
 
 def result(params: Params, store: Store) -> "Q1Result":
@@ -28,7 +29,7 @@ def result(params: Params, store: Store) -> "Q1Result":
     histories = pd.concat([run.history.assign(seed=run.config.seed) for run in fetched], ignore_index=True)
     return Q1Result(histories=histories, lr=c.lr, optimizer=c.optimizer, batch_size=c.batch_size, epochs=c.epochs,
                     parameters=fetched[0].info["parameters"], train_subset=params.train_subset,
-                    validation=params.validation)
+                    validation=c.validation)
 
 
 @dataclass
@@ -132,4 +133,5 @@ accuracies are {', '.join(pct(a) for a in self.finals)}."""
     def summary(self) -> dict:
         return {"test_acc_mean": float(self.last.test_acc), "test_acc_std": self.test_acc_std,
                 "test_loss_mean": float(self.last.test_loss), "best_epoch": int(self.lowest_test_loss.epoch),
-                "epochs": len(self.history), "seeds": len(self.seeds)}
+                "epochs": len(self.history), "seeds": len(self.seeds),
+                "train_images": data.train_images(self.train_subset, self.validation)}

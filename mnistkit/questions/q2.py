@@ -10,10 +10,10 @@ from functools import cached_property
 
 import pandas as pd
 
-from .. import stats
+from .. import data, stats
 from ..params import Params
 from ..store import Store
-from .common import base, config, full_size, read, row
+from .common import base, read, row, whole
 from .text import (ASSIGNMENT, NA, SELECTED_BY, captioned, interval, mean_std_column, pct, plural, pm, setting_label,
                    training_set)
 
@@ -44,8 +44,7 @@ def retrained(params: Params, number: int) -> list:
     it already."""
     if not params.validation:
         return []
-    return [config(f"q2.settings[{number - 1}]", device=params.device, validation=0, subset=params.train_subset,
-                   seed=seed, **_values(params, number)) for seed in params.seeds]
+    return [whole(params, f"q2.settings[{number - 1}]", seed=seed, **_values(params, number)) for seed in params.seeds]
 
 
 def frame(params: Params, store: Store) -> pd.DataFrame:
@@ -67,7 +66,7 @@ def result(params: Params, store: Store, with_retrained: bool = True) -> "Q2Resu
     """The settings from the store and, with ``with_retrained``, the chosen one's retrained runs
     (which score it); without, the settings alone (what question 3 and the failures read)."""
     q2 = Q2Result(runs=frame(params, store), epochs=params.q2.epochs, seeds=params.seeds,
-                  selected_by=params.selected_by, train_size=full_size(params),
+                  selected_by=params.selected_by, train_size=data.train_images(params.train_subset, params.validation),
                   train_subset=params.train_subset, validation=params.validation)
     again = retrained(params, int(q2.best.setting)) if with_retrained else []
     if not again:
@@ -256,6 +255,8 @@ on {self.decider} accuracy over {len(self.seeds)} seeds, {clear}; on the test im
                 "best_val_acc_mean": float(best["val_mean"]) if self.decider == "validation" else None,
                 "best_test_acc_mean": float(self.scored.mean()), "best_test_acc_std": float(self.scored.std()),
                 "best_retrained": self.retrained is not None, "seeds": len(self.seeds),
-                "best_minus_second": self.margin().diff, "best_minus_second_ci95": self.margin().ci95}
+                "best_minus_second": self.margin().diff, "best_minus_second_ci95": self.margin().ci95,
+                "train_images": (int(self.retrained.train_images.iloc[0]) if self.retrained is not None
+                                 else self.train_size)}
 
 

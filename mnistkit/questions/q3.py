@@ -1,4 +1,5 @@
-"""Question 3: the best setting of question 2 against the SIFT bag-of-visual-words + SVM baseline."""
+"""Question 3: the best setting of question 2 against the SIFT bag-of-visual-words + SVM baseline, whose
+setting a seeded random search chooses on the validation images; both sides over the report's seeds."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .. import bovw, data, stats
+from .. import bovw, data, stats, study
 from ..config import device_name, resolve_device
 from ..errors import ConfigError
 from ..params import Params
@@ -16,58 +17,71 @@ from ..store import Store
 from ..trainer import EVAL_BATCH, predict
 from . import q2
 from .common import read
-from .text import ASSIGNMENT, bracketed, captioned, images, interval, pct, pm
+from .text import ASSIGNMENT, bracketed, captioned, interval, pct, pm
 
 
-def _bovw(params: Params, candidate: int, **values) -> bovw.BovwConfig:
-    """``q3.bovw`` changed by grid candidate ``candidate`` (from 1), on the report's validation split;
-    an error names the parameter it comes from (the change, ``q3.bovw`` or ``q3.grid_images``)."""
-    change = params.q3.grid[candidate - 1]
+def _bovw(params: Params, values: dict) -> bovw.BovwConfig:
+    """``q3.bovw`` with ``values``; an error names the parameter it comes from: a searched setting
+    (``q3.search.space``), the trials' images (``q3.search.images``) or a fixed one (``q3.bovw``)."""
     try:
-        return bovw.BovwConfig.from_dict({"validation": params.validation, **params.q3.bovw, **change, **values})
+        return bovw.BovwConfig.from_dict({**params.q3.bovw, **values})
     except ConfigError as err:
-        where = (f"q3.grid[{candidate - 1}].{err.name}" if err.name in change
-                 else "q3.grid_images" if err.name == "subset" else f"q3.bovw.{err.name}")
+        where = (f"q3.search.space.{err.name}" if err.name in params.q3.search.space
+                 else "q3.search.images" if err.name == "subset" and values.get("scored_on") else f"q3.bovw.{err.name}")
         raise ConfigError(where, err.value, err.allowed) from None
 
 
-def grid(params: Params) -> list:
-    """The grid's candidates: ``q3.bovw`` changed by each of ``q3.grid``, trained on ``grid_images``
-    balanced training images and scored on the validation images (on the test images under the
-    assignment's protocol, which selects by test accuracy)."""
+def trials(params: Params) -> list[tuple[dict, bovw.BovwConfig]]:
+    """``(drawn setting, config)`` for every trial of the baseline's search: ``q3.bovw`` with one choice of
+    each of ``q3.search.space`` drawn by Optuna's sampler (``study.draw_choices``), trained on ``images``
+    balanced training images and scored on the validation images (the test images under the assignment's
+    protocol, which selects by test accuracy); the search's seed seeds every trial."""
+    s = params.q3.search
+    for name in s.space:
+        if name not in SETTING:
+            raise ConfigError("q3.search.space", name, f"must name settings among {list(SETTING)}")
     scored_on = "validation" if params.validation else "test"
-    return [_bovw(params, i, subset=params.q3.grid_images, scored_on=scored_on)
-            for i in range(1, len(params.q3.grid) + 1)]
+    fixed = {"subset": s.images, "subset_seed": s.seed, "seed": s.seed, "validation": params.validation,
+             "scored_on": scored_on}
+    return [(drawn, _bovw(params, {**drawn, **fixed})) for drawn in study.draw_choices(s.space, s.trials, s.seed)]
 
 
-def grid_frame(params: Params, store: Store) -> pd.DataFrame:
-    """One row per candidate, in order: candidate (from 1), setting (its changes), accuracy on the
-    images it is scored on, seconds."""
-    found = read(store, grid(params), "q3")
-    return pd.DataFrame([{"candidate": i, "setting": setting_words(change), "accuracy": r.test_acc,
-                          "seconds": r.seconds} for i, (change, r) in enumerate(zip(params.q3.grid, found), start=1)])
+def search_frame(params: Params, store: Store) -> pd.DataFrame:
+    """One row per trial, in order: trial (from 1), each searched setting, accuracy on the images it is
+    scored on, cost (``bovw.cost``), seconds."""
+    items = trials(params)
+    found = read(store, [c for _, c in items], "q3")
+    return pd.DataFrame([{"trial": i, **drawn, "accuracy": r.test_acc, "cost": bovw.cost(c), "seconds": r.seconds}
+                         for i, ((drawn, c), r) in enumerate(zip(items, found), start=1)])
 
 
 def chosen(frame: pd.DataFrame) -> int:
-    """The candidate (from 1) with the highest accuracy; the first listed of those tied."""
-    return int(frame.loc[frame.accuracy.idxmax(), "candidate"])
+    """The trial (from 1) with the highest accuracy; of those tied, the cheapest (``bovw.cost``), then the first."""
+    best = frame[frame.accuracy == frame.accuracy.max()]
+    return int(best.sort_values(["cost", "trial"], kind="stable").iloc[0].trial)
 
 
-def baseline(params: Params, candidate: int) -> bovw.BovwConfig:
-    """The baseline: ``q3.bovw`` changed by grid candidate ``candidate`` (from 1), on the report's
-    training set, scored on the test images."""
-    return _bovw(params, candidate, subset=params.train_subset)
+def baselines(params: Params, drawn: dict) -> list:
+    """The baseline: ``q3.bovw`` with the setting ``drawn``, once per report seed (the seed draws the
+    descriptors k-means sees, starts k-means and orders the SVM's passes), trained on the whole training
+    set, validation images included (it chooses nothing), and scored on the test images."""
+    return [_bovw(params, {**drawn, "subset": params.train_subset, "seed": seed}) for seed in params.seeds]
+
+
+def chosen_setting(params: Params, store: Store) -> dict:
+    """The searched values of the trial ``chosen`` picks."""
+    return trials(params)[chosen(search_frame(params, store)) - 1][0]
 
 
 def second_stage(params: Params, store: Store) -> list:
-    """The plan's stage after the grid's: the chosen candidate on the whole training set."""
-    return [baseline(params, chosen(grid_frame(params, store)))]
+    """The plan's stage after the search's: the chosen setting's baselines (``baselines``)."""
+    return baselines(params, chosen_setting(params, store))
 
 
 def runs(params: Params) -> list:
-    """The question's first-stage entries: question 2's settings (it reads the best one's runs) and
-    the baseline's grid."""
-    return q2.runs(params) + grid(params)
+    """The question's first-stage entries: question 2's settings (its best one's runs are the CNN) and the
+    baseline's search."""
+    return q2.runs(params) + [c for _, c in trials(params)]
 
 
 SETTING = ("upscale", "step", "patch", "words", "kmeans_sample", "levels", "power", "feature_map", "C")
@@ -76,15 +90,17 @@ NAMES = {"upscale": "resized to {} px", "step": "grid step {} px", "patch": "key
          "power": "power {:g}", "feature_map": "{} feature map", "C": "C = {:g}"}
 
 
-def setting_words(change: dict) -> str:
-    """A grid candidate's changes in words; 'as set' for none."""
-    return ", ".join(NAMES.get(k, k + " {}").format(v) for k, v in change.items()) or "as set (no change)"
+def setting_words(setting: dict) -> str:
+    """Baseline settings in words: ``grid step 3 px, 2,048 words``."""
+    return ", ".join(NAMES.get(k, k + " {}").format(v) for k, v in setting.items())
 
 
-def best_setting_runs(params: Params, q2_result: q2.Q2Result, store: Store, question: str = "q3") -> list:
-    """The runs (one per seed, seeds in order) of question 2's best setting, those that chose it."""
+def cnn_runs(params: Params, q2_result: q2.Q2Result, store: Store, question: str = "q3") -> list:
+    """The runs that score question 2's best setting, one per seed in order: those retrained on the whole
+    training set, or, under the assignment's protocol (which retrains nothing), those that chose it."""
     number = int(q2_result.best.setting)  # chosen by q2_result.selected_by
-    return read(store, [c for n, _, c in q2.settings(params) if n == number], question)
+    again = q2.retrained(params, number)
+    return read(store, again or [c for n, _, c in q2.settings(params) if n == number], question)
 
 
 def inference_ms_per_image(run, repeats: int = 3) -> float:
@@ -107,33 +123,39 @@ def _per_class(run) -> list:
 
 
 def result(params: Params, store: Store, q2_result: q2.Q2Result) -> "Q3Result":
-    """The best setting of question 2 (its runs, and the first seed's model timed here) against the
-    stored baseline."""
-    cnn_runs = best_setting_runs(params, q2_result, store)
-    first = cnn_runs[0]
-    accs = pd.Series([r.final["test_acc"] for r in cnn_runs])
-    candidates = grid_frame(params, store)
-    config = baseline(params, chosen(candidates))
-    base = read(store, [config], "q3")[0]
+    """The best setting of question 2 (its scored runs, the first seed's model timed here) against the
+    stored baselines of the search's choice, seed by seed."""
+    cnn_found = cnn_runs(params, q2_result, store)
+    first = cnn_found[0]
+    accs = [r.final["test_acc"] for r in cnn_found]
+    search = search_frame(params, store)
+    configs = baselines(params, trials(params)[chosen(search) - 1][0])
+    bases = read(store, configs, "q3")
     x, y = data.load(False)
-    paired = (stats.mcnemar(predict(first.model("cpu"), x).numpy(), base.predictions, y.numpy())
-              if base.predictions else None)
+    paired = [stats.mcnemar(predict(r.model("cpu"), x).numpy(), b.predictions, y.numpy())
+              for r, b in zip(cnn_found, bases)] if all(b.predictions for b in bases) else []
     cnn = Method(
-        name=f"LeNet ({q2_result.best.label})", short="LeNet", test_acc=accs.mean(),
-        test_acc_std=accs.std(ddof=1) if len(accs) > 1 else float("nan"), runs=len(cnn_runs),
-        train_seconds=float(np.mean([r.history["seconds"].sum() for r in cnn_runs])),
+        name=f"LeNet ({q2_result.best.label})", short="LeNet", test_acc=float(np.mean(accs)),
+        test_acc_std=float(np.std(accs, ddof=1)) if len(accs) > 1 else float("nan"), runs=len(accs),
+        train_seconds=float(np.mean([r.history["seconds"].sum() for r in cnn_found])),
         inference_ms_per_image=inference_ms_per_image(first), learned_parameters=int(first.info["parameters"]),
-        feature_dim=84)
+        feature_dim=84, train_images=first.config.train_images)
+    base_accs = [b.test_acc for b in bases]
     baseline_method = Method(
-        name="SIFT-BoVW-SVM", short="SIFT-BoVW-SVM", test_acc=base.test_acc, test_acc_std=float("nan"), runs=1,
-        train_seconds=base.train_seconds, inference_ms_per_image=base.inference_ms_per_image,
-        learned_parameters=bovw.learned_parameters(config), feature_dim=base.feature_dim)
+        name="SIFT-BoVW-SVM", short="SIFT-BoVW-SVM", test_acc=float(np.mean(base_accs)),
+        test_acc_std=float(np.std(base_accs, ddof=1)) if len(bases) > 1 else float("nan"), runs=len(bases),
+        train_seconds=float(np.mean([b.train_seconds for b in bases])),
+        inference_ms_per_image=float(np.mean([b.inference_ms_per_image for b in bases])),
+        learned_parameters=bovw.learned_parameters(configs[0]), feature_dim=bases[0].feature_dim,
+        train_images=bases[0].train_size)
     per_class = pd.DataFrame({"digit": range(10), cnn.short: _per_class(first),
-                              baseline_method.short: base.per_class_acc})
-    return Q3Result(cnn=cnn, bovw=baseline_method, cnn_accs=list(accs), mcnemar=paired, per_class=per_class,
-                    bovw_config=base.config, bovw_seconds=base.seconds, train_size=base.train_size,
-                    device_name=device_name(resolve_device(params.device)), grid=candidates,
-                    grid_images=params.q3.grid_images, grid_scored_on="validation" if params.validation else "test",
+                              baseline_method.short: bases[0].per_class_acc})
+    s = params.q3.search
+    return Q3Result(cnn=cnn, bovw=baseline_method, cnn_accs=accs, bovw_accs=base_accs, mcnemar=paired,
+                    per_class=per_class, bovw_config=bases[0].config, seeds=list(params.seeds),
+                    device_name=device_name(resolve_device(params.device)), search=search, space=s.space,
+                    search_images=s.images, search_seed=s.seed,
+                    search_scored_on="validation" if params.validation else "test",
                     digit_counts=[int((y == c).sum()) for c in range(10)], validation_images=params.validation)
 
 
@@ -143,61 +165,77 @@ class Method:
 
     name: str  # as in summary.json: the CNN's with its setting
     short: str  # a column name for tables and figures
-    test_acc: float
+    test_acc: float  # mean over the runs
     test_acc_std: float  # NaN: one run
     runs: int
     train_seconds: float  # mean per run
     inference_ms_per_image: float
     learned_parameters: int
     feature_dim: int  # features before the classifier
+    train_images: int = 60_000
 
 
 @dataclass
 class Q3Result:
-    """The best setting of question 2 against the SIFT-BoVW-SVM baseline."""
+    """The best setting of question 2 against the SIFT-BoVW-SVM baseline, each over the report's seeds."""
 
     cnn: Method
     bovw: Method
     cnn_accs: list  # the CNN's test accuracy for each seed
-    # the first seed's CNN against the baseline on the test images; None: no predictions stored
-    mcnemar: stats.McNemar | None
-    per_class: pd.DataFrame  # digit, then one column of test accuracy per method (its short name)
-    bovw_config: dict
-    bovw_seconds: float
-    train_size: int
+    bovw_accs: list  # the baseline's test accuracy for each seed
+    mcnemar: list  # stats.McNemar of each seed's CNN against the same seed's baseline (empty: no predictions)
+    per_class: pd.DataFrame  # digit, then one column of test accuracy per method (its short name), first seed
+    bovw_config: dict  # the first seed's baseline
+    seeds: list
     device_name: str
-    grid: pd.DataFrame  # candidate, setting, accuracy (on grid_scored_on's images), seconds
-    grid_images: int
-    grid_scored_on: str = "validation"  # or test, under the assignment's protocol
+    search: pd.DataFrame  # trial, the searched settings, accuracy (on search_scored_on's images), cost, seconds
+    space: dict  # each searched setting's choices
+    search_images: int
+    search_seed: int = 0
+    search_scored_on: str = "validation"  # or test, under the assignment's protocol
     digit_counts: list | None = None  # test images of each digit 0..9
-    # held out of the training set (the grid's scoring images under the validation protocol)
-    validation_images: int = 5_000
+    validation_images: int = 5_000  # held out of the selection runs' training images: the search's scoring images
+
+    title = "3. The best CNN against SIFT bag-of-visual-words + SVM"
 
     @property
     def chosen(self) -> pd.Series:
-        """The grid's candidate that became the baseline."""
-        return self.grid.loc[self.grid.candidate == chosen(self.grid)].iloc[0]
+        """The search's trial that became the baseline."""
+        return self.search.loc[self.search.trial == chosen(self.search)].iloc[0]
 
-    def grid_table(self) -> pd.DataFrame:
-        scored = "validation" if self.grid_scored_on == "validation" else "test"
-        frame = pd.DataFrame({"candidate": self.grid.candidate, "change to the settings": self.grid.setting,
-                              f"{scored} accuracy": self.grid.accuracy.map(pct),
-                              "seconds": self.grid.seconds.map("{:,.0f}".format),
-                              "chosen": ["yes" if c == self.chosen.candidate else "no" for c in self.grid.candidate]})
-        return captioned(frame, f"The baseline's candidate settings, each scored on the {scored} images; the most "
-                                "accurate is chosen.")
+    @property
+    def tied(self) -> list[int]:
+        """The other trials as accurate as the chosen one (it is the cheapest of them)."""
+        best = self.chosen
+        return [int(t) for t in self.search.trial[self.search.accuracy == best.accuracy] if t != best.trial]
 
-    title = "3. The best CNN against SIFT bag-of-visual-words + SVM"
+    def setting(self, trial: int) -> dict:
+        """The searched values of ``trial``, each as drawn (a row of mixed types would turn them into floats)."""
+        return {k: self.search[k][self.search.trial == trial].item() for k in self.space}
+
+    def search_table(self, top: int = 10) -> pd.DataFrame:
+        """The ``top`` trials by accuracy (the cheaper first among equals), one column per searched setting."""
+        ranked = self.search.sort_values(["accuracy", "cost", "trial"], ascending=[False, True, True], kind="stable")
+        shown = ranked.head(top)
+        scored = self.search_scored_on
+        frame = pd.DataFrame({"trial": shown.trial,
+                              **{COLUMNS.get(k, k): shown[k].map(lambda v: f"{v:g}" if isinstance(v, float) else v)
+                                 for k in self.space},
+                              f"{scored} accuracy": shown.accuracy.map(pct),
+                              "seconds": shown.seconds.map("{:,.0f}".format),
+                              "chosen": ["yes" if t == self.chosen.trial else "" for t in shown.trial]})
+        what = f"The {len(shown)} most accurate of the" if len(shown) < len(self.search) else "All"
+        return captioned(frame, f"{what} {len(self.search)} settings the random search drew for the baseline, each "
+                                f"trained on {self.search_images:,} images and scored on the {scored} images.")
 
     def answer(self) -> str:
         gap, cnn, base = self.gap, self.cnn, self.bovw
         verdict = {"better": "The CNN is more accurate", "worse": "The baseline is more accurate",
                    "level": "No detectable difference"}[gap.verdict]
         return (f"{verdict}: LeNet {pct(cnn.test_acc)} against SIFT-BoVW-SVM {pct(base.test_acc)} on the test set, "
-                f"{interval(gap)} over {len(self.cnn_accs)} seeds; the baseline's setting was chosen on "
-                f"{'validation' if self.grid_scored_on == 'validation' else 'test'} images, and it classifies an image "
-                f"{base.inference_ms_per_image / cnn.inference_ms_per_image:.0f}× slower "
-                f"({self.inference_conditions}).")
+                f"{interval(gap)} over {len(self.seeds)} seeds of each. The baseline, whose setting a random search "
+                f"chose on {self.search_scored_on} images, classifies an image "
+                f"{base.inference_ms_per_image / cnn.inference_ms_per_image:.0f}× slower ({self.inference_conditions}).")
 
     @property
     def inference_conditions(self) -> str:
@@ -208,9 +246,8 @@ class Q3Result:
 
     @property
     def gap(self) -> stats.Difference:
-        """CNN minus baseline with a 95% interval over the CNN's seeds (the deterministic baseline is
-        one run: the CNN's seed variance stands in for its spread, ``stats.difference``)."""
-        return stats.difference(self.cnn_accs, [self.bovw.test_acc])
+        """CNN minus baseline with a 95% interval over the seeds of both."""
+        return stats.difference(self.cnn_accs, self.bovw_accs)
 
     @property
     def error_ratio(self) -> float:
@@ -223,40 +260,40 @@ class Q3Result:
         return int(self.per_class.set_index("digit")[self.bovw.short].idxmin())
 
     def protocol(self) -> str:
-        c = self.bovw_config
-        retrained = (" (the runs that chose the setting, not those retrained with the validation images, so that "
-                     "both methods see the same data)" if c.get("validation") else "")
-        return f"""The best setting of section 2 ({self.cnn.runs} seeds; inference timed with the first seed's
-model on the 10,000 test images) against the classical pipeline, trained on the same {self.train_size:,}
-images{retrained}: dense SIFT on a grid every {c['step']} px of the digit resized from 28 to
+        c, best = self.bovw_config, self.chosen
+        space = "; ".join(f"{SPACE_WORDS.get(k, k)} " + _choices(v, "or") for k, v in self.space.items())
+        ties = (f" Trial{'s' if len(self.tied) > 1 else ''} {_choices(self.tied)} scored the same; of equals the "
+                "search takes the cheapest, the one with the fewest keypoint-word products per image."
+                if self.tied else "")
+        return f"""The best setting of section 2, trained on {self.cnn.train_images:,} images ({self.cnn.runs} seeds;
+inference timed with the first seed's model), against the classical pipeline, trained on the same
+{self.bovw.train_images:,} images once per seed (the seed draws the descriptors k-means sees, starts k-means and
+orders the SVM's passes): dense SIFT on a grid every {c['step']} px of the digit resized from 28 to
 {c['upscale']} pixels (×{c['upscale'] / 28:g}; keypoint size {c['patch']:g}; RootSIFT: each descriptor L1-normalized
-and square-rooted, so that Euclidean distance
-compares gradient histograms as the Hellinger distance does), a vocabulary of {c['words']:,} visual words
-(k-means on {c['kmeans_sample']:,} sampled descriptors), a spatial-pyramid histogram of word counts per image
-({c['levels']} levels,
-{self.bovw.feature_dim:,} features, square-rooted and L2-normalized) and a linear SVM. Learned
-parameters: the vocabulary ({c['words']:,} × 128) and the SVM's weights. Times are wall-clock seconds on
-this machine ({self.device_name}); the CNN's training time includes its per-epoch test pass.
+and square-rooted, so that Euclidean distance compares gradient histograms as the Hellinger distance does), a
+vocabulary of {c['words']:,} visual words (k-means on {c['kmeans_sample']:,} sampled descriptors), a
+spatial-pyramid histogram of word counts per image ({c['levels']} level{'s' if c['levels'] > 1 else ''},
+{self.bovw.feature_dim:,} features, square-rooted and L2-normalized) and a linear SVM (C = {c['C']:g}). Times are
+wall-clock seconds on this machine ({self.device_name}); the CNN's training time includes its per-epoch test pass.
 
-**The baseline's setting was chosen on {self._scored_words}.** {len(self.grid)} candidates, each a change to
-the parameter file's settings (`q3.bovw`), were trained on {self.grid_images:,} training images (balanced) and
-scored there; they are stored like runs. The best, candidate {int(self.chosen.candidate)} ({self.chosen.setting},
-{pct(self.chosen.accuracy)}), is the baseline, trained on the whole training set ({self.train_size:,} images)
-and scored on the test set once. The grid's centre, the defaults of `mnistkit.bovw`, was set while the baseline was
-developed, from measurements that included test images; the choice among the candidates uses
-{self._scored_words} alone."""
+**The baseline's setting was chosen by a random search on {self._scored_words}.** Optuna's random sampler (seed
+{self.search_seed}) drew {len(self.search)} settings, one choice of each of: {space}. Each was trained on
+{self.search_images:,} balanced training images outside the validation split and scored there, and each is stored
+like a run. The most accurate, trial {int(best.trial)} ({setting_words(self.setting(best.trial))},
+{pct(best.accuracy)}), is the baseline.{ties}"""
 
     @property
     def _scored_words(self) -> str:
-        if self.grid_scored_on == "validation":
-            return f"the {self.validation_images:,} validation images"
+        if self.search_scored_on == "validation":
+            return f"the {self.validation_images:,} validation images alone"
         return "the test images (the assignment's protocol selects by test accuracy)"
 
     def table(self) -> pd.DataFrame:
         """One row per measure, one column per method: narrow enough for a page."""
         rows = {
-            "test accuracy": lambda m: pm(m.test_acc, m.test_acc_std),
+            "test accuracy, mean ± std": lambda m: pm(m.test_acc, m.test_acc_std),
             "runs (seeds)": lambda m: f"{m.runs}",
+            "training images": lambda m: f"{m.train_images:,}",
             "training time, seconds per run": lambda m: f"{m.train_seconds:,.1f}",
             "inference, ms per image": lambda m: f"{m.inference_ms_per_image:.3f}",
             "learned parameters": lambda m: f"{m.learned_parameters:,}",
@@ -286,13 +323,15 @@ developed, from measurements that included test images; the choice among the can
         else:
             verdict = (f"The two are level: {pct(cnn.test_acc)} for the CNN against {pct(base.test_acc)} for the "
                        f"baseline, {interval(gap)} over {len(self.cnn_accs)} seeds, an interval that includes zero.")
-        if self.mcnemar is not None:
+        if self.mcnemar:
             m = self.mcnemar
-            verdict += (f" On the same 10,000 test images, the first seed's CNN alone is right on {m.only_a} that the "
-                        f"baseline gets wrong, the baseline alone on {m.only_b}: McNemar's exact test (a paired "
-                        f"test on the images exactly one of the two gets right) gives p "
-                        f"{'< 0.0001' if m.p < 1e-4 else f'= {m.p:.2g}'} "
-                        f"({'a significant' if m.significant else 'no significant'} difference at the 5% level).")
+            significant = sum(x.significant for x in m)
+            verdict += (f" Seed by seed on the same 10,000 test images (each seed's CNN against the same seed's "
+                        f"baseline), the CNN alone is right on {_choices([x.only_a for x in m])} images that the "
+                        f"baseline gets wrong, the baseline alone on {_choices([x.only_b for x in m])}: McNemar's "
+                        f"exact test (a paired test on the images exactly one of the two gets right) gives "
+                        f"{_choices([f'p {_p(x.p)}' for x in m])}, a significant difference at the 5% level in "
+                        f"{significant} of {len(m)} pairs.")
         slower = base.inference_ms_per_image / cnn.inference_ms_per_image
         return f"""{verdict} The baseline's hardest digit is {self.hardest_digit}. The CNN trains in
 {cnn.train_seconds:,.0f} s against {base.train_seconds:,.0f} s for the baseline, and classifies an image in
@@ -312,24 +351,45 @@ assignment's {ASSIGNMENT['q3']}. At test time the baseline must compute
 its inference time goes; the CNN needs a few small convolutions and matrix products."""
 
     def headlines(self) -> list[tuple]:
-        seen = images(self.train_size, self.validation_images)
-        return [(f"3. LeNet, best setting of 2, {seen} images (mean of {len(self.cnn_accs)} seeds)",
+        n = len(self.seeds)
+        return [(f"3. LeNet, best setting of 2, {self.cnn.train_images:,} images (mean of {n} seeds)",
                  pct(self.cnn.test_acc), ""),
-                (f"3. SIFT-BoVW-SVM, {seen} images", pct(self.bovw.test_acc), ASSIGNMENT["q3"]),
+                (f"3. SIFT-BoVW-SVM, {self.bovw.train_images:,} images (mean of {n} seeds)", pct(self.bovw.test_acc),
+                 ASSIGNMENT["q3"]),
                 ("3. CNN minus BoVW, 95% interval", bracketed(self.gap), "")]
 
     def summary(self) -> dict:
-        cnn, base = self.cnn, self.bovw
-        gap = self.gap
-        return {"cnn_setting": cnn.name, "cnn_test_acc": float(cnn.test_acc),
+        cnn, base, gap, best = self.cnn, self.bovw, self.gap, self.chosen
+        return {"cnn_setting": cnn.name, "cnn_test_acc_mean": cnn.test_acc, "cnn_test_acc_std": cnn.test_acc_std,
                 "cnn_minus_bovw": gap.diff, "cnn_minus_bovw_ci95": gap.ci95,
-                "mcnemar_p": None if self.mcnemar is None else self.mcnemar.p,
+                "mcnemar_p": [m.p for m in self.mcnemar],
                 "cnn_train_seconds": float(cnn.train_seconds),
                 "cnn_inference_ms_per_image": float(cnn.inference_ms_per_image),
-                "bovw_test_acc": float(base.test_acc), "bovw_seconds": float(self.bovw_seconds),
+                "bovw_test_acc_mean": base.test_acc, "bovw_test_acc_std": base.test_acc_std,
+                "bovw_test_accs": [float(a) for a in self.bovw_accs],
                 "bovw_train_seconds": float(base.train_seconds),
                 "bovw_inference_ms_per_image": float(base.inference_ms_per_image),
-                "bovw_feature_dim": int(base.feature_dim), "bovw_selected_by": self.grid_scored_on,
-                "bovw_setting": {k: self.bovw_config[k] for k in SETTING},
-                "bovw_grid": {str(int(r.candidate)): {"setting": r.setting, "accuracy": float(r.accuracy)}
-                              for r in self.grid.itertuples()}}
+                "bovw_feature_dim": int(base.feature_dim), "bovw_setting": {k: self.bovw_config[k] for k in SETTING},
+                "train_images": {"cnn": int(cnn.train_images), "bovw": int(base.train_images)},
+                "search": {"trials": len(self.search), "seed": self.search_seed, "images": self.search_images,
+                           "scored_on": self.search_scored_on, "space": self.space, "best": int(best.trial),
+                           "best_setting": self.setting(best.trial), "best_accuracy": float(best.accuracy),
+                           "tied": self.tied, "accuracies": [float(a) for a in self.search.accuracy]}}
+
+
+# the searched settings as table columns, and in the protocol's list of choices
+COLUMNS = {"upscale": "size, px", "step": "step, px", "patch": "keypoint", "words": "words", "levels": "levels",
+           "kmeans_sample": "k-means sample", "power": "power", "feature_map": "map", "C": "C"}
+SPACE_WORDS = {"upscale": "the digit resized to", "step": "grid step", "patch": "keypoint size", "words": "words",
+               "levels": "pyramid levels", "kmeans_sample": "k-means sample", "power": "power",
+               "feature_map": "feature map", "C": "SVM C"}
+
+
+def _choices(values, last: str = "and") -> str:
+    """``3, 4 and 5`` (``last``: the word before the last value)."""
+    words = [f"{v:,}" if isinstance(v, int) else f"{v:g}" if isinstance(v, float) else str(v) for v in values]
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + f" {last} " + words[-1]
+
+
+def _p(p: float) -> str:
+    return "< 0.0001" if p < 1e-4 else f"= {p:.2g}"

@@ -12,7 +12,7 @@ from .. import data, stats
 from ..params import Params
 from ..store import Store
 from .common import full_size, read, row, sized
-from .text import ASSIGNMENT, NA, captioned, images, mean_std_column, pct, plural, pm, points, size_key
+from .text import ASSIGNMENT, NA, captioned, mean_std_column, pct, plural, pm, points
 
 
 def _count(params: Params, size) -> int:
@@ -53,8 +53,9 @@ def result(params: Params, store: Store) -> "Q5Result":
     fetched = read(store, [c for _, c in items], "q5")
     frame = pd.DataFrame([row(r, protocol=protocol, size=r.config.train_images, full=r.config.subset is None)
                           for (protocol, _), r in zip(items, fetched)])
-    counts = data.class_counts(params.validation) if frame.full.any() else []  # the full runs' training set
-    return Q5Result(runs=frame, epochs=params.q5.epochs, seeds=params.seeds, validation=params.validation,
+    full = [r.config for r in fetched if r.config.subset is None]
+    counts = data.class_counts(full[0].validation) if full else []  # the full runs' training set, from the labels
+    return Q5Result(runs=frame, epochs=params.q5.epochs, seeds=params.seeds,
                     full_counts=counts)
 
 
@@ -88,7 +89,6 @@ class Q5Result:
     runs: pd.DataFrame  # one row per run: protocol (equal_epochs, equal_steps), size, full, seed, epochs, test_acc
     epochs: int
     seeds: list
-    validation: int = 0  # images held out of the whole training set
     full_counts: list = field(default_factory=list)  # the whole training set's images of each digit, from the data
 
     @property
@@ -217,9 +217,8 @@ Gain per step: {'; '.join(steps)}. {shape}{seeds}{kind}
         rows = []
         for protocol, table in (("equal epochs", self.sizes), ("equal steps", self.steps)):
             for r in table.itertuples():
-                named = size_key(r.size, self.validation)
-                reference = ASSIGNMENT["q5"].get(named) if protocol == "equal epochs" else None
-                rows.append((f"5. {images(r.size, self.validation)} training images, {protocol} (mean)", pct(r.mean),
+                reference = ASSIGNMENT["q5"].get(r.size) if protocol == "equal epochs" else None
+                rows.append((f"5. {r.size:,} training images, {protocol} (mean)", pct(r.mean),
                              "" if reference is None else pct(reference)))
         return rows
 
@@ -227,15 +226,13 @@ Gain per step: {'; '.join(steps)}. {shape}{seeds}{kind}
         e, q = self.sizes, self.steps
         small = self.smallest_runs()
 
-        def key(size) -> str:
-            return str(size_key(size, self.validation))
-
-        return {"equal_epochs": {"test_acc_mean": {key(r.size): float(r.mean) for r in e.itertuples()},
-                                 "test_acc_std": {key(r.size): float(r.std) for r in e.itertuples()},
-                                 "seeds": {key(r.size): int(r.count) for r in e.itertuples()}},
-                "equal_steps": {"test_acc_mean": {key(r.size): float(r.mean) for r in q.itertuples()},
-                                "test_acc_std": {key(r.size): float(r.std) for r in q.itertuples()},
-                                "epochs": {key(r.size): int(r.epochs) for r in q.itertuples()}},
+        return {"equal_epochs": {"test_acc_mean": {str(r.size): float(r.mean) for r in e.itertuples()},
+                                 "test_acc_std": {str(r.size): float(r.std) for r in e.itertuples()},
+                                 "seeds": {str(r.size): int(r.count) for r in e.itertuples()}},
+                "equal_steps": {"test_acc_mean": {str(r.size): float(r.mean) for r in q.itertuples()},
+                                "test_acc_std": {str(r.size): float(r.std) for r in q.itertuples()},
+                                "epochs": {str(r.size): int(r.epochs) for r in q.itertuples()}},
+                "train_images": [int(n) for n in e["size"]],
                 "smallest_test_acc_min": float(small.min()), "smallest_test_acc_max": float(small.max())}
 
 

@@ -49,19 +49,6 @@ RECIPE_WORDS = {
 SELECTED_BY = {"val_acc": "validation", "test_acc": "test"}
 
 
-def size_key(size: int, validation: int) -> int:
-    """A training-set size as summary.json and the headlines name it: the number of images, except
-    that the whole training set is 60,000 also when its ``validation`` images were held out."""
-    return TRAIN_SIZE if validation and size == TRAIN_SIZE - validation else size
-
-
-def images(size: int, validation: int) -> str:
-    """A training-set size for a headline: the whole set says how many images were held out of it."""
-    if validation and size == TRAIN_SIZE - validation:
-        return f"{TRAIN_SIZE:,} ({size:,} trained on, {validation:,} held out)"
-    return f"{size:,}"
-
-
 def captioned(frame: pd.DataFrame, caption: str) -> pd.DataFrame:
     """``frame`` with the caption the report numbers and shows above it (``Report.table``)."""
     frame.attrs["caption"] = caption
