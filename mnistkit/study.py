@@ -6,13 +6,15 @@ size (log scale), optimizer, weight decay (log scale) and, for SGD, momentum. Th
 only on the seed, so the whole study is known before anything trains, and its runs go through
 the store and the executor like every other run. Once their validation accuracies are in,
 Optuna's functional-ANOVA evaluator (Hutter, Hoos and Leyton-Brown, 2014) says how much of their
-variance each hyperparameter explains. Momentum exists in SGD trials only, so its importance is
+variance each hyperparameter's main effect explains, normalized to sum to 1 (``main_effects``: what
+they explain together, the rest being interactions). Momentum exists in SGD trials only, so its importance is
 computed among those.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import optuna
@@ -130,11 +132,25 @@ def frame_importances(trials: pd.DataFrame, column: str) -> dict:
     return importances(settings_of(trials), list(trials[column]))
 
 
-def _fanova(settings, values, seed, params) -> dict:
+def main_effects(settings: list[dict], values: list[float], seed: int = 0) -> float:
+    """The share of the variance of ``values`` that fANOVA's main effects explain together, before
+    ``importances`` normalizes them to sum to 1; the rest is the interactions (and what the forest misses)."""
+    return float(sum(_fanova(settings, values, seed, list(SPACE), normalize=False).values()))
+
+
+def first_probability(resampled: pd.DataFrame) -> dict:
+    """For each searched hyperparameter, the share of bootstrap resamples in which it is the most important."""
+    firsts = resampled[list(PARAMETERS)].astype(float).idxmax(axis=1).value_counts()
+    return {name: float(firsts.get(name, 0)) / len(resampled) for name in PARAMETERS}
+
+
+def _fanova(settings, values, seed, params, normalize: bool = True) -> dict:
     study = optuna.create_study(direction="maximize")
     study.add_trials([optuna.trial.create_trial(params={k: s[k] for k in params},
                                                 distributions=distributions({k: s[k] for k in params}), value=v)
                       for s, v in zip(settings, values)])
-    found = optuna.importance.get_param_importances(study, evaluator=FanovaImportanceEvaluator(seed=seed),
-                                                    params=params, normalize=True)
+    with warnings.catch_warnings():  # normalize=False is marked experimental
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        found = optuna.importance.get_param_importances(study, evaluator=FanovaImportanceEvaluator(seed=seed),
+                                                        params=params, normalize=normalize)
     return {name: float(found[name]) for name in params}

@@ -34,7 +34,38 @@ def q2_result(selected_by="val_acc") -> Q2Result:
         {"setting": 3, "label": "adam lr=0.002 bs=64 cosine", "reported": None, "seed": 1, "test_acc": 0.992, "val_acc": 0.991, "seconds": 4.0},
         {"setting": 3, "label": "adam lr=0.002 bs=64 cosine", "reported": None, "seed": 2, "test_acc": 0.991, "val_acc": 0.992, "seconds": 4.0},
     ])
+    runs = runs.join(runs.setting.map(HYPER).apply(pd.Series))
     return Q2Result(runs=runs, epochs=5, seeds=[0, 1, 2], selected_by=selected_by, train_size=55_000, validation=5_000)
+
+
+HYPER = {1: {"optimizer": "adam", "lr": 0.001, "batch_size": 64, "momentum": 0.0, "weight_decay": 0.0,
+             "schedule": "constant", "warmup_epochs": 0.0},
+         2: {"optimizer": "sgd", "lr": 0.01, "batch_size": 128, "momentum": 0.9, "weight_decay": 0.0,
+             "schedule": "constant", "warmup_epochs": 0.0},
+         3: {"optimizer": "adam", "lr": 0.002, "batch_size": 64, "momentum": 0.0, "weight_decay": 0.0,
+             "schedule": "cosine", "warmup_epochs": 0.0},
+         4: {"optimizer": "adam", "lr": 0.002, "batch_size": 64, "momentum": 0.0, "weight_decay": 0.0,
+             "schedule": "constant", "warmup_epochs": 0.0}}
+
+
+def test_q2_single_changes_are_pairs_of_settings_that_differ_in_one_hyperparameter_only():
+    r = q2_result()
+    assert r.single_changes().empty  # 1 and 3 differ in learning rate and schedule
+    fourth = pd.DataFrame([{"setting": 4, "label": "adam lr=0.002 bs=64", "reported": None, "seed": s,
+                            "test_acc": 0.985, "val_acc": v, "seconds": 4.0, **HYPER[4]}
+                           for s, v in enumerate((0.986, 0.987, 0.988))])
+    r = Q2Result(runs=pd.concat([r.runs, fourth], ignore_index=True), epochs=5, seeds=[0, 1, 2], validation=5_000)
+    changes = r.single_changes()
+    assert changes[["hyperparameter", "first", "second"]].values.tolist() == [["lr", 1, 4], ["schedule", 3, 4]]
+    assert changes["diff"].tolist() == pytest.approx([-0.009, -0.004])  # on validation: 0.987 - 0.996, 0.987 - 0.991
+    assert changes.change.iloc[0] == "0.001 to 0.002, settings 1 to 4"
+    text = " ".join(r.analysis().split())
+    assert "- **learning rate**, 0.001 to 0.002, settings 1 to 4: -0.90 points (95% interval" in text
+    assert "a cosine that falls from 1 to 0 over the run's steps, with no warm-up" in text
+    study = study_result()
+    answer = r.answer(study)
+    assert "the largest change that one hyperparameter makes alone is the learning rate's (0.001 to 0.002" in answer
+    assert answer.index("Among the settings") < answer.index("Of 4 settings")
 
 
 def study_result() -> StudyResult:
@@ -119,10 +150,15 @@ def test_q2_importances_that_the_resamples_do_not_separate_are_named_together():
     close = {"lr": 0.39, "optimizer": 0.36, "batch_size": 0.15, "weight_decay": 0.10}
     tied = dataclasses.replace(r, importance=close, resampled=resampled(close, spread=0.1))
     assert tied.leaders == ["lr", "optimizer"]
-    assert tied.answer().startswith("Learning rate and optimizer together explain about 75%")
+    assert tied.answer().startswith("Learning rate and optimizer matter most in a random search of 24 trials: the "
+                                    "most important hyperparameter is learning rate in ")
+    first = tied.first
+    assert sum(first.values()) == pytest.approx(1) and first["lr"] > first["optimizer"] > 0
+    assert tied.summary()["importance_first_probability"] == first
     shuffled = pd.DataFrame({k: np.random.default_rng(i).permutation(np.linspace(0, 1, 40)) for i, k in enumerate(close)})
     every = dataclasses.replace(r, importance=close, resampled=shuffled)
-    assert every.answer().startswith("No hyperparameter stands out: the resamples separate none of them")
+    assert every.answer().startswith("In a random search of 24 trials, no hyperparameter stands out: each is the most "
+                                     "important in some bootstrap resamples")
     assert "matters most" not in tied.analysis()
 
 

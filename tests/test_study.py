@@ -53,3 +53,18 @@ def test_bootstrap_intervals_are_seeded_and_hold_the_point_estimate():
     assert len(a) == 10 and list(a.columns[:4]) == list(study.PARAMETERS)
     lo, hi = study.interval(a, "lr")
     assert 0.5 < lo <= study.importances(settings, values)["lr"] <= hi <= 1 and study.separated(a, "lr", "batch_size") and not study.separated(a, "batch_size", "lr")
+
+
+def test_main_effects_hold_all_of_an_additive_accuracy_and_less_of_an_interaction():
+    settings = study.draw(48, 0)
+    additive = [1.0 * (s["optimizer"] == "adam") for s in settings]
+    crossed = [1.0 * ((s["optimizer"] == "adam") != (s["lr"] > 10**-2.5)) for s in settings]  # neither alone decides
+    assert study.main_effects(settings, additive) == pytest.approx(1.0, abs=0.01)
+    assert study.main_effects(settings, crossed) < 0.9
+
+
+def test_choices_are_drawn_from_the_lists_the_same_for_the_same_seed():
+    space = {"step": [3, 4, 5], "C": [0.1, 1.0]}
+    drawn = study.draw_choices(space, 20, 0)
+    assert drawn == study.draw_choices(space, 20, 0) != study.draw_choices(space, 20, 1)
+    assert {d["step"] for d in drawn} == {3, 4, 5} and {d["C"] for d in drawn} == {0.1, 1.0}

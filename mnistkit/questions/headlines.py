@@ -24,7 +24,7 @@ def sentence(text: str) -> str:
 
 def answers(q1, q2, study, q3, q4, q5, q6) -> str:
     """The report's opening: one numbered answer per question, each from its result's ``answer()``."""
-    items = [q1.answer(), f"{q2.answer()} {sentence(study.answer())}", q3.answer(), q4.answer(), q5.answer(),
+    items = [q1.answer(), q2.answer(study), q3.answer(), q4.answer(), q5.answer(),
              q6.answer()]
     return "## Answers\n\n" + "\n".join(f"{i}. {text}" for i, text in enumerate(items, start=1))
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from itertools import combinations
 
 import pandas as pd
 
@@ -14,8 +15,21 @@ from .. import data, stats
 from ..params import Params
 from ..store import Store
 from .common import base, read, row, whole
-from .text import (ASSIGNMENT, NA, SELECTED_BY, captioned, interval, mean_std_column, pct, plural, pm, setting_label,
-                   training_set)
+from .text import (ASSIGNMENT, NA, OPTIMIZER_NAMES, PARAMETER_NAMES, SELECTED_BY, captioned, interval, mean_std_column,
+                   pct, plural, pm, setting_label, training_set)
+
+HYPERPARAMETERS = ("optimizer", "lr", "batch_size", "momentum", "weight_decay", "schedule")  # what a setting sets
+
+
+def _same(a, b) -> bool:
+    return a == b or (pd.isna(a) and pd.isna(b))
+
+
+def _value(name: str, value) -> str:
+    """A hyperparameter's value in words: ``Adam``, ``0.002``, ``512``, ``cosine``."""
+    if name == "optimizer":
+        return OPTIMIZER_NAMES.get(value, value)
+    return f"{value:g}" if isinstance(value, float) else f"{value}"
 
 
 def _values(params: Params, number: int) -> dict:
@@ -180,15 +194,66 @@ accuracy the assignment reported for its settings. {rule}"""
 
     title = "2. Hyperparameters"
 
-    def answer(self) -> str:
+    def answer(self, study=None) -> str:
+        """The chosen setting; with ``study`` (q2_study.StudyResult), what matters most by both experiments."""
         scored = pm(self.scored.mean(), self.scored.std())
         where = "retrained with the validation images, " if self.retrained is not None else ""
         verdict = {"better": "ahead of the second best by an interval above zero",
                    "level": "level with the second best within the seed noise",
                    "worse": "below the second best"}[self.margin().verdict]
-        return (f"Of {len(self.settings)} settings, {self.decider} accuracy chooses {self.best.label} "
-                f"({verdict}): {scored} on the test set ({where}mean ± std over {len(self.seeds)} seeds; the "
-                f"assignment's best: {pct(ASSIGNMENT['q2'])} from one run).")
+        chosen = (f"Of {len(self.settings)} settings, {self.decider} accuracy chooses {self.best.label} "
+                  f"({verdict}): {scored} on the test set ({where}mean ± std over {len(self.seeds)} seeds; the "
+                  f"assignment's best: {pct(ASSIGNMENT['q2'])} from one run).")
+        if study is None:
+            return chosen
+        return f"{study.answer()} {self._grid_answer(study)} {chosen}"
+
+    def _grid_answer(self, study) -> str:
+        """What the settings' single changes add to the search's answer, and where the two disagree."""
+        changes = self.single_changes()
+        if changes.empty:
+            return "No two of the settings differ in one hyperparameter only."
+        top = changes.loc[changes["diff"].abs().idxmax()]
+        name = PARAMETER_NAMES[top.hyperparameter]
+        agrees = top.hyperparameter in study.leaders
+        missing = [PARAMETER_NAMES[h] for h in study.leaders if h not in set(changes.hyperparameter)]
+        return (f"Among the settings, the largest change that one hyperparameter makes alone is the {name}'s "
+                f"({top.change}: {interval(top.difference)}){', as the search ranks it' if agrees else ''}"
+                + (f"; no two settings differ in the {' or '.join(missing)} alone" if missing else "") + ".")
+
+    def single_changes(self) -> pd.DataFrame:
+        """Every pair of settings that differ in one hyperparameter only, in setting order: hyperparameter,
+        first, second (setting numbers), change (in words), difference (``stats.Difference``, the second minus
+        the first over seeds on the deciding accuracy), diff."""
+        values = self.runs.groupby("setting", sort=True)[list(HYPERPARAMETERS)].first()
+        rows = []
+        for a, b in combinations(values.index, 2):
+            differ = [h for h in HYPERPARAMETERS if not _same(values.at[a, h], values.at[b, h])]
+            if len(differ) != 1:
+                continue
+            h = differ[0]
+            d = stats.difference(self._accs(b, self.selected_by), self._accs(a, self.selected_by))
+            rows.append({"hyperparameter": h, "first": int(a), "second": int(b), "difference": d, "diff": d.diff,
+                         "change": f"{_value(h, values.at[a, h])} to {_value(h, values.at[b, h])}, settings {a} "
+                                   f"to {b}"})
+        return pd.DataFrame(rows, columns=["hyperparameter", "first", "second", "change", "difference", "diff"])
+
+    def _single_changes_text(self) -> str:
+        changes = self.single_changes()
+        if changes.empty:
+            return ""
+        words = {"better": "a gain", "worse": "a loss", "level": "no detectable effect"}
+        lines = "\n".join(f"- **{PARAMETER_NAMES[r.hyperparameter]}**, {r.change}: {interval(r.difference)} on "
+                          f"{self.decider} accuracy, {words[r.difference.verdict]}" for r in changes.itertuples())
+        cosine = ""
+        if "schedule" in set(changes.hyperparameter):
+            warm = self.runs.loc[self.runs.schedule == "cosine", "warmup_epochs"].max()
+            cosine = ("; the cosine schedule multiplies the learning rate, at every step, by a cosine that falls from "
+                      "1 to 0 over the run's steps, " + ("with no warm-up" if not warm else
+                                                         f"after a linear warm-up of {warm:g} epoch{'' if warm == 1 else 's'}"))
+        return (f"**One change at a time.** These pairs of settings differ in one hyperparameter only, so each "
+                f"difference is that hyperparameter's effect there (the second setting minus the first, over "
+                f"{len(self.seeds)} seeds){cosine}:\n\n{lines}\n\n")
 
     def alt_settings(self) -> str:
         s = self.settings
@@ -229,12 +294,19 @@ accuracy the assignment reported for its settings. {rule}"""
             shown = f"validation {pct(best['val_mean'])}, test **{scored}**"
         else:
             shown = f"test **{scored}**"
+        tied = [r for _, r in self.ranked.iloc[1:].iterrows() if r[deciding] == second[deciding]]
+        second_words = (f"the second best ({second.label}, {pct(second[deciding])} on {self.decider})" if len(tied) == 1
+                        else f"the {len(tied)} settings tied for second place on {self.decider} accuracy ("
+                             + " and ".join(f"{int(r.setting)}, {r.label}" for r in tied)
+                             + f", {pct(second[deciding])} each; the first listed stands for them)")
         return f"""Chosen by **{self.decider}** accuracy, the best setting is **{best.label}** ({shown}).
-Against the second best ({second.label}, {pct(second[deciding])} on {self.decider}) it leads by {interval(margin)}
+Against {second_words} it leads by {interval(margin)}
 on {self.decider} accuracy over {len(self.seeds)} seeds, {clear}; on the test images the same two differ by
 {interval(test_margin)}.
 {self._bottom()} The assignment's best was
-{pct(ASSIGNMENT['q2'])} from one run of Adam lr 0.001, batch 64, weight decay 1e-4, chosen on the test set."""
+{pct(ASSIGNMENT['q2'])} from one run of Adam lr 0.001, batch 64, weight decay 1e-4, chosen on the test set.
+
+{self._single_changes_text()}"""
 
     def _bottom(self) -> str:
         low = self.lowest

@@ -35,15 +35,16 @@ def result(params: Params, store: Store) -> "StudyResult":
                            "peak_loss": run.history.train_loss.fillna(math.inf).max()}
                           for (setting, _), run in zip(items, read(store, [c for _, c in items], "q2"))])
     q = params.q2.study
+    settings, values = study.settings_of(frame), list(frame[params.selected_by])
     return StudyResult(trials=frame, importance=study.frame_importances(frame, params.selected_by),
-                       resampled=study.bootstrap(study.settings_of(frame), list(frame[params.selected_by]),
-                                                 q.resamples, q.seed),
-                       epochs=q.epochs, selected_by=params.selected_by)
+                       resampled=study.bootstrap(settings, values, q.resamples, q.seed), epochs=q.epochs,
+                       selected_by=params.selected_by, main_share=study.main_effects(settings, values))
 
 
 @dataclass
 class StudyResult:
-    """The random search's trials and the share of their accuracy's variance each hyperparameter explains."""
+    """The random search's trials and each hyperparameter's fANOVA importance: its main effect's share of the
+    accuracy's variance, normalized over the hyperparameters."""
 
     trials: pd.DataFrame  # per trial: optimizer, lr, batch_size, weight_decay, momentum (NaN), test_acc, val_acc,
     # peak_loss (the largest epoch's mean train loss, inf where one was not a number)
@@ -51,6 +52,7 @@ class StudyResult:
     resampled: pd.DataFrame  # study.bootstrap: the importances of each bootstrap resample of the trials
     epochs: int
     selected_by: str = "val_acc"
+    main_share: float = math.nan  # the variance share the main effects explain together (study.main_effects)
 
     title = "Which hyperparameters matter most"
 
@@ -107,25 +109,25 @@ class StudyResult:
         lo, hi = self.ci95(name)
         return f"{pct(self.importance[name], 0)} [{pct(lo, 0)}, {pct(hi, 0)}]"
 
+    @cached_property
+    def first(self) -> dict:
+        """For each searched hyperparameter, the share of bootstrap resamples in which it is the most important."""
+        return study.first_probability(self.resampled)
+
+    def _firsts(self) -> str:
+        ranked = sorted((n for n in study.PARAMETERS if self.first[n] > 0), key=lambda n: -self.first[n])
+        return ", ".join(f"{PARAMETER_NAMES[n]} in {pct(self.first[n], 0)}" for n in ranked)
+
     def answer(self) -> str:
-        """Which hyperparameters matter most, saying only what the resamples support."""
-        lead = self.leaders
-        if len(lead) == 1:
-            head = (f"{PARAMETER_NAMES[lead[0]]} matters most: it explains {self._share(lead[0])} of the variance "
-                    f"of the "
-                    f"{self.decider} accuracy (95% bootstrap interval), more than any other in the resamples")
-        else:
-            total = sum(self.importance[n] for n in lead)
-            names = [PARAMETER_NAMES[n] for n in lead]
-            if len(lead) == len(self.ranked_parameters):
-                return (f"No hyperparameter stands out: the resamples separate none of them ("
-                        + "; ".join(f"{PARAMETER_NAMES[n]} {self._share(n)}" for n in lead)
-                        + f" of the variance of the {self.decider} accuracy), over {plural(len(self.trials), 'trial')} "
-                        "of a random search.")
-            head = (f"{', '.join(names[:-1])} and {names[-1]} together explain about {pct(total, 0)} of the variance "
-                    f"of the {self.decider} accuracy; the resamples do not separate them ("
-                    + "; ".join(f"{PARAMETER_NAMES[n]} {self._share(n)}" for n in lead) + ")")
-        return f"{head[:1].upper()}{head[1:]}, over {plural(len(self.trials), 'trial')} of a random search."
+        """Which hyperparameters matter most in the search, saying only what the resamples support."""
+        lead = [PARAMETER_NAMES[n] for n in self.leaders]
+        trials = f"a random search of {plural(len(self.trials), 'trial')}"
+        if len(lead) == len(study.PARAMETERS):
+            return (f"In {trials}, no hyperparameter stands out: each is the most important in some bootstrap "
+                    f"resamples ({self._firsts()}).")
+        names = lead[0] if len(lead) == 1 else f"{', '.join(lead[:-1])} and {lead[-1]}"
+        return (f"{names[:1].upper()}{names[1:]} matter{'s' if len(lead) == 1 else ''} most in {trials}: the "
+                f"most important hyperparameter is {self._firsts()} of its bootstrap resamples.")
 
     @property
     def decider(self) -> str:
@@ -150,7 +152,15 @@ class StudyResult:
 and, for SGD, momentum 0.5 to 0.99. Each is one LeNet run of {plural(self.epochs, 'epoch')}. Functional
 ANOVA (Hutter, Hoos and Leyton-Brown, 2014; Optuna's evaluator) fits a random forest to the
 {self.decider} accuracies and splits their variance into the share each hyperparameter explains
-on its own; momentum's share is computed among the SGD trials."""
+on its own: its main effect. The shares are those main effects normalized to sum to 100%; the
+interactions between hyperparameters are left out of them{self._main_words()}. Momentum's share is computed among
+the SGD trials."""
+
+    def _main_words(self) -> str:
+        if math.isnan(self.main_share):
+            return ""
+        return (f" (the main effects together explain {pct(self.main_share, 0)} of the variance the forest "
+                f"predicts; the rest is interactions)")
 
     def alt_curves(self) -> str:
         t = self.trials
@@ -184,7 +194,7 @@ on its own; momentum's share is computed among the SGD trials."""
                           f"{r.best_lr:.2g} "
                           f"({pct(r.best)}), worst {pct(r.worst)}" for r in self.best_lr().itertuples())
         within = imp.get(study.WITHIN_SGD)
-        momentum = "" if within is None else (f" Among the SGD trials alone, momentum explains "
+        momentum = "" if within is None else (f" Among the SGD trials alone, momentum's share is "
                                               f"{self._share(study.WITHIN_SGD)}.")
         calm = self.importance_without_failed
         diverged = "" if calm is None else (
@@ -194,8 +204,8 @@ on its own; momentum's share is computed among the SGD trials."""
             + ", ".join(f"{PARAMETER_NAMES[n]} {pct(calm[n], 0)}"
                         for n in sorted(study.PARAMETERS, key=lambda k: -calm[k]))
             + ": what separates good runs from each other, rather than from the failed ones.")
-        return f"""Shares with their 95% intervals over {len(self.resampled)} bootstrap resamples of the trials:
-{shares}.{momentum}{diverged}
+        return f"""Main-effect shares with their 95% intervals over {len(self.resampled)} bootstrap resamples of the
+trials: {shares}. Ranked in each resample, the most important is {self._firsts()} of them.{momentum}{diverged}
 
 Per optimizer:
 
@@ -213,5 +223,7 @@ size and learning rate act together through the size and number of steps."""
                 "importance": {k: float(self.importance[k]) for k in study.PARAMETERS},
                 "momentum_importance_within_sgd": self.importance.get(study.WITHIN_SGD),
                 "importance_ci95": self.intervals, "importance_resamples": len(self.resampled),
-                "importance_leaders": self.leaders, "failed_trials": self.failed_trials,
+                "importance_leaders": self.leaders, "importance_first_probability": self.first,
+                "main_effects_share": None if math.isnan(self.main_share) else self.main_share,
+                "failed_trials": self.failed_trials,
                 "importance_without_failed": None if calm is None else {k: float(calm[k]) for k in study.PARAMETERS}}
