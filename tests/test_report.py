@@ -1,11 +1,13 @@
 """The report: parameter files validated up front, papermill refusals, and the smoke build end to end."""
 
 import ast
+import html as htmlmod
 import json
 import os
 import re
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -284,6 +286,11 @@ def test_smoke_report_builds_with_every_section_and_gives_the_golden_numbers_loc
     assert not re.search(r'<script[^>]+src="http', html), "the report must open offline"
     check_readable(html)
     assert "Traceback" not in html
+    words = re.sub(r"\s+", " ", htmlmod.unescape(re.sub(r"<[^>]+>", " ", re.sub(r"<style.*?</style>", "", html,
+                                                                                  flags=re.S))))
+    claims = Counter(re.findall(r"([-+]\d+\.\d+)(?: points)? (?:\(95% interval |\[)([-+]\d+\.\d+)(?: to |, )([-+]\d+\.\d+)",
+                                words))  # a difference and its interval, in either of the report's two forms
+    assert claims and max(claims.values()) <= 2, claims.most_common(3)  # each claim in its answer and its evidence
     has_chromium = subprocess.run(["bash", "-c", "source ./build.sh; chromium_bin"], cwd=ROOT,
                                   capture_output=True, text=True).stdout.strip()
     if has_chromium:
@@ -298,7 +305,7 @@ def test_smoke_report_builds_with_every_section_and_gives_the_golden_numbers_loc
     for key in ("profile", "device", "torch", "wall_seconds"):
         assert key in summary
     assert summary["profile"] == "smoke"
-    assert 0 < summary["q1"]["test_acc_mean"] <= 1 and summary["q1"]["seeds"] == 2 and 0 < summary["q3"]["bovw_test_acc"] <= 1
+    assert 0 < summary["q1"]["test_acc_mean"] <= 1 and summary["q1"]["seeds"] == 2 and 0 < summary["q3"]["bovw_test_acc_mean"] <= 1
     assert set(summary["q5"]["equal_epochs"]["test_acc_mean"]) == {"200", "500", "1000"}
     assert set(summary["q5"]["equal_steps"]["test_acc_mean"]) == {"200", "500", "1000"}
     assert summary["protocol"] == "validation" and summary["q2"]["selected_by"] == "validation"
@@ -306,8 +313,9 @@ def test_smoke_report_builds_with_every_section_and_gives_the_golden_numbers_loc
     for key in ("best_val_acc_mean", "best_test_acc_mean", "best_test_acc_std"):
         assert 0 < summary["q2"][key] <= 1, key
     assert summary["q2"]["best_retrained"] is True  # scored after retraining with the validation images
-    for key in ("cnn_minus_bovw", "cnn_minus_bovw_ci95", "mcnemar_p"):
+    for key in ("cnn_minus_bovw", "cnn_minus_bovw_ci95", "mcnemar_p", "search", "bovw_test_acc_std"):
         assert key in summary["q3"], key
+    assert summary["q3"]["train_images"] == {"cnn": 1000, "bovw": 1000} and len(summary["q3"]["bovw_test_accs"]) == 2
     assert len(summary["q4"]["double_minus_lenet_ci95"]) == 2
     assert summary["q6"]["seeds"] == 1 and "vit_1000_test_acc_mean" in summary["q6"]
     assert "vit_minus_lenet_1000_ci95" in summary["q6"]

@@ -79,7 +79,8 @@ def row(run, **extra) -> dict:
     """One run as a frame row: its labels, settings and final numbers."""
     c, final = run.config, run.final
     return {**extra, "model": c.model, "optimizer": c.optimizer, "lr": c.lr, "batch_size": c.batch_size,
-            "momentum": c.momentum, "weight_decay": c.weight_decay, "schedule": c.schedule, "warmup_epochs": c.warmup_epochs,
+            "momentum": c.momentum, "weight_decay": c.weight_decay, "schedule": c.schedule,
+            "warmup_epochs": c.warmup_epochs,
             "seed": c.seed, "epochs": len(run.history), "train_images": c.train_images, "test_acc": final["test_acc"],
             "val_acc": final.get("val_acc", math.nan),
             "test_loss": final["test_loss"], "train_acc": final["train_acc"],

@@ -248,9 +248,10 @@ accuracy the assignment reported for its settings. {rule}"""
         cosine = ""
         if "schedule" in set(changes.hyperparameter):
             warm = self.runs.loc[self.runs.schedule == "cosine", "warmup_epochs"].max()
+            warm_up = (f"after a linear warm-up of {warm:g} epoch{'' if warm == 1 else 's'}" if warm
+                       else "with no warm-up")
             cosine = ("; the cosine schedule multiplies the learning rate, at every step, by a cosine that falls from "
-                      "1 to 0 over the run's steps, " + ("with no warm-up" if not warm else
-                                                         f"after a linear warm-up of {warm:g} epoch{'' if warm == 1 else 's'}"))
+                      f"1 to 0 over the run's steps, {warm_up}")
         return (f"**One change at a time.** These pairs of settings differ in one hyperparameter only, so each "
                 f"difference is that hyperparameter's effect there (the second setting minus the first, over "
                 f"{len(self.seeds)} seeds){cosine}:\n\n{lines}\n\n")

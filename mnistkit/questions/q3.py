@@ -235,7 +235,8 @@ class Q3Result:
         return (f"{verdict}: LeNet {pct(cnn.test_acc)} against SIFT-BoVW-SVM {pct(base.test_acc)} on the test set, "
                 f"{interval(gap)} over {len(self.seeds)} seeds of each. The baseline, whose setting a random search "
                 f"chose on {self.search_scored_on} images, classifies an image "
-                f"{base.inference_ms_per_image / cnn.inference_ms_per_image:.0f}× slower ({self.inference_conditions}).")
+                f"{base.inference_ms_per_image / cnn.inference_ms_per_image:.0f}× slower "
+                f"({self.inference_conditions}).")
 
     @property
     def inference_conditions(self) -> str:
@@ -318,7 +319,8 @@ like a run. The most accurate, trial {int(best.trial)} ({setting_words(self.sett
                        f"errors.")
         elif gap.verdict == "worse":
             verdict = (f"The baseline is more accurate: {pct(base.test_acc)} against {pct(cnn.test_acc)} for the CNN, "
-                       f"{interval(gap)} over {len(self.cnn_accs)} seeds; the CNN makes {1 / self.error_ratio:.1f}× as "
+                       f"{interval(gap)} over {len(self.cnn_accs)} seeds; the CNN makes "
+                       f"{1 / self.error_ratio:.1f}× as "
                        f"many test errors.")
         else:
             verdict = (f"The two are level: {pct(cnn.test_acc)} for the CNN against {pct(base.test_acc)} for the "

@@ -218,7 +218,7 @@ recipe, mean seconds per run, one thread a run)."""
         parts = [f"{pct(self.acc(best, 'vit', s))} on {s:,} images, {words[self.vit_minus_lenet(s).verdict]} LeNet "
                  f"({bracketed(self.vit_minus_lenet(s))})" for s in (small, large)]
         return (f"Under its better recipe ({best}, chosen on {self.decider}) the ViT reaches {parts[0]}, and "
-                f"{parts[1]}, over {len(self.seeds)} seeds at equal epochs; a ViT run takes "
+                f"{parts[1]}, over {plural(len(self.seeds), 'seed')} at equal epochs; a ViT run takes "
                 f"{self.time_ratios()}.")
 
     @property
@@ -278,7 +278,8 @@ recipe, mean seconds per run, one thread a run)."""
         reference = ASSIGNMENT["q6_vit"]
         return f"""{_comparisons(self)}
 
-Each difference is over {len(self.seeds)} seeds with its 95% interval; "level" means the interval includes zero.
+Each difference is over {plural(len(self.seeds), 'seed')} with its 95% interval; "level" means the interval
+includes zero.
 The assignment recipe was the assignment's; the improved one was written into the parameter file with
 the report's first version, from the usual recipe for training small ViTs (AdamW, warm-up and cosine
 decay, label smoothing, light augmentation, pre-norm), before any of these runs: it is a candidate, and

@@ -30,8 +30,8 @@ QUESTIONS = {
 OPTIMIZER_NAMES = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD", "rmsprop": "RMSprop"}
 NA = "—"  # a table cell that does not apply
 PARAMETER_NAMES = {"lr": "learning rate", "batch_size": "batch size", "optimizer": "optimizer",
-                   "weight_decay": "weight decay", "momentum": "momentum", "schedule": "schedule", "momentum (within SGD)": "momentum "
-                                                                                                    "(within SGD)"}
+                   "weight_decay": "weight decay", "momentum": "momentum", "schedule": "schedule",
+                   "momentum (within SGD)": "momentum (within SGD)"}
 MODEL_NAMES = {"lenet": "LeNet", "double_conv_lenet": "doubled-conv LeNet", "vit": "ViT"}
 RECIPE_WORDS = {
     "optimizer": lambda v: OPTIMIZER_NAMES.get(v, v),
