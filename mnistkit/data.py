@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import os
 import shutil
 import struct
 from functools import lru_cache
@@ -66,7 +67,7 @@ def prepare_raw(root: Path) -> Path:
     for filename, md5 in RESOURCES:
         target = raw / filename
         if not target.exists() and source is not None and (source / filename).exists():
-            tmp = target.with_suffix(".part")
+            tmp = target.with_suffix(f".{os.getpid()}.part")  # workers preparing at once copy apart
             shutil.copyfile(source / filename, tmp)
             tmp.replace(target)
         if target.exists() and _md5(target) != md5:

@@ -140,6 +140,9 @@ class Report:
                 if p.protocol == "validation" else "Choices among settings are made by test accuracy, as the "
                 "assignment made them")
         seeds = ", ".join(map(str, p.seeds))
+        pool = "the training images outside the held-out ones" if p.protocol == "validation" else "all 60,000"
+        rule += (f". A subset of N images holds N/10 of each digit, drawn from {pool} with the run's seed, so each "
+                 "seed trains on its own draw; the baseline's search draws one subset for all its trials")
         return (f"**How the study was run.** {rule}. Each network is trained once per seed ({seeds}, unless a "
                 "section says otherwise), and a result is the mean over its seeds. A comparison of two methods "
                 "is the difference of their means with its 95% interval; \"no detectable difference\" means an "
@@ -157,10 +160,6 @@ class Report:
         answer = (f"*The answer* is answer {number} at the top." if self.complete and number in QUESTIONS
                   else "" if self.complete else f"**{headlines.sentence(result.answer())}**")
         self.say(f"{'#' * level} {result.title}\n\n{question}{answer}\n\n**Protocol.** {result.protocol()}")
-
-    def lenet_figures(self) -> pd.DataFrame:
-        """Every LeNet accuracy of the report side by side (every question selected)."""
-        return headlines.lenet_figures(self.q1(), self.q2(), self.q3(), self.q4(), self.q6())
 
     @staticmethod
     def architecture(model: str, model_kw: dict | None = None) -> pd.DataFrame:
