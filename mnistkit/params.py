@@ -16,6 +16,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import json
+import math
 import re
 import typing
 from dataclasses import dataclass, field
@@ -137,6 +138,14 @@ class BovwSearch:
         for name, choices in self.space.items():
             if not isinstance(choices, list) or not choices:
                 raise ConfigError(f"space.{name}", choices, "must be a list of at least one choice")
+            if len({repr(c) for c in choices}) < len(choices):
+                raise ConfigError(f"space.{name}", choices, "must not repeat a choice")
+        settings = math.prod(len(choices) for choices in self.space.values())
+        if self.trials > settings:
+            raise ConfigError("trials", self.trials, f"must be at most {settings:,}: the distinct settings space holds")
+
+
+BASELINE_SETS = ("subset", "subset_seed", "seed", "validation", "scored_on")  # the images, seeds and scoring of q3
 
 
 @dataclass(frozen=True)
@@ -151,6 +160,10 @@ class Q3:
 
     def __post_init__(self):
         _mapping("bovw", self.bovw)
+        set_here = sorted(set(self.bovw) & set(BASELINE_SETS))
+        if set_here:
+            raise ConfigError(f"bovw.{set_here[0]}", self.bovw[set_here[0]],
+                              f"is not a setting of q3.bovw: the search and the report set {', '.join(BASELINE_SETS)}")
         fixed = sorted(set(self.bovw) & set(self.search.space))
         if fixed:
             raise ConfigError("search.space", fixed[0], "must not name a setting that q3.bovw fixes")

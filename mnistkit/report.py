@@ -141,8 +141,9 @@ class Report:
                 "assignment made them")
         seeds = ", ".join(map(str, p.seeds))
         pool = "the training images outside the held-out ones" if p.protocol == "validation" else "all 60,000"
-        rule += (f". A subset of N images holds N/10 of each digit, drawn from {pool} with the run's seed, so each "
-                 "seed trains on its own draw; the baseline's search draws one subset for all its trials")
+        rule += (f". The smaller training sets of questions 5 and 6 hold the same number of images of each digit, "
+                 f"drawn from {pool} with the run's seed, so each seed trains on its own draw; the baseline's search "
+                 "draws one such subset for all its trials")
         return (f"**How the study was run.** {rule}. Each network is trained once per seed ({seeds}, unless a "
                 "section says otherwise), and a result is the mean over its seeds. A comparison of two methods "
                 "is the difference of their means with its 95% interval; \"no detectable difference\" means an "

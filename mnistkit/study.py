@@ -68,14 +68,16 @@ def draw(trials: int, seed: int) -> list[dict]:
 
 
 def draw_choices(space: dict[str, list], trials: int, seed: int) -> list[dict]:
-    """``trials`` settings, each one of the listed choices of every name of ``space``, drawn at random by
-    Optuna's sampler with ``seed``."""
+    """``trials`` distinct settings, each one of the listed choices of every name of ``space``, drawn at
+    random by Optuna's sampler with ``seed`` (a setting drawn again is passed over; ``trials`` must not
+    exceed the settings ``space`` holds, which ``params.BovwSearch`` checks)."""
     choices = {name: CategoricalDistribution(values) for name, values in space.items()}
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=seed))
     settings = []
-    for _ in range(trials):
+    while len(settings) < trials:
         trial = study.ask(choices)
-        settings.append(dict(trial.params))
+        if trial.params not in settings:
+            settings.append(dict(trial.params))
         study.tell(trial, state=optuna.trial.TrialState.PRUNED)  # nothing is trained here
     return settings
 

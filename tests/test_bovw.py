@@ -1,6 +1,7 @@
 """The SIFT bag-of-visual-words baseline on real MNIST, with small subsets and a cheap grid."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -29,7 +30,9 @@ def test_pixels_are_the_raw_uint8_digits(digits):
 def test_descriptors_are_rootsift_on_the_dense_grid(digits):
     config = BovwConfig()
     desc = bovw.describe(digits[0][:3], config)
-    assert len(bovw.grid(config)) == (config.upscale // config.step) ** 2
+    side = np.unique(bovw.grid(config)[:, 0])  # every step px from step / 2, as far as the image reaches
+    assert side[0] == config.step / 2 and np.all(np.diff(side) == config.step)
+    assert side[-1] < config.upscale <= side[-1] + config.step and len(bovw.grid(config)) == len(side) ** 2
     assert desc.shape == (3, len(bovw.grid(config)), 128) and desc.dtype == np.float32
     assert desc.min() >= 0
     inked = desc.sum(axis=2) > 0
@@ -116,3 +119,12 @@ def test_bad_parameters_raise_config_error_and_write_nothing(tmp_path, bad):
     with pytest.raises(ConfigError):
         executor.make(Store(tmp_path / "store"), BovwConfig.from_dict(bad), progress=False)
     assert not (tmp_path / "store").exists()
+
+
+def test_the_defaults_are_the_full_searchs_choice():
+    """bovw.py's defaults are the baseline that the committed full report's search chose, not its input."""
+    summary = json.loads((Path(__file__).resolve().parents[1] / "figures" / "summary.json").read_text())
+    assert summary["profile"] == "full" and summary["q3"]["search"]["scored_on"] == "validation"
+    chosen = summary["q3"]["search"]["best_setting"]
+    defaults = BovwConfig()
+    assert {name: getattr(defaults, name) for name in chosen} == chosen

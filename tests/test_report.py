@@ -146,6 +146,12 @@ BAD_PARAMS = [
     ({"q3": {"search": {"space": {"seed": [1, 2]}}}}, "'q3.search.space'"),
     ({"q3": {"bovw": {"step": 4}, "search": {"space": {"step": [4, 5]}}}}, "'q3.search.space'"),
     ({"q3": {"search": {"images": 1_000_000}}}, "'q3.search.images'"),
+    ({"q3": {"search": {"trials": 0}}}, "'q3.search.trials'"),
+    ({"q3": {"search": {"trials": 3}}}, "'q3.search.trials'"),  # the space holds 2 settings (step 4 or 7)
+    ({"q3": {"search": {"seed": -1}}}, "'q3.search.seed'"),
+    ({"q3": {"search": {"space": {"step": [4, 4]}}}}, "'q3.search.space.step'"),
+    ({"q3": {"bovw": {"validation": 5000}}}, "'q3.bovw.validation'"),  # the baseline trains on all images
+    ({"q3": {"bovw": {"seed": 3}}}, "'q3.bovw.seed'"),  # the report's seeds seed it
     ({"q4": {"epochs": -3}}, "'q4.epochs'"),
     ({"q5": {"sizes": [600, 6001], "epochs": 1}}, "'q5.sizes[1]'"),
     ({"q5": {"sizes": [600, 60000], "epochs": 1}}, "'q5.sizes[1]'"),

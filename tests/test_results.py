@@ -129,7 +129,7 @@ def test_q2_scores_the_selected_setting_retrained_with_the_validation_images():
     assert "retrained on all 60,000 images, test **98.80\u00a0±\u00a00.20%**" in again.analysis()
     assert "the runs that chose it scored 98.20%" in again.analysis()
     text = " ".join(dataclasses.replace(again, train_size=55_000).analysis().split())
-    assert "Retraining on the 5,000 more images gained, by an interval above zero: +0.60 points" in text
+    assert "Retraining on all 60,000 images (5,000 more) gained, by an interval above zero: +0.60 points" in text
     assert "The retrained runs are this report's best CNN" in text
     assert "It is then retrained on all 60,000 training images" in again.protocol() and "not retrained" not in again.protocol()
     assert r.summary()["best_retrained"] is False
@@ -160,8 +160,8 @@ def test_q2_importances_that_the_resamples_do_not_separate_are_named_together():
     assert tied.summary()["importance_first_probability"] == first
     shuffled = pd.DataFrame({k: np.random.default_rng(i).permutation(np.linspace(0, 1, 40)) for i, k in enumerate(close)})
     every = dataclasses.replace(r, importance=close, resampled=shuffled)
-    assert every.answer().startswith("In a random search of 24 trials, no hyperparameter stands out: each is the most "
-                                     "important in some bootstrap resamples")
+    assert every.answer().startswith("In a random search of 24 trials, no hyperparameter stands out: the bootstrap "
+                                     "resamples separate none of them (the most important: ")
     assert "matters most" not in tied.analysis()
 
 

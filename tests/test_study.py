@@ -63,8 +63,9 @@ def test_main_effects_hold_all_of_an_additive_accuracy_and_less_of_an_interactio
     assert study.main_effects(settings, crossed) < 0.9
 
 
-def test_choices_are_drawn_from_the_lists_the_same_for_the_same_seed():
+def test_choices_are_drawn_from_the_lists_distinct_and_the_same_for_the_same_seed():
     space = {"step": [3, 4, 5], "C": [0.1, 1.0]}
-    drawn = study.draw_choices(space, 20, 0)
-    assert drawn == study.draw_choices(space, 20, 0) != study.draw_choices(space, 20, 1)
-    assert {d["step"] for d in drawn} == {3, 4, 5} and {d["C"] for d in drawn} == {0.1, 1.0}
+    drawn = study.draw_choices(space, 6, 0)
+    assert drawn == study.draw_choices(space, 6, 0) != study.draw_choices(space, 6, 1)
+    assert sorted((d["step"], d["C"]) for d in drawn) == [(s, c) for s in (3, 4, 5) for c in (0.1, 1.0)]
+    assert study.draw_choices(space, 4, 0) == drawn[:4]  # more trials extend the draw, they do not change it

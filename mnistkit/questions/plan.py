@@ -5,7 +5,7 @@ Data flows one way: ``params.Params`` -> ``plan`` (stages of entries, by questio
 ``train_missing`` (``executor.run_all`` computes what the store lacks, stage by stage) -> each
 question's ``result`` (reads the store, never trains). A later stage may depend on an earlier
 one's results: question 2's chosen setting, retrained on all the training images, is known only
-once the settings' runs are stored, and the baseline only once its grid's candidates are.
+once the settings' runs are stored, and the baseline only once its search's trials are.
 """
 
 from __future__ import annotations

@@ -218,7 +218,9 @@ accuracy the assignment reported for its settings. {rule}"""
         agrees = top.hyperparameter in study.leaders
         missing = [PARAMETER_NAMES[h] for h in study.leaders if h not in set(changes.hyperparameter)]
         return (f"Among the settings, the largest change that one hyperparameter makes alone is the {name}'s "
-                f"({top.change}: {interval(top.difference)}){', as the search ranks it' if agrees else ''}"
+                f"({top.change}: {interval(top.difference)}"
+                f"{', an interval that includes zero' if top.difference.verdict == 'level' else ''})"
+                f"{', as the search ranks it' if agrees else ''}"
                 + (f"; no two settings differ in the {' or '.join(missing)} alone" if missing else "") + ".")
 
     def single_changes(self) -> pd.DataFrame:
@@ -295,7 +297,7 @@ accuracy the assignment reported for its settings. {rule}"""
             more = stats.difference(list(self.scored), self._accs(best.setting, "test_acc"))
             gained = {"better": "gained, by an interval above zero", "worse": "lost, by an interval below zero",
                       "level": "changed by less than the seed noise (the interval includes zero)"}[more.verdict]
-            more_images = (f"the {n - self.train_size:,} more images" if n > self.train_size
+            more_images = (f"all {n:,} images ({n - self.train_size:,} more)" if n > self.train_size
                            else f"{n:,} images drawn afresh")
             retraining = (f"\n\nRetraining on {more_images} {gained}: "
                           f"{interval(more)} on the test set. The retrained runs are this report's best CNN: "

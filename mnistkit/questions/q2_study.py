@@ -123,8 +123,8 @@ class StudyResult:
         lead = [PARAMETER_NAMES[n] for n in self.leaders]
         trials = f"a random search of {plural(len(self.trials), 'trial')}"
         if len(lead) == len(study.PARAMETERS):
-            return (f"In {trials}, no hyperparameter stands out: each is the most important in some bootstrap "
-                    f"resamples ({self._firsts()}).")
+            return (f"In {trials}, no hyperparameter stands out: the bootstrap resamples separate none of them "
+                    f"(the most important: {self._firsts()} of the resamples).")
         names = lead[0] if len(lead) == 1 else f"{', '.join(lead[:-1])} and {lead[-1]}"
         return (f"{names[:1].upper()}{names[1:]} matter{'s' if len(lead) == 1 else ''} most in {trials}: the "
                 f"most important hyperparameter is {self._firsts()} of its bootstrap resamples.")

@@ -27,7 +27,8 @@ def _bovw(params: Params, values: dict) -> bovw.BovwConfig:
         return bovw.BovwConfig.from_dict({**params.q3.bovw, **values})
     except ConfigError as err:
         where = (f"q3.search.space.{err.name}" if err.name in params.q3.search.space
-                 else "q3.search.images" if err.name == "subset" and values.get("scored_on") else f"q3.bovw.{err.name}")
+                 else "q3.search.images" if err.name == "subset" and values.get("scored_on") == "validation"
+                 else "train_subset" if err.name == "subset" else f"q3.bovw.{err.name}")
         raise ConfigError(where, err.value, err.allowed) from None
 
 
@@ -65,17 +66,18 @@ def baselines(params: Params, drawn: dict) -> list:
     """The baseline: ``q3.bovw`` with the setting ``drawn``, once per report seed (the seed draws the
     descriptors k-means sees, starts k-means and orders the SVM's passes), trained on the whole training
     set, validation images included (it chooses nothing), and scored on the test images."""
-    return [_bovw(params, {**drawn, "subset": params.train_subset, "seed": seed}) for seed in params.seeds]
+    return [_bovw(params, {**drawn, "subset": params.train_subset, "seed": seed, "validation": 0, "scored_on": "test"})
+            for seed in params.seeds]
 
 
-def chosen_setting(params: Params, store: Store) -> dict:
-    """The searched values of the trial ``chosen`` picks."""
-    return trials(params)[chosen(search_frame(params, store)) - 1][0]
+def chosen_setting(params: Params, search: pd.DataFrame) -> dict:
+    """The searched values of the trial ``chosen`` picks from the search's frame (``search_frame``)."""
+    return trials(params)[chosen(search) - 1][0]
 
 
 def second_stage(params: Params, store: Store) -> list:
     """The plan's stage after the search's: the chosen setting's baselines (``baselines``)."""
-    return baselines(params, chosen_setting(params, store))
+    return baselines(params, chosen_setting(params, search_frame(params, store)))
 
 
 def runs(params: Params) -> list:
@@ -129,7 +131,7 @@ def result(params: Params, store: Store, q2_result: q2.Q2Result) -> "Q3Result":
     first = cnn_found[0]
     accs = [r.final["test_acc"] for r in cnn_found]
     search = search_frame(params, store)
-    configs = baselines(params, trials(params)[chosen(search) - 1][0])
+    configs = baselines(params, chosen_setting(params, search))
     bases = read(store, configs, "q3")
     x, y = data.load(False)
     paired = [stats.mcnemar(predict(r.model("cpu"), x).numpy(), b.predictions, y.numpy())
@@ -279,9 +281,18 @@ wall-clock seconds on this machine ({self.device_name}); the CNN's training time
 
 **The baseline's setting was chosen by a random search on {self._scored_words}.** Optuna's random sampler (seed
 {self.search_seed}) drew {len(self.search)} settings, one choice of each of: {space}. Each was trained on
-{self.search_images:,} balanced training images outside the validation split and scored there, and each is stored
+{self.search_images:,} balanced training images{self._search_pool} and scored on {self._scored_words}, and each is stored
 like a run. The most accurate, trial {int(best.trial)} ({setting_words(self.setting(best.trial))},
 {pct(best.accuracy)}), is the baseline.{ties}"""
+
+    @property
+    def keypoints(self) -> int:
+        """The dense keypoints, and so descriptors, of one image at the baseline's setting."""
+        return len(bovw.grid(bovw.BovwConfig.from_dict(self.bovw_config)))
+
+    @property
+    def _search_pool(self) -> str:
+        return " outside the validation split" if self.search_scored_on == "validation" else ""
 
     @property
     def _scored_words(self) -> str:
@@ -349,7 +360,7 @@ shaped to separate exactly these ten classes, with {cnn.feature_dim} features be
 against the baseline's {base.feature_dim:,}. A dense grid of small SIFT windows on MNIST's clean,
 centred digits is a strong representation, which is why this baseline scores far above the
 assignment's {ASSIGNMENT['q3']}. At test time the baseline must compute
-{c['upscale'] // c['step']}² descriptors per image and encode them against the vocabulary, which is where
+{self.keypoints:,} descriptors per image and encode them against the vocabulary, which is where
 its inference time goes; the CNN needs a few small convolutions and matrix products."""
 
     def headlines(self) -> list[tuple]:

@@ -83,9 +83,8 @@ class Q4Result:
     def protocol(self) -> str:
         return f"""LeNet against the same network with a second 5×5 convolution (padding 2, ReLU) after
 each of its two convolutions, trained identically: Adam lr 0.001, batch 64, {plural(self.epochs, 'epoch')},
-{training_set(self.train_subset, self.validation)} images, seeds {self.seeds}. Lines are the mean test accuracy per
-epoch,
-bands ±1 std."""
+{training_set(self.train_subset, self.validation)} images, seeds {self.seeds}. Lines are the mean test error per epoch
+on a log axis, bands ±1 std."""
 
     title = "4. Doubling the convolutional layers"
 

@@ -348,8 +348,7 @@ def _chosen(r: Q6Result) -> str:
         return f"chosen by the ViT's test accuracy on {small:,} images, as the assignment chose"
     vit_val = {n: sum(r.accs(n, "vit", small, "val_acc")) / max(1, len(r.accs(n, "vit", small))) for n in r.recipes}
     return (f"chosen by the ViT's mean validation accuracy on {small:,} images ("
-            + ", ".join(f"{n} {pct(v)}" for n, v in vit_val.items()) + "), where runs are cheap and the recipe "
-            "matters most; the runs on the whole training set choose nothing and train on all of it")
+            + ", ".join(f"{n} {pct(v)}" for n, v in vit_val.items()) + "), where runs are cheap; the runs on the whole training set choose nothing and train on all of it")
 
 
 def _credits(r: Q6Result) -> str:
