@@ -1,6 +1,7 @@
 """The SIFT bag-of-visual-words baseline on real MNIST, with small subsets and a cheap grid."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -119,3 +120,12 @@ def test_bad_parameters_raise_config_error_and_write_nothing(tmp_path, bad):
         executor.make(Store(tmp_path / "store"), BovwConfig.from_dict(bad), progress=False)
     assert not (tmp_path / "store").exists()
 
+
+
+def test_the_defaults_are_the_full_searchs_choice():
+    """bovw.py's defaults are the baseline that the committed full report's search chose, not its input."""
+    summary = json.loads((Path(__file__).resolve().parents[1] / "figures" / "summary.json").read_text())
+    assert summary["profile"] == "full" and summary["q3"]["search"]["scored_on"] == "validation"
+    chosen = summary["q3"]["search"]["best_setting"]
+    defaults = BovwConfig()
+    assert {name: getattr(defaults, name) for name in chosen} == chosen
