@@ -75,7 +75,7 @@ def settings_dots(summary: pd.DataFrame, chosen: int | None = None, title: str =
     beside it, each with its 95% t interval over seeds; the assignment's reported single-run accuracy as
     a cross; the ``chosen`` setting's label marked. Without validation accuracies, test accuracy alone."""
     n = len(summary)
-    fig, ax = plt.subplots(figsize=(7, 0.42 * n + 1.5), layout="constrained")
+    fig, ax = plt.subplots(figsize=(7, 0.32 * n + 1.4), layout="constrained")
     y = np.arange(n)
     counts = summary["count"] if "count" in summary else pd.Series([math.nan] * n)
     validated = "val_mean" in summary and summary["val_mean"].notna().any()

@@ -300,8 +300,8 @@ accuracy the assignment reported for its settings. {rule}"""
             more_images = (f"all {n:,} images ({n - self.train_size:,} more)" if n > self.train_size
                            else f"{n:,} images drawn afresh")
             retraining = (f"\n\nRetraining on {more_images} {gained}: "
-                          f"{interval(more)} on the test set. The retrained runs are this report's best CNN: "
-                          "question 3 compares them with the baseline.")
+                          f"{interval(more)} on the test set. These retrained runs are question 2's best CNN, "
+                          "which question 3 compares with the baseline.")
         elif self.decider == "validation":
             shown = f"validation {pct(best['val_mean'])}, test **{scored}**"
         else:

@@ -125,9 +125,10 @@ class StudyResult:
         if len(lead) == len(study.PARAMETERS):
             return (f"In {trials}, no hyperparameter stands out: the bootstrap resamples separate none of them "
                     f"(the most important: {self._firsts()} of the resamples).")
-        names = lead[0] if len(lead) == 1 else f"{', '.join(lead[:-1])} and {lead[-1]}"
-        return (f"{names[:1].upper()}{names[1:]} matter{'s' if len(lead) == 1 else ''} most in {trials}: the "
-                f"most important hyperparameter is {self._firsts()} of its bootstrap resamples.")
+        first, rest = lead[0], lead[1:]
+        tied = (f"; the resamples do not separate the {' or the '.join(rest)} from it" if rest else "")
+        return (f"{first[:1].upper()}{first[1:]} matters most in {trials}: the most important hyperparameter is "
+                f"{self._firsts()} of its bootstrap resamples{tied}.")
 
     @property
     def decider(self) -> str:

@@ -14,7 +14,7 @@ from ..config import RunConfig
 from ..params import Params
 from ..store import Store
 from .common import curves, full_size, read, row, sized
-from .text import (ASSIGNMENT, MODEL_NAMES, SELECTED_BY, bracketed, captioned, interval, mean_std_column, pm, pct,
+from .text import (ASSIGNMENT, MODEL_NAMES, NA, SELECTED_BY, bracketed, captioned, interval, mean_std_column, pm, pct,
                    plural, points, recipe_words)
 
 
@@ -97,8 +97,8 @@ def _shape_value(key: str, value) -> str:
 WHY = """A convolution builds in what a Transformer must learn: that nearby pixels belong together
 (locality) and that a stroke means the same thing wherever it appears (translation equivariance,
 with pooling adding some invariance). The ViT sees patch vectors whose spatial relations it has to
-infer from position embeddings learned from the data itself, so with {small:,} images it has little
-evidence to learn them, and it needs more epochs to converge."""
+infer from position embeddings learned from the data itself. A hypothesis these runs do not test:
+with {small:,} images it has too little evidence to learn them, and it needs more epochs to converge."""
 
 
 @dataclass
@@ -265,7 +265,8 @@ recipe, mean seconds per run, one thread a run)."""
             "recipe": t.recipe,
             "model": t.model.map(MODEL_NAMES),
             "training images": t["size"].map("{:,}".format),
-            **({"validation accuracy (mean)": t.val_mean.map(pct)} if self.decider == "validation" else {}),
+            **({"validation accuracy (mean)": t.val_mean.map(lambda v: NA if pd.isna(v) else pct(v))}
+               if self.decider == "validation" else {}),
             "test accuracy, mean ± std": mean_std_column(t),
             "seeds": t["count"].astype(int),
             "parameters": t.parameters.map("{:,}".format),
@@ -365,7 +366,7 @@ def _credits(r: Q6Result) -> str:
     model = [g for g, keys in r.ablated.items() if "vit" in keys]
 
     def names(verdict: str, of_model: bool) -> list:
-        return [f"{g} ({bracketed(d)})" for g, d in effects.items()
+        return [f"{g} ({_together(r.ablated[g])}{bracketed(d)})" for g, d in effects.items()
                 if d.verdict == verdict and (g in model) == of_model]
 
     parts = []
@@ -379,14 +380,22 @@ def _credits(r: Q6Result) -> str:
     return " ".join(parts)
 
 
+def _together(keys) -> str:
+    """For a group that puts back several settings at once: that they are credited together."""
+    names = [k.replace("_", " ") for k in keys]
+    return f"{', '.join(names[:-1])} and {names[-1]} together: " if len(keys) > 1 else ""
+
+
 def _trend(r: Q6Result) -> str:
     """Whether LeNet's lead over the ViT (better recipe) shrinks from the smallest set to the largest."""
     best, small, large = r.best_recipe, r.sizes[0], r.sizes[-1]
     lead = {s: r.lenet_lead(s) for s in (small, large)}
-    if lead[small] > 0 and lead[large] > 0:
+    if all(r.vit_minus_lenet(s).verdict == "worse" for s in (small, large)):
         return (f"LeNet stays ahead under the {best} recipe, by {100 * lead[small]:.2f} points on {small:,} images "
                 f"and {100 * lead[large]:.2f} on {large:,}: "
                 + ("its lead shrinks as the data grows." if r.lead_shrinks
                    else "its lead does not shrink with more data here."))
-    return (f"Under the {best} recipe the ViT is level with or ahead of LeNet at some size "
-            f"({points(-lead[small])} points on {small:,} images, {points(-lead[large])} on {large:,}).")
+    words = {"worse": "behind", "level": "level with", "better": "ahead of"}
+    where = [f"{words[r.vit_minus_lenet(s).verdict]} it on {s:,} images ({points(-lead[s])} points)" for s in (small, large)]
+    return (f"Under the {best} recipe the ViT is {where[0]} and {where[1]}: the intervals above say which "
+            "differences exceed the seed noise.")
