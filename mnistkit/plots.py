@@ -212,7 +212,7 @@ def importances(importance: dict, ci95: dict | None = None,
     if within:
         texts += _bars(axes[1], [WITHIN_SGD], importance, ci95, lambda k: "momentum (within SGD trials only)")
         axes[1].set_facecolor("#f4f4f4")
-    axes[-1].set(xlabel="fANOVA importance (% of variance explained)")
+    axes[-1].set(xlabel="fANOVA importance: normalized main effect (%)")
     ends = [100 * max([importance[k], *(ci95.get(k, ()) if ci95 else ())]) for k in importance]
     axes[0].set_xlim(0, max(max(ends) + 1, 5))
     # widen the axis so that every text label fits inside it
@@ -222,6 +222,7 @@ def importances(importance: dict, ci95: dict | None = None,
         right = max(inverse.transform(t.get_window_extent().get_points())[1][0] for t in texts)
         axes[0].set_xlim(0, max(axes[0].get_xlim()[1], right * 1.03))
         fig.canvas.draw()
+    axes[-1].set_xticks([t for t in axes[-1].get_xticks() if 0 <= t <= 100])  # room for labels, no share past 100%
     fig.suptitle(title)
     return fig
 

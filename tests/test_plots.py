@@ -133,7 +133,8 @@ def test_importances_ranked_with_momentum_apart():
     assert [t.get_text() for t in bottom.get_yticklabels()] == ["momentum (within SGD trials only)"]
     widths = [p.get_width() for p in top.patches]
     assert widths == sorted(widths, reverse=True) == pytest.approx([55, 22, 15, 8])
-    assert bottom.get_xlabel() == "fANOVA importance (% of variance explained)"
+    assert bottom.get_xlabel() == "fANOVA importance: normalized main effect (%)"
+    assert max(bottom.get_xticks()) <= 100  # the axis may run on for the labels, its ticks not
     assert "55.0%" in texts(fig)
     no_snake_case(fig)
 
@@ -258,3 +259,10 @@ def test_every_figure_has_a_title():
         titled = (fig._suptitle is not None and fig._suptitle.get_text()) or any(ax.get_title() for ax in fig.axes)
         assert titled, fig
         plt.close(fig)
+
+
+def test_an_importance_near_100_percent_keeps_its_label_inside_and_no_tick_past_100():
+    fig = plots.importances({"lr": 0.95, "optimizer": 0.03, "batch_size": 0.01, "weight_decay": 0.01},
+                            ci95={"lr": (0.8, 1.0)})
+    axis = fig.axes[0]
+    assert axis.get_xlim()[1] > 100 and max(axis.get_xticks()) == 100
