@@ -496,7 +496,8 @@ def test_the_answers_open_the_report_one_per_question_from_the_results():
     assert "Learning rate matters most" in lines[3]  # the study's answer, as a sentence
     assert lines[4].startswith("3. No detectable difference: LeNet 99.10% against SIFT-BoVW-SVM 99.12%")
     assert lines[5].startswith("4. No detectable difference: the doubled-conv LeNet reaches 98.80% against LeNet's 98.80%")
-    assert lines[6].startswith("5. At equal epochs, test accuracy grows from 80.00")
+    assert lines[6].startswith("5. At equal epochs (") and "epochs), test accuracy grows from 80.00" in lines[6]
+    assert f"against LeNet's 98.80% after {r4.epochs} epochs," in lines[5]
     assert "the ViT reaches 96.20% on 6,000 images, behind LeNet" in lines[7] and "**" not in text
 
 
