@@ -20,15 +20,14 @@ from .common import read
 from .text import ASSIGNMENT, bracketed, captioned, interval, pct, pm
 
 
-def _bovw(params: Params, values: dict) -> bovw.BovwConfig:
+def _bovw(params: Params, values: dict, images: str) -> bovw.BovwConfig:
     """``q3.bovw`` with ``values``; an error names the parameter it comes from: a searched setting
-    (``q3.search.space``), the trials' images (``q3.search.images``) or a fixed one (``q3.bovw``)."""
+    (``q3.search.space``), the parameter ``images`` that set the training images, or a fixed one (``q3.bovw``)."""
     try:
         return bovw.BovwConfig.from_dict({**params.q3.bovw, **values})
     except ConfigError as err:
         where = (f"q3.search.space.{err.name}" if err.name in params.q3.search.space
-                 else "q3.search.images" if err.name == "subset" and values.get("scored_on") == "validation"
-                 else "train_subset" if err.name == "subset" else f"q3.bovw.{err.name}")
+                 else images if err.name == "subset" else f"q3.bovw.{err.name}")
         raise ConfigError(where, err.value, err.allowed) from None
 
 
@@ -44,7 +43,8 @@ def trials(params: Params) -> list[tuple[dict, bovw.BovwConfig]]:
     scored_on = "validation" if params.validation else "test"
     fixed = {"subset": s.images, "subset_seed": s.seed, "seed": s.seed, "validation": params.validation,
              "scored_on": scored_on}
-    return [(drawn, _bovw(params, {**drawn, **fixed})) for drawn in study.draw_choices(s.space, s.trials, s.seed)]
+    return [(drawn, _bovw(params, {**drawn, **fixed}, "q3.search.images"))
+            for drawn in study.draw_choices(s.space, s.trials, s.seed)]
 
 
 def search_frame(params: Params, store: Store) -> pd.DataFrame:
@@ -66,8 +66,8 @@ def baselines(params: Params, drawn: dict) -> list:
     """The baseline: ``q3.bovw`` with the setting ``drawn``, once per report seed (the seed draws the
     descriptors k-means sees, starts k-means and orders the SVM's passes), trained on the whole training
     set, validation images included (it chooses nothing), and scored on the test images."""
-    return [_bovw(params, {**drawn, "subset": params.train_subset, "seed": seed, "validation": 0, "scored_on": "test"})
-            for seed in params.seeds]
+    return [_bovw(params, {**drawn, "subset": params.train_subset, "seed": seed, "validation": 0, "scored_on": "test"},
+                  "train_subset") for seed in params.seeds]
 
 
 def chosen_setting(params: Params, search: pd.DataFrame) -> dict:
@@ -281,8 +281,8 @@ wall-clock seconds on this machine ({self.device_name}); the CNN's training time
 
 **The baseline's setting was chosen by a random search on {self._scored_words}.** Optuna's random sampler (seed
 {self.search_seed}) drew {len(self.search)} settings, one choice of each of: {space}. Each was trained on
-{self.search_images:,} balanced training images{self._search_pool} and scored on {self._scored_words}, and each is stored
-like a run. The most accurate, trial {int(best.trial)} ({setting_words(self.setting(best.trial))},
+{self.search_images:,} balanced training images{self._search_pool}, scored as above, and stored like
+a run. The most accurate, trial {int(best.trial)} ({setting_words(self.setting(best.trial))},
 {pct(best.accuracy)}), is the baseline.{ties}"""
 
     @property

@@ -94,7 +94,8 @@ on a log axis, bands ±1 std."""
                                                                                  "accurate",
                    "level": "No detectable difference"}[gap.verdict]
         return (f"{verdict}: the doubled-conv LeNet reaches {pct(m.loc['double_conv_lenet', 'mean'])} against LeNet's "
-                f"{pct(m.loc['lenet', 'mean'])} after {plural(self.epochs, 'epoch')}, {bracketed(gap)} over {len(self.seeds)} seeds, with "
+                f"{pct(m.loc['lenet', 'mean'])} after {plural(self.epochs, 'epoch')}, {bracketed(gap)} over "
+                f"{len(self.seeds)} seeds, with "
                 f"{self._cost()}.")
 
     def alt(self) -> str:

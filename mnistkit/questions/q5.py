@@ -157,7 +157,8 @@ scored on the test set after the last.{self._unbalanced()}"""
         steps = ("" if math.isnan(share) else f"; trained for as many steps as the largest set, {first['size']:,} "
                                               f"images "
                  f"reach {pct(q['mean'].iloc[0])}, closing {pct(share, 0)} of that gap")
-        return (f"At equal epochs ({plural(self.epochs, 'epoch')}), test accuracy grows from {pm(first['mean'], first['std'])} on {first['size']:,} "
+        return (f"At equal epochs ({plural(self.epochs, 'epoch')}), test accuracy grows from "
+                f"{pm(first['mean'], first['std'])} on {first['size']:,} "
                 f"images "
                 f"to {pm(last['mean'], last['std'])} on {last['size']:,}, {shape}{steps}.")
 

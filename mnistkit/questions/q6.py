@@ -349,7 +349,8 @@ def _chosen(r: Q6Result) -> str:
         return f"chosen by the ViT's test accuracy on {small:,} images, as the assignment chose"
     vit_val = {n: sum(r.accs(n, "vit", small, "val_acc")) / max(1, len(r.accs(n, "vit", small))) for n in r.recipes}
     return (f"chosen by the ViT's mean validation accuracy on {small:,} images ("
-            + ", ".join(f"{n} {pct(v)}" for n, v in vit_val.items()) + "), where runs are cheap; the runs on the whole training set choose nothing and train on all of it")
+            + ", ".join(f"{n} {pct(v)}" for n, v in vit_val.items()) + "), where runs are cheap; the runs on the "
+            "whole training set choose nothing and train on all of it")
 
 
 def _credits(r: Q6Result) -> str:
@@ -396,6 +397,7 @@ def _trend(r: Q6Result) -> str:
                 + ("its lead shrinks as the data grows." if r.lead_shrinks
                    else "its lead does not shrink with more data here."))
     words = {"worse": "behind", "level": "level with", "better": "ahead of"}
-    where = [f"{words[r.vit_minus_lenet(s).verdict]} it on {s:,} images ({points(-lead[s])} points)" for s in (small, large)]
+    where = [f"{words[r.vit_minus_lenet(s).verdict]} it on {s:,} images ({points(-lead[s])} points)"
+             for s in (small, large)]
     return (f"Under the {best} recipe the ViT is {where[0]} and {where[1]}: the intervals above say which "
             "differences exceed the seed noise.")
