@@ -95,7 +95,7 @@ def worker() -> None:
         trainer.keep_freed_memory()
         pipeline = _pipeline(spec)
         pipeline.epoch(copy.deepcopy(pipeline.model), spec["warmup_batches"])
-        x, y = data.load(True)
+        x, y = data.load("mnist", True)
         flops, per_op = training_flops(pipeline.model, x[: spec["batch_size"]], y[: spec["batch_size"]])
         send({"kernels": numerics.fingerprint(), "threads": torch.get_num_threads(), "flops_per_image": flops,
               "flops_per_batch_by_op": per_op})

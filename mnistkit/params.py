@@ -48,14 +48,19 @@ def _seeds(name: str, value) -> None:
                                        "narrow)")
 
 
-def _sizes(name: str, value) -> None:
+def _sizes(name: str, value, dataset: str | None = None) -> None:
+    """A non-empty list of subset sizes; with ``dataset``, each one that dataset's balanced sizes allow
+    (``Params`` checks them again once it knows its dataset)."""
     from .data import check_subset
 
     if not isinstance(value, list) or not value:
         raise ConfigError(name, value, "must be a non-empty list of subset sizes")
     for i, size in enumerate(value):
         try:
-            check_subset(size)
+            if dataset is not None:
+                check_subset(dataset, size)
+            elif size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 10 or size % 10):
+                raise ConfigError("subset", size, "a positive multiple of 10, or null for the whole training set")
         except ConfigError as err:
             raise ConfigError(f"{name}[{i}]", size, err.allowed) from None
 
@@ -145,7 +150,7 @@ class BovwSearch:
             raise ConfigError("trials", self.trials, f"must be at most {settings:,}: the distinct settings space holds")
 
 
-BASELINE_SETS = ("subset", "subset_seed", "seed", "validation", "scored_on")  # the images, seeds and scoring of q3
+BASELINE_SETS = ("dataset", "subset", "subset_seed", "seed", "validation", "scored_on")  # q3's images, seeds, scoring
 
 
 @dataclass(frozen=True)
@@ -228,6 +233,7 @@ class Params:
     """Every parameter of the report. ``Params()`` holds the interactive defaults: seconds per run."""
 
     profile: str = param("interactive", "name recorded in summary.json")
+    dataset: str = param("mnist", "the images every question studies: mnist or fashion_mnist (mnistkit.data.DATASETS)")
     protocol: str = param("validation", "validation: 5,000 training images held out decide every selection; "
                                         "assignment: test accuracy does")
     only: typing.Optional[str] = param(None, "one question (q1 ... q6), or None for all six")
@@ -250,10 +256,11 @@ class Params:
 
     def __post_init__(self):
         from .config import resolve_device
-        from .data import check_subset
+        from .data import check_subset, dataset
 
         if not isinstance(self.profile, str) or not self.profile:
             raise ConfigError("profile", self.profile, "must be a name")
+        dataset(self.dataset)
         if self.protocol not in PROTOCOLS:
             raise ConfigError("protocol", self.protocol, f"must be one of {list(PROTOCOLS)}")
         if self.only is not None and self.only not in QUESTIONS:
@@ -263,9 +270,11 @@ class Params:
         resolve_device(self.device)
         _seeds("seeds", self.seeds)
         try:
-            check_subset(self.train_subset, self.validation)
+            check_subset(self.dataset, self.train_subset, self.validation)
         except ConfigError as err:
             raise ConfigError("train_subset", err.value, err.allowed) from None
+        for name in ("q5", "q6"):
+            _sizes(f"{name}.sizes", getattr(self, name).sizes, self.dataset)
         if self.figures_dir is not None and not (isinstance(self.figures_dir, str) and self.figures_dir.strip()):
             raise ConfigError("figures_dir", self.figures_dir, "must be a folder path or None (null)")
         if self.progress not in PROGRESS:

@@ -67,7 +67,7 @@ class AssignmentPipeline:
         self.model = assignment_model(model).to(device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=LR)
         self.criterion = nn.CrossEntropyLoss()
-        data.load(True), data.load(False)  # verified files in place; a missing one raises DataError
+        data.check_available("mnist")  # verified files in place; a missing one raises DataError
         transform = Compose([ToTensor(), Normalize((0.5,), (0.5,))])
         root = str(data.data_root())
         train = MNIST(root=root, train=True, download=True, transform=transform)
@@ -147,8 +147,8 @@ class MnistkitPipeline:
         self.generator = trainer.seed_everything(config.seed)
         self.model = build_model(config.model).to(device)
         self.optimizer = trainer.make_optimizer(config, self.model.parameters(), device)
-        self.train_x, self.train_y = data.train_split(None, 0, device)
-        self.test_x, self.test_y = data.load(False, device)
+        self.train_x, self.train_y = data.load(config.dataset, True, device)
+        self.test_x, self.test_y = data.load(config.dataset, False, device)
         if limit is not None:
             n = limit * config.batch_size
             self.train_x, self.train_y = self.train_x[:n], self.train_y[:n]

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from . import numerics, tracking
+from . import data, numerics, tracking
 from .config import RunConfig, resolve_device
 from .models import build_model, count_parameters
 from .trainer import fit
@@ -34,6 +34,10 @@ class Run:
     @property
     def final(self) -> dict:
         return self.history.iloc[-1].to_dict()
+
+    def test_set(self, device: str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+        """The test images and labels of the run's own dataset: the only way a reader gets test data."""
+        return data.load(self.config.dataset, False, device)
 
     def model(self, device: str = "cpu") -> torch.nn.Module:
         """The trained network, loaded from ``model.pt``."""

@@ -276,8 +276,8 @@ def scored(model, epoch: int, config: RunConfig, test, validation) -> dict:
 
 def held_out(config: RunConfig, device: str):
     """``(test images and labels, validation images and labels or None)`` for ``config``."""
-    validation = data.validation_split(config.validation, device) if config.validation else None
-    return data.load(False, device), validation
+    validation = data.validation_split(config.dataset, config.validation, device) if config.validation else None
+    return data.load(config.dataset, False, device), validation
 
 
 @torch.inference_mode()
@@ -337,7 +337,8 @@ def _fit(config: RunConfig, device: str, checkpoint, progress: bool, tracker, on
     generator = seed_everything(config.seed)
     model = build_model(config.model, **config.model_kw).to(device)
     optimizer = make_optimizer(config, model.parameters(), device)
-    train_x, train_y = data.train_split(config.subset, config.subset_seed, device, validation=config.validation)
+    train_x, train_y = data.train_split(config.dataset, config.subset, config.subset_seed, device,
+                                        validation=config.validation)
     test, validation = held_out(config, device)
     steps = math.ceil(len(train_y) / config.batch_size)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(config, steps))

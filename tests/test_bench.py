@@ -49,7 +49,7 @@ VIT_TRAINING_FLOPS = (_VIT_FIRST + _VIT_REST) + _VIT_FIRST + 2 * _VIT_REST
 def test_assignment_pipeline_and_mnistkit_batches_hold_the_same_images_in_the_same_order():
     theirs = pipelines.AssignmentPipeline("lenet", 64, 3, "cpu")
     assert sorted(theirs._shuffled(theirs.train_loader.dataset, 64).sampler) == list(range(data.TRAIN_SIZE))
-    x, y = data.load(True)
+    x, y = data.load("mnist", True)
     ours = data.batches(x, y, 64, torch.Generator().manual_seed(3))
     for (a, la), (b, lb), _ in zip(theirs.train_loader, ours, range(3)):
         assert torch.equal(la, lb)
@@ -64,13 +64,13 @@ def test_after_the_warm_up_both_pipelines_train_on_the_same_first_batch():
         p.epoch(copy.deepcopy(p.model), 2)
     _, their_labels = next(iter(theirs.train_loader))
     generator = torch.Generator().set_state(ours.generator.get_state())
-    x, y = data.load(True)
+    x, y = data.load("mnist", True)
     _, our_labels = next(data.batches(x, y, 64, generator))
     assert torch.equal(their_labels, our_labels)
 
 
 def test_lenet_training_flops_are_the_hand_count_per_image_whatever_the_batch():
-    x, y = data.load(True)
+    x, y = data.load("mnist", True)
     torch.manual_seed(0)
     model = build_model("lenet")
     state = torch.get_rng_state()
@@ -83,7 +83,7 @@ def test_lenet_training_flops_are_the_hand_count_per_image_whatever_the_batch():
 
 
 def test_both_vits_count_the_hand_count_of_training_flops():
-    x, y = data.load(True)
+    x, y = data.load("mnist", True)
     torch.manual_seed(0)
     for model in (build_model("vit"), pipelines.AssignmentViT()):
         assert pipelines.training_flops(model, x[:4], y[:4])[0] == VIT_TRAINING_FLOPS == 28_239_872
@@ -177,7 +177,7 @@ def test_cpu_path_trains_like_the_plain_loop(model, optimizer, extra, atol):
     """Fused optimizers and channels-last on CPU (where the CUDA graph falls back to the eager
     step) end an epoch with the plain loop's weights, up to float rounding."""
     config = RunConfig(model=model, optimizer=optimizer, batch_size=32, device="cpu", **extra)
-    x, y = data.load(True)
+    x, y = data.load("mnist", True)
     x, y = x[:320], y[:320]
     torch.manual_seed(0)
     fast = build_model(model)
@@ -199,7 +199,7 @@ def test_cpu_path_trains_like_the_plain_loop(model, optimizer, extra, atol):
 def test_channels_last_moves_optimizer_state_into_the_parameter_layout():
     """A state saved in the other layout (an older checkpoint) is copied, not misread by the fused step."""
     config = RunConfig(batch_size=32, device="cpu")
-    x, y = data.load(True)
+    x, y = data.load("mnist", True)
     torch.manual_seed(0)
     model = build_model("lenet")
     opt = trainer.make_optimizer(config, model.parameters(), "cpu")
@@ -230,7 +230,7 @@ def test_cuda_graph_step_gives_the_eager_loss_on_the_same_batches(model, determi
     """Replays of the captured step (with a cosine schedule, then a partial batch run eagerly)
     give the eager step's loss, sums and weights."""
     config = RunConfig(model=model, batch_size=64, device="cuda", schedule="cosine", epochs=1, warmup_epochs=0.5)
-    x, y = data.load(True, "cuda")
+    x, y = data.load("mnist", True, "cuda")
     x, y = x[: 64 * 9 + 20], y[: 64 * 9 + 20]  # 9 full batches, then a partial one
     torch.manual_seed(0)
     graphed = build_model(model).cuda()

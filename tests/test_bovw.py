@@ -17,7 +17,7 @@ FAST = dict(upscale=28, step=4, patch=2.0, words=64, kmeans_sample=5_000, jobs=1
 
 @pytest.fixture(scope="module")
 def digits():
-    images, labels = data.load(True)
+    images, labels = data.load("mnist", True)
     return bovw.pixels(images[:300]), labels[:300].numpy()
 
 

@@ -28,7 +28,7 @@ def _assert_matches_single_runs(configs, rtol=1e-4, atol=1e-5):
     """Histories and test-set outputs equal to float tolerance. (Parameters are not compared: the
     gradient of an attention key bias is zero up to rounding, and Adam turns that noise into steps.)"""
     together = ensemble.fit_ensemble(configs)
-    x = data.load(False)[0][:200]
+    x = data.load("mnist", False)[0][:200]
     for config, (model, history) in zip(configs, together):
         single_model, single = fit(config, progress=False)
         got, want = history.frame()[list(METRICS)], single.frame()[list(METRICS)]

@@ -71,3 +71,29 @@ def test_the_walk_sees_imports_inside_functions_and_from_subpackages():
     assert {"questions.q2", "executor", "runs"} <= graph["questions.plan"]
     assert {"questions.common", "data", "stats"} <= graph["questions.q2"] | graph["questions.common"]
     assert "questions.plan" in graph["report"]
+
+
+LOADERS = {"load", "train_split", "validation_split", "validation_indices", "check_available", "prepare_raw"}
+
+
+def loads(source: str) -> list[str]:
+    """The data loaders ``source`` calls or imports by name, with their lines."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Attribute) and node.attr in LOADERS and getattr(node.value, "id", "") == "data":
+            found.append(f"{node.lineno} data.{node.attr}")
+        if isinstance(node, ast.ImportFrom) and (node.module or "").endswith("data"):
+            found += [f"{node.lineno} {a.name}" for a in node.names if a.name in LOADERS]
+    return found
+
+
+def test_no_question_loads_images_itself():
+    """A question's reader gets test images only through the run it reads (``Run.test_set``), so that it
+    scores each model on that run's own dataset."""
+    assert [f"{path.name}:{hit}" for path in (PACKAGE / "questions").glob("*.py") for hit in loads(path.read_text())] == []
+
+
+def test_the_guard_sees_a_load_by_attribute_or_by_name():
+    assert loads("from .. import data\nx, y = data.load('mnist', False)\n") == ["2 data.load"]
+    assert loads("from ..data import train_split, batches\n") == ["1 train_split"]
+    assert loads("x = run.test_set()\n") == []

@@ -55,7 +55,7 @@ def test_cosine_schedule_warms_up_then_decays_to_zero():
 
 
 def test_random_shift_moves_digits_and_keeps_background():
-    x, _ = data.load(False)
+    x, _ = data.load("mnist", False)
     x = x[:64]
     shifted = trainer.random_shift(x, torch.Generator().manual_seed(0))
     assert shifted.shape == x.shape
@@ -69,7 +69,7 @@ def test_random_shift_moves_digits_and_keeps_background():
 @pytest.mark.slow
 def test_predict_returns_one_class_per_image():
     model, _ = fit(SMALL.replace(epochs=1), progress=False)
-    x, y = data.load(False)
+    x, y = data.load("mnist", False)
     predictions = trainer.predict(model, x[:500])
     assert predictions.shape == (500,) and predictions.dtype == torch.int64
     assert (predictions == y[:500]).float().mean() > 0.8
@@ -80,13 +80,13 @@ def test_validation_split_is_scored_every_epoch_and_left_out_of_training():
     _, history = fit(SMALL.replace(validation=1000, subset=None, epochs=1, evaluate_every=1), progress=False)
     frame = history.frame()
     assert frame["val_acc"].notna().all() and 0.9 < frame["val_acc"].iloc[-1] <= 1
-    held = set(data.validation_indices(1000).tolist())
+    held = set(data.validation_indices("mnist", 1000).tolist())
     assert len(held) == 1000
-    images, labels = data.train_split(None, 0, validation=1000)
+    images, labels = data.train_split("mnist", None, 0, validation=1000)
     assert len(labels) == 59_000
-    assert torch.bincount(data.load(True)[1][list(held)]).tolist() == [100] * 10
+    assert torch.bincount(data.load("mnist", True)[1][list(held)]).tolist() == [100] * 10
     # a subset is drawn from the training part only: no held-out image is in it
-    sub, _ = data.train_split(500, 3, validation=1000)
+    sub, _ = data.train_split("mnist", 500, 3, validation=1000)
     val, _ = data.validation_split(1000)
     assert not any(torch.equal(s, v) for s in sub[:50] for v in val)
 

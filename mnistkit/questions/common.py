@@ -45,7 +45,7 @@ def config(name: str, **values) -> RunConfig:
 def base(params: Params, name: str, **values) -> RunConfig:
     """A run of the report: its device, its validation split and, unless given, its training set."""
     values.setdefault("subset", params.train_subset)
-    return config(name, device=params.device, validation=params.validation, **values)
+    return config(name, dataset=params.dataset, device=params.device, validation=params.validation, **values)
 
 
 def whole(params: Params, name: str, **values) -> RunConfig:
@@ -53,7 +53,7 @@ def whole(params: Params, name: str, **values) -> RunConfig:
     the validation images included (all 60,000, or the stand-in ``train_subset``). Validation images
     serve selections only."""
     values.setdefault("subset", params.train_subset)
-    return config(name, device=params.device, validation=0, **values)
+    return config(name, dataset=params.dataset, device=params.device, validation=0, **values)
 
 
 def subset(params: Params, size: int | None) -> int | None:

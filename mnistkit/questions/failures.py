@@ -19,7 +19,7 @@ from .q3 import cnn_runs
 def mistakes(run, name: str, what: str, device: str = "cpu") -> "Mistakes":
     """The test set's confusion matrix and the misclassified images of ``run``'s model; ``what`` says which
     model it is, in words."""
-    x, y = data.load(False, device)
+    x, y = run.test_set(device)
     pred = predict(run.model(device), x)
     y = y.cpu()
     matrix = pd.crosstab(pd.Series(y.numpy(), name="true"), pd.Series(pred.numpy(), name="predicted"))

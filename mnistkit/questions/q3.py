@@ -24,7 +24,7 @@ def _bovw(params: Params, values: dict, images: str) -> bovw.BovwConfig:
     """``q3.bovw`` with ``values``; an error names the parameter it comes from: a searched setting
     (``q3.search.space``), the parameter ``images`` that set the training images, or a fixed one (``q3.bovw``)."""
     try:
-        return bovw.BovwConfig.from_dict({**params.q3.bovw, **values})
+        return bovw.BovwConfig.from_dict({**params.q3.bovw, **values, "dataset": params.dataset})
     except ConfigError as err:
         where = (f"q3.search.space.{err.name}" if err.name in params.q3.search.space
                  else images if err.name == "subset" else f"q3.bovw.{err.name}")
@@ -109,7 +109,7 @@ def inference_ms_per_image(run, repeats: int = 3) -> float:
     """Median wall time to classify the 10,000 test images with ``run``'s model, per image."""
     device = resolve_device(run.config.device)
     model = run.model(device)
-    x, _ = data.load(False, device)
+    x, _ = run.test_set(device)
     times = []
     for _ in range(repeats + 1):
         start = time.perf_counter()
@@ -119,7 +119,7 @@ def inference_ms_per_image(run, repeats: int = 3) -> float:
 
 
 def _per_class(run) -> list:
-    x, y = data.load(False)
+    x, y = run.test_set()
     pred = predict(run.model("cpu"), x)
     return [float((pred[y == c] == c).float().mean()) for c in range(10)]
 
@@ -133,7 +133,7 @@ def result(params: Params, store: Store, q2_result: q2.Q2Result) -> "Q3Result":
     search = search_frame(params, store)
     configs = baselines(params, chosen_setting(params, search))
     bases = read(store, configs, "q3")
-    x, y = data.load(False)
+    x, y = first.test_set()
     paired = [stats.mcnemar(predict(r.model("cpu"), x).numpy(), b.predictions, y.numpy())
               for r, b in zip(cnn_found, bases)] if all(b.predictions for b in bases) else []
     cnn = Method(

@@ -54,7 +54,7 @@ def result(params: Params, store: Store) -> "Q5Result":
     frame = pd.DataFrame([row(r, protocol=protocol, size=r.config.train_images, full=r.config.subset is None)
                           for (protocol, _), r in zip(items, fetched)])
     full = [r.config for r in fetched if r.config.subset is None]
-    counts = data.class_counts(full[0].validation) if full else []  # the full runs' training set, from the labels
+    counts = data.class_counts(full[0].dataset, full[0].validation) if full else []  # from the labels
     return Q5Result(runs=frame, epochs=params.q5.epochs, seeds=params.seeds,
                     full_counts=counts)
 
