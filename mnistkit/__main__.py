@@ -121,11 +121,12 @@ def cmd_bench(args) -> dict:
 
 def cmd_params(args) -> dict:
     from .params import notebook_cell
+    from .questions import parameters
     from .questions.plan import load_params
 
     params = load_params(args.file, overrides=_model_kw(args.set, "--set"))
     if args.cell:
-        print(notebook_cell(), end="")
+        print(notebook_cell(parameters()), end="")
     return {"file": args.file or "none", "profile": params.profile, "only": params.only or "all", "valid": True}
 
 

@@ -23,9 +23,10 @@ from IPython.display import Image, Markdown, display
 from . import architecture, codebase, data, numerics, plots, progress
 from .config import RunConfig, device_name, resolve_device
 from .files import atomic_write_text
-from .params import Params, from_notebook
-from .questions import failures, headlines, plan, q1, q2, q2_study, q3, q4, q5, q6
-from .questions.text import MODEL_NAMES, QUESTIONS, captioned, markdown, text_columns, training_set
+from .params import Base as Params
+from .params import from_notebook
+from .questions import failures, headlines, parameters, plan, registry
+from .questions.text import MODEL_NAMES, captioned, markdown, text_columns, training_set
 from .store import Store
 
 
@@ -79,7 +80,7 @@ class Report:
         """The setup cell's call: the parameters in ``namespace`` (the notebook's globals) checked
         before any work, then every missing run trained."""
         started = time.perf_counter()
-        params = plan.check(from_notebook(namespace))
+        params = plan.check(from_notebook(namespace, parameters()))
         progress.set_mode(params.progress)
         store = store or Store()
         report = cls(params, store, plan.train_missing(params, store))
@@ -101,31 +102,18 @@ class Report:
             self._results[name] = make()
         return self._results[name]
 
-    def q1(self) -> q1.Q1Result:
-        return self._result("q1", lambda: q1.result(self.params, self.store))
+    def result(self, name: str):
+        """Question ``name``'s result (``q1``, ...), from the store, with the results of those it needs."""
+        q = registry()[name]
+        return self._result(name, lambda: q.result(self.params, self.store, {n: self.result(n) for n in q.needs}))
 
-    def q2(self) -> q2.Q2Result:
-        """Question 2's settings; the chosen one's retrained runs only where question 2 is shown
-        (question 3 alone reads the settings)."""
-        return self._result("q2", lambda: q2.result(self.params, self.store, with_retrained=self.selected("q2")))
-
-    def q2_study(self) -> q2_study.StudyResult:
-        return self._result("q2_study", lambda: q2_study.result(self.params, self.store))
-
-    def q3(self) -> q3.Q3Result:
-        return self._result("q3", lambda: q3.result(self.params, self.store, self.q2()))
-
-    def q4(self) -> q4.Q4Result:
-        return self._result("q4", lambda: q4.result(self.params, self.store))
-
-    def q5(self) -> q5.Q5Result:
-        return self._result("q5", lambda: q5.result(self.params, self.store))
-
-    def q6(self) -> q6.Q6Result:
-        return self._result("q6", lambda: q6.result(self.params, self.store))
+    def results(self) -> list:
+        """Every question's result, in order."""
+        return [self.result(name) for name in registry()]
 
     def failures(self) -> failures.Failures:
-        return self._result("failures", lambda: failures.result(self.params, self.store, self.q2(), self.q6()))
+        return self._result("failures", lambda: failures.result(self.params, self.store, self.result("q2"),
+                                                                 self.result("q6")))
 
     # ------------------------------------------------------------ text
 
@@ -151,14 +139,15 @@ class Report:
 
     def answers(self) -> str:
         """The six answers, the report's first section."""
-        return headlines.answers(self.q1(), self.q2(), self.q2_study(), self.q3(), self.q4(), self.q5(), self.q6())
+        return headlines.answers(self.results())
 
     def open(self, result, level: int = 2) -> None:
         """A section's opening: its title and question; a pointer to its answer on the answers page (the
         answer itself where that page is not shown, ``only``); then its protocol."""
         number = result.title.split(".")[0]
-        question = f"*The question.* {QUESTIONS[number]}\n\n" if number in QUESTIONS else ""
-        answer = (f"*The answer* is answer {number} at the top." if self.complete and number in QUESTIONS
+        asked = {str(q.number): q.question for q in registry().values()}
+        question = f"*The question.* {asked[number]}\n\n" if number in asked else ""
+        answer = (f"*The answer* is answer {number} at the top." if self.complete and number in asked
                   else "" if self.complete else f"**{headlines.sentence(result.answer())}**")
         self.say(f"{'#' * level} {result.title}\n\n{question}{answer}\n\n**Protocol.** {result.protocol()}")
 
@@ -215,11 +204,9 @@ configuration, so a later build reads it instead of training it again."""
     def summary(self) -> dict:
         """summary.json's content: where it ran, each question's headline numbers, runs and time."""
         out = {**self.environment, "protocol": self.params.protocol, "validation": self.params.validation}
-        for q in ("q1", "q2", "q3", "q4", "q5", "q6"):
-            if self.selected(q):
-                out[q] = getattr(self, q)().summary()
-        if self.selected("q2"):
-            out["q2"].update(self.q2_study().summary())
+        for name in registry():
+            if self.selected(name):
+                out[name] = self.result(name).summary()
         out["runs"], out["runs_trained"] = self.trained["runs"], self.trained["trained"]
         out["runs_seconds"] = self.trained["runs_seconds"]  # their training seconds, trained now or read
         out["wall_seconds"] = time.perf_counter() - self.started
@@ -227,7 +214,7 @@ configuration, so a later build reads it instead of training it again."""
 
     def headlines(self) -> pd.DataFrame:
         """The closing table of headline numbers (every question selected)."""
-        return headlines.table([self.q1(), self.q2(), self.q3(), self.q4(), self.q5(), self.q6()])
+        return headlines.table(self.results())
 
     def finish(self) -> str:
         """Write summary.json and headlines.md (the README's results table) for the whole report,

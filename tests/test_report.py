@@ -18,7 +18,8 @@ from mnistkit import codebase
 from mnistkit.questions import plan, q2
 from mnistkit.__main__ import main
 from mnistkit.errors import ConfigError
-from mnistkit.params import Params, injected_names, names, notebook_cell
+from mnistkit.params import injected_names, names, notebook_cell
+from mnistkit.questions import parameters
 
 sys.path.insert(0, str(ROOT / "tests" / "golden"))
 import cases  # noqa: E402
@@ -71,9 +72,9 @@ def test_the_parameters_cell_is_the_schema_and_papermill_documents_every_paramet
     import papermill
 
     cell = next(c for c in _notebook()["cells"] if "parameters" in c["metadata"].get("tags", []))
-    assert "".join(cell["source"]) + "\n" == notebook_cell(), "regenerate it: python -m mnistkit params --cell"
+    assert "".join(cell["source"]) + "\n" == notebook_cell(parameters()), "regenerate it: python -m mnistkit params --cell"
     inferred = papermill.inspect_notebook(str(ROOT / "report.ipynb"))
-    assert list(inferred) == names()
+    assert list(inferred) == names(parameters())
     for name, p in inferred.items():
         assert p["inferred_type_name"] not in ("None", ""), name
         assert p["help"], name
@@ -99,21 +100,21 @@ def test_the_notebook_cells_hold_no_statistics_or_verdicts():
 
 
 def test_params_schema_names_unknown_keys_with_their_path_and_keeps_defaults():
-    params = Params.from_dict({"q1": {"epochs": 3}})
-    assert params.q1.epochs == 3 and params.q2.epochs == Params().q2.epochs
+    params = parameters().from_dict({"q1": {"epochs": 3}})
+    assert params.q1.epochs == 3 and params.q2.epochs == parameters()().q2.epochs
     with pytest.raises(ConfigError, match=r"'q2.study.trails' = 48: is not a parameter; allowed in q2.study"):
-        Params.from_dict({"q2": {"study": {"trails": 48}}})
+        parameters().from_dict({"q2": {"study": {"trails": 48}}})
     with pytest.raises(ConfigError, match=r"'q1' = 3: must be a mapping"):
-        Params.from_dict({"q1": 3})
-    assert Params.from_dict(Params().to_dict()) == Params()
+        parameters().from_dict({"q1": 3})
+    assert parameters().from_dict(parameters()().to_dict()) == parameters()()
 
 
 def test_injected_names_come_from_papermills_cell_since_the_parameters_cell_ran():
     injected = "# Parameters\nepochz = 3\nonly = 'q1'\n"
-    assert injected_names(["import x", notebook_cell(), injected]) == ["epochz", "only"]
+    assert injected_names(["import x", notebook_cell(parameters()), injected]) == ["epochz", "only"]
     assert injected_names([injected, "x = 1"]) == ["epochz", "only"]
     # the parameters cell re-run after it: its values are in force, papermill's are not
-    assert injected_names([injected, notebook_cell(), "y = 2"]) == []
+    assert injected_names([injected, notebook_cell(parameters()), "y = 2"]) == []
     assert injected_names(["a = 1"]) == []
 
 

@@ -17,6 +17,7 @@ from mnistkit.questions.q3 import Method, Q3Result
 from mnistkit.questions.q4 import Q4Result
 from mnistkit.questions.q5 import Q5Result
 from mnistkit.questions.q6 import Q6Result
+from mnistkit.questions.text import reported
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -62,8 +63,8 @@ def test_q2_single_changes_are_pairs_of_settings_that_differ_in_one_hyperparamet
     text = " ".join(r.analysis().split())
     assert "- **learning rate**, 0.001 to 0.002, settings 1 to 4: -0.90 points (95% interval" in text
     assert "a cosine that falls from 1 to 0 over the run's steps, with no warm-up" in text
-    study = study_result()
-    answer = r.answer(study)
+    r.study = study_result()
+    answer = r.answer()
     assert "the largest change that one hyperparameter makes alone is the learning rate's (0.001 to 0.002" in answer
     assert answer.index("Among the settings") < answer.index("Of 4 settings")
 
@@ -314,7 +315,7 @@ def q5_result(means, spreads=(0.02, 0.01, 0.001), steps=(0.90, 0.97), small_extr
     rows += [{"protocol": "equal_steps", "size": n, "full": False, "seed": s, "epochs": e, "test_acc": m}
              for n, m, e in zip(sizes, steps, (470, 47)) for s in (0, 1)]
     counts = [5_923, 6_742, 5_958, 6_131, 5_842, 5_421, 5_918, 6_265, 5_851, 5_949]  # made up like the whole set's
-    return Q5Result(runs=pd.DataFrame(rows), epochs=5, seeds=[0, 1], full_counts=counts)
+    return Q5Result(runs=pd.DataFrame(rows), epochs=5, seeds=[0, 1], full_counts=counts, reported=reported("q5", "mnist"))
 
 
 def test_a_saturating_size_curve_is_called_saturating():
@@ -405,7 +406,8 @@ def q6_result(vit, lenet, vit_val=None, seeds=(0, 1, 2)) -> Q6Result:
              "epochs": 10, "train_images": n}
             for r in recipes for m, acc, val in (("vit", vit, vit_val), ("lenet", lenet, lenet))
             for i, n in enumerate((6000, 60_000)) for s in seeds]
-    return Q6Result(runs=pd.DataFrame(rows), curves=pd.DataFrame(), recipes=recipes, epochs=10, seeds=list(seeds))
+    return Q6Result(runs=pd.DataFrame(rows), curves=pd.DataFrame(), recipes=recipes, epochs=10, seeds=list(seeds),
+                    reported=reported("q6", "mnist"))
 
 
 def test_q6_picks_the_recipe_by_validation_and_compares_over_seeds():
@@ -489,7 +491,8 @@ def test_the_answers_open_the_report_one_per_question_from_the_results():
     r4 = q4_result([0.988, 0.989, 0.987], [0.9875, 0.9885, 0.9880])
     r6 = q6_result(vit={"assignment": [0.942, 0.980], "improved": [0.962, 0.990]},
                    lenet={"assignment": [0.973, 0.990], "improved": [0.976, 0.992]})
-    text = headlines.answers(r1, r2, study_result(), r3, r4, q5_result([0.80, 0.95, 0.99]), r6)
+    r2.study = study_result()
+    text = headlines.answers([r1, r2, r3, r4, q5_result([0.80, 0.95, 0.99]), r6])
     lines = text.splitlines()
     assert lines[0] == "## Answers" and [line[:3] for line in lines[2:]] == ["1. ", "2. ", "3. ", "4. ", "5. ", "6. "]
     assert "Of 3 settings, validation accuracy chooses adam lr=0.001 bs=64 (ahead of the second best" in lines[3]
@@ -570,3 +573,16 @@ def test_where_the_models_fail_names_each_models_seed_and_its_most_frequent_conf
     assert "first 16 mistakes in test-set order" in text and cnn.alt_gallery().startswith("The first 16 misclassified")
     apart = Failures([cnn, made_up("ViT", {(1, 7): 2})]).text()
     assert "Their three most frequent mistakes have none in common." in apart
+
+
+def test_the_assignments_figures_come_from_its_file_and_only_for_its_dataset():
+    assert reported("q1", "mnist") == 0.990 and reported("q6", "mnist")[60_000] == 0.9744
+    assert reported("q1", "fashion_mnist") is None and reported("q5", "fashion_mnist") is None
+    assert text.reported_setting({"batch_size": 32, "lr": 0.001, "optimizer": "adam", "epochs": 5}, "mnist") == 0.9875
+    assert text.reported_setting({"batch_size": 32, "lr": 0.001, "optimizer": "adam"}, "fashion_mnist") is None
+    assert text.reported_setting({"batch_size": 64, "lr": 0.002, "optimizer": "adam", "schedule": "cosine"},
+                                 "mnist") is None  # this report's own setting
+    theirs = q1_result((0.97, 0.985, 0.989))
+    assert "the assignment reported" not in theirs.answer()
+    theirs.reported = reported("q1", "mnist")
+    assert "the assignment reported 99.0% from one run" in theirs.answer()

@@ -9,7 +9,8 @@ from mnistkit import executor, tracking, trainer
 from mnistkit.questions import plan
 from mnistkit.config import RunConfig
 from mnistkit.errors import ConfigError
-from mnistkit.params import Params, notebook_cell
+from mnistkit.params import notebook_cell
+from mnistkit.questions import parameters
 from mnistkit.store import Store
 
 TINY = RunConfig(subset=100, epochs=2, batch_size=50, device="cpu")
@@ -141,7 +142,7 @@ def test_wandb_run_is_offline_keyed_by_the_run_and_resumed_under_the_same_id(tmp
 def test_tracker_is_a_report_parameter_checked_before_any_work(monkeypatch):
     params = plan.load_params(overrides={"tracker": "tensorboard"})
     assert params.tracker == "tensorboard"
-    assert Params().tracker == "none" and "\ntracker: str = \"none\"" in notebook_cell()
+    assert parameters()().tracker == "none" and "\ntracker: str = \"none\"" in notebook_cell(parameters())
     with pytest.raises(ConfigError, match="'tracker'"):
         plan.load_params(overrides={"tracker": "mlflow"})
     monkeypatch.setattr(tracking, "installed", lambda package: False)

@@ -4,14 +4,43 @@ the store (never training them), and turning runs into frames."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import pandas as pd
 
 from .. import data, runs
 from ..config import RunConfig
 from ..errors import ConfigError
-from ..params import Params
+from ..params import Base as Params
 from ..store import Store
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage of the plan: ``entries(params, store)`` gives the entries (``RunConfig`` or ``BovwConfig``)
+    that ``questions`` need, reading only what earlier stages stored."""
+
+    name: str
+    questions: tuple
+    entries: Callable
+
+
+@dataclass(frozen=True)
+class Question:
+    """One question of the report, declared once as its module's ``QUESTION``: the registry
+    (``mnistkit.questions.registry``) gives it its parameter section, its plan entries, its result and
+    its place in the answers, the summary and the headlines."""
+
+    name: str  # its parameter section, its notebook cell and its summary key: "q4"
+    number: int  # its place among the answers
+    question: str  # the question, as its section restates it
+    section: type  # its parameters: a dataclass of ``params.param`` fields, its docstring's first line their help
+    runs: Callable  # params -> the entries known from the parameters alone
+    result: Callable  # (params, store, results of ``needs`` by name) -> its result
+    needs: tuple = ()  # the questions whose results its own reads
+    stages: tuple = ()  # later ``Stage``s: entries known once earlier ones are stored
+    check: Callable | None = None  # params -> None, raising ConfigError: what only the whole plan can check
 
 
 class MissingRun(LookupError):
@@ -54,6 +83,15 @@ def whole(params: Params, name: str, **values) -> RunConfig:
     serve selections only."""
     values.setdefault("subset", params.train_subset)
     return config(name, dataset=params.dataset, device=params.device, validation=0, **values)
+
+
+def distinct_sizes(params: Params, name: str) -> None:
+    """Raise ``ConfigError`` where question ``name``'s sizes name one training set twice."""
+    sizes = getattr(params, name).sizes
+    sets = [subset(params, s) for s in sizes]
+    if len(set(sets)) < len(sets):
+        null = f" (null is the train_subset of {params.train_subset:,} here)" if params.train_subset else ""
+        raise ConfigError(f"{name}.sizes", sizes, f"must not repeat a training set{null}")
 
 
 def subset(params: Params, size: int | None) -> int | None:

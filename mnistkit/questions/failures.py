@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from .. import data
-from ..params import Params
+from ..params import Base as Params
 from ..store import Store
 from ..trainer import predict
 from . import q6

@@ -21,9 +21,8 @@ def sentence(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-def answers(q1, q2, study, q3, q4, q5, q6) -> str:
+def answers(results: list) -> str:
     """The report's opening: one numbered answer per question, each from its result's ``answer()``."""
-    items = [q1.answer(), q2.answer(study), q3.answer(), q4.answer(), q5.answer(),
-             q6.answer()]
+    items = [r.answer() for r in results]
     return "## Answers\n\n" + "\n".join(f"{i}. {text}" for i, text in enumerate(items, start=1))
 

@@ -12,63 +12,44 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 
 from .. import executor, gemm, paths, runs
 from ..config import RunConfig, resolve_device
-from ..errors import ConfigError
-from ..params import QUESTIONS, Params
+from ..params import Base as Params
 from ..store import Store
-from . import q1, q2, q2_study, q3, q4, q5, q6
-from .common import subset
-
-
-@dataclass(frozen=True)
-class Stage:
-    """One stage of the plan: ``entries(store)`` gives the entries (``RunConfig`` or ``BovwConfig``)
-    of each of ``questions``, reading only what earlier stages stored."""
-
-    name: str
-    questions: tuple
-    entries: Callable[[Store], dict[str, list]]
+from . import parameters, registry
+from .common import Stage
 
 
 def first_stage(params: Params) -> dict[str, list]:
     """Every entry known from the parameters alone, by question (each value checked by its
     config's own rules: a bad one raises ConfigError naming it)."""
-    return {"q1": q1.runs(params), "q2": q2.runs(params) + q2_study.runs(params), "q3": q3.runs(params),
-            "q4": q4.runs(params), "q5": q5.runs(params), "q6": q6.runs(params)}
+    return {name: q.runs(params) for name, q in registry().items()}
 
 
 def plan(params: Params) -> list[Stage]:
-    """The stages in order: the entries the parameters name, then question 2's chosen setting
-    retrained on all the training images (under the validation protocol; ``q2.second_stage``; question 3's
-    CNN too) and the search's chosen setting as the baseline, once per seed (``q3.second_stage``)."""
-    stages = [Stage("runs", QUESTIONS, lambda store: first_stage(params))]
-    if params.validation:
-        stages.append(Stage("q2 retrained", ("q2", "q3"),
-                            lambda store: dict.fromkeys(("q2", "q3"), q2.second_stage(params, store))))
-    stages.append(Stage("q3 baseline", ("q3",), lambda store: {"q3": q3.second_stage(params, store)}))
-    return stages
+    """The stages in order: the entries the parameters name, then each question's later stages (question 2's
+    chosen setting retrained on all the training images, which question 3 scores too; the baseline's chosen
+    setting once per seed). Each stage's ``entries(params, store)`` gives its entries by question."""
+    def by_question(stage: Stage) -> Stage:
+        return Stage(stage.name, stage.questions,
+                     lambda params, store: dict.fromkeys(stage.questions, stage.entries(params, store)))
+
+    first = Stage("runs", tuple(registry()), lambda params, store: first_stage(params))
+    return [first] + [by_question(s) for q in registry().values() for s in q.stages]
 
 
 def check(params: Params) -> Params:
     """``params`` once every entry of the first stage has been built from them and the figures
     folder is known to take files; raises ConfigError naming the first fault."""
     entries = first_stage(params)
-    for name in ("q5", "q6"):
-        sizes = [subset(params, s) for s in getattr(params, name).sizes]
-        if params.selected(name) and len(set(sizes)) < len(sizes):
-            null = f" (null is the train_subset of {params.train_subset:,} here)" if params.train_subset else ""
-            raise ConfigError(f"{name}.sizes", getattr(params, name).sizes, f"must not repeat a training set{null}")
+    for name, q in registry().items():
+        if params.selected(name) and q.check is not None:
+            q.check(params)
     selected = [c for q, specs in entries.items() if params.selected(q) for c in specs]
     if gemm.active() and any(getattr(c, "model", None) == "vit" and resolve_device(c.device) == "cpu"
                              for c in selected):
         gemm.check()  # the ViT's products on this CPU are the pinned ones, or nothing is trained
-    if params.selected("q3"):  # each trial's setting as the baseline, on the whole training set: valid there too
-        for drawn, _ in q3.trials(params):
-            q3.baselines(params, drawn)
     if params.figures_dir is not None:
         paths.check_creatable(params.figures_dir, "figures_dir")
     return params
@@ -77,7 +58,8 @@ def check(params: Params) -> Params:
 def load_params(path=None, overrides: dict | None = None) -> Params:
     """The report's parameters: the schema's defaults, then a YAML file, then ``overrides``, checked
     as the notebook checks them; a bad key or value raises ConfigError before any work."""
-    params = Params.from_yaml(path, overrides) if path is not None else Params.from_dict(overrides or {})
+    cls = parameters()
+    params = cls.from_yaml(path, overrides) if path is not None else cls.from_dict(overrides or {})
     return check(params)
 
 
@@ -92,7 +74,7 @@ def train_missing(params: Params, store: Store, progress: bool = True) -> dict:
     baselines (``baselines``, ``baselines_computed``), the seconds it took, and the training
     seconds of every run needed as stored (``runs_seconds``: what they cost, trained now or read).
     """
-    questions = [params.only] if params.only else QUESTIONS
+    questions = [params.only] if params.only else list(registry())
     jobs = 1 if resolve_device(params.device).startswith("cuda") else params.jobs
     if params.cluster is None and executor.local_jobs(jobs) < jobs:
         capped = executor.local_jobs(jobs)
@@ -104,7 +86,7 @@ def train_missing(params: Params, store: Store, progress: bool = True) -> dict:
     for stage in plan(params):
         if not set(stage.questions) & set(questions):
             continue
-        wanted = stage.entries(store)
+        wanted = stage.entries(params, store)
         new = {_key(c): c for q in questions for c in wanted.get(q, []) if _key(c) not in specs}
         todo = [c for c in new.values() if store.load(runs.entry(c)) is None]  # the executor orders them
         executor.run_all(store, todo, jobs=jobs, progress=progress, cluster=params.cluster, tracker=params.tracker)

@@ -12,13 +12,35 @@ from itertools import combinations
 import pandas as pd
 
 from .. import data, stats
-from ..params import Params
+from ..errors import ConfigError, check_number
+from ..params import Base as Params
+from ..params import check_mapping, param
 from ..store import Store
-from .common import base, read, row, whole
-from .text import (ASSIGNMENT, NA, OPTIMIZER_NAMES, PARAMETER_NAMES, SELECTED_BY, captioned, interval, mean_std_column,
-                   pct, plural, pm, setting_label, training_set)
+from . import q2_study
+from .common import Question, Stage, base, read, row, whole
+from .text import (NA, OPTIMIZER_NAMES, PARAMETER_NAMES, SELECTED_BY, captioned, interval, mean_std_column,
+                   pct, plural, pm, question, reported, reported_setting, setting_label, training_set)
 
 HYPERPARAMETERS = ("optimizer", "lr", "batch_size", "momentum", "weight_decay", "schedule")  # what a setting sets
+
+
+@dataclass(frozen=True)
+class Section:
+    """hyperparameters: settings, random-search study"""
+
+    epochs: int = param(1, "training epochs of every setting")
+    settings: list[dict] = param([{"batch_size": 64, "lr": 0.001, "optimizer": "adam"},
+                                  {"batch_size": 128, "lr": 0.01, "optimizer": "sgd", "momentum": 0.9}],
+                                 "run parameters of each setting (the assignment's accuracy for its own settings "
+                                 "comes from mnistkit/questions/assignment.yaml)")
+    study: q2_study.Study = param(q2_study.Study(), "the random search behind 'which hyperparameters matter most'")
+
+    def __post_init__(self):
+        check_number("epochs", self.epochs, 1, integer=True)
+        if not isinstance(self.settings, list) or len(self.settings) < 2:
+            raise ConfigError("settings", self.settings, "must be a list of at least two settings")
+        for i, setting in enumerate(self.settings):
+            check_mapping(f"settings[{i}]", setting)
 
 
 def _same(a, b) -> bool:
@@ -34,17 +56,17 @@ def _value(name: str, value) -> str:
 
 def _values(params: Params, number: int) -> dict:
     """Setting ``number`` (from 1) as RunConfig values, its epochs filled in."""
-    values = {k: v for k, v in params.q2.settings[number - 1].items() if k != "reported"}
+    values = dict(params.q2.settings[number - 1])
     values.setdefault("epochs", params.q2.epochs)
     return values
 
 
 def settings(params: Params):
-    """``(setting number from 1, reported accuracy, config)`` for every setting and seed."""
+    """``(setting number from 1, the assignment's accuracy or None, config)`` for every setting and seed."""
     for number, setting in enumerate(params.q2.settings, start=1):
         for seed in params.seeds:
-            yield number, setting.get("reported"), base(params, f"q2.settings[{number - 1}]", seed=seed,
-                                                        **_values(params, number))
+            config = base(params, f"q2.settings[{number - 1}]", seed=seed, **_values(params, number))
+            yield number, reported_setting(setting, params.dataset), config
 
 
 def runs(params: Params) -> list:
@@ -76,13 +98,18 @@ def second_stage(params: Params, store: Store) -> list:
     return retrained(params, int(chosen.setting))
 
 
-def result(params: Params, store: Store, with_retrained: bool = True) -> "Q2Result":
-    """The settings from the store and, with ``with_retrained``, the chosen one's retrained runs
-    (which score it); without, the settings alone (what question 3 and the failures read)."""
+def result(params: Params, store: Store, needed: dict | None = None) -> "Q2Result":
+    """The settings from the store, the random-search study and, where question 2 is shown, the chosen
+    setting's retrained runs (which score it); elsewhere the settings alone (what question 3 and the
+    failures read)."""
     q2 = Q2Result(runs=frame(params, store), epochs=params.q2.epochs, seeds=params.seeds,
                   selected_by=params.selected_by, train_size=data.train_images(params.train_subset, params.validation),
-                  train_subset=params.train_subset, validation=params.validation)
-    again = retrained(params, int(q2.best.setting)) if with_retrained else []
+                  train_subset=params.train_subset, validation=params.validation,
+                  reported=reported("q2", params.dataset))
+    if not params.selected("q2"):
+        return q2
+    q2.study = q2_study.result(params, store)
+    again = retrained(params, int(q2.best.setting))
     if not again:
         return q2
     q2.retrained = pd.DataFrame([row(run) for run in read(store, again, "q2")])
@@ -117,6 +144,8 @@ class Q2Result:
     train_subset: int | None = None
     validation: int = 0  # images held out of every run to choose on
     retrained: pd.DataFrame | None = None  # the best setting retrained on all the images: seed, test_acc, train_images
+    reported: float | None = None  # the assignment's best, where it studied the same dataset
+    study: q2_study.StudyResult | None = None  # the random search, where question 2 is shown
 
     @property
     def decider(self) -> str:
@@ -194,19 +223,19 @@ accuracy the assignment reported for its settings. {rule}"""
 
     title = "2. Hyperparameters"
 
-    def answer(self, study=None) -> str:
-        """The chosen setting; with ``study`` (q2_study.StudyResult), what matters most by both experiments."""
+    def answer(self) -> str:
+        """The chosen setting; with its study, what matters most by both experiments first."""
         scored = pm(self.scored.mean(), self.scored.std())
         where = "retrained with the validation images, " if self.retrained is not None else ""
         verdict = {"better": "ahead of the second best by an interval above zero",
                    "level": "level with the second best within the seed noise",
                    "worse": "below the second best"}[self.margin().verdict]
+        theirs = f"; the assignment's best: {pct(self.reported)} from one run" if self.reported else ""
         chosen = (f"Of {len(self.settings)} settings, {self.decider} accuracy chooses {self.best.label} "
-                  f"({verdict}): {scored} on the test set ({where}mean ± std over {len(self.seeds)} seeds; the "
-                  f"assignment's best: {pct(ASSIGNMENT['q2'])} from one run).")
-        if study is None:
+                  f"({verdict}): {scored} on the test set ({where}mean ± std over {len(self.seeds)} seeds{theirs}).")
+        if self.study is None:
             return chosen
-        return f"{study.answer()} {self._grid_answer(study)} {chosen}"
+        return f"{self.study.answer()} {self._grid_answer(self.study)} {chosen}"
 
     def _grid_answer(self, study) -> str:
         """What the settings' single changes add to the search's answer, and where the two disagree."""
@@ -315,10 +344,17 @@ accuracy the assignment reported for its settings. {rule}"""
 Against {second_words} it leads by {interval(margin)}
 on {self.decider} accuracy over {len(self.seeds)} seeds, {clear}; on the test images the same two differ by
 {interval(test_margin)}.
-{self._bottom()} The assignment's best was
-{pct(ASSIGNMENT['q2'])} from one run of Adam lr 0.001, batch 64, weight decay 1e-4, chosen on the test set.{retraining}
+{self._bottom()}{self._theirs()}{retraining}
 
 {self._single_changes_text()}"""
+
+    def _theirs(self) -> str:
+        """The assignment's best setting and accuracy, where it studied the same dataset."""
+        if not self.reported:
+            return ""
+        theirs = self.settings[self.settings.reported == self.reported]
+        label = f" of {theirs.label.iloc[0]}" if len(theirs) else ""
+        return f" The assignment's best was\n{pct(self.reported)} from one run{label}, chosen on the test set."
 
     def _bottom(self) -> str:
         low = self.lowest
@@ -331,11 +367,13 @@ on {self.decider} accuracy over {len(self.seeds)} seeds, {clear}; on the test im
     def headlines(self) -> list[tuple]:
         retrained = "retrained with the validation images, " if self.retrained is not None else ""
         return [(f"2. best of {len(self.settings)} settings, chosen on {self.decider}: {self.best.label} "
-                 f"({retrained}mean of {len(self.seeds)} seeds)", pct(self.scored.mean()), pct(ASSIGNMENT["q2"]))]
+                 f"({retrained}mean of {len(self.seeds)} seeds)", pct(self.scored.mean()),
+                 pct(self.reported) if self.reported else "")]
 
     def summary(self) -> dict:
         best = self.best
-        return {"best_setting": best.label, "selected_by": self.decider,
+        study = self.study.summary() if self.study is not None else {}
+        return {**study, "best_setting": best.label, "selected_by": self.decider,
                 "best_val_acc_mean": float(best["val_mean"]) if self.decider == "validation" else None,
                 "best_test_acc_mean": float(self.scored.mean()), "best_test_acc_std": float(self.scored.std()),
                 "best_retrained": self.retrained is not None, "seeds": len(self.seeds),
@@ -344,3 +382,5 @@ on {self.decider} accuracy over {len(self.seeds)} seeds, {clear}; on the test im
                                  else self.train_size)}
 
 
+QUESTION = Question("q2", 2, question("q2"), Section, lambda params: runs(params) + q2_study.runs(params), result,
+                    stages=(Stage("q2 retrained", ("q2", "q3"), second_stage),))

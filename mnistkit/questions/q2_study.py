@@ -10,10 +10,29 @@ from functools import cached_property
 import pandas as pd
 
 from .. import study
-from ..params import Params
+from ..errors import check_number
+from ..params import Base as Params
+from ..params import param
 from ..store import Store
 from .common import base, read, row
 from .text import OPTIMIZER_NAMES, PARAMETER_NAMES, SELECTED_BY, pct, plural
+
+
+@dataclass(frozen=True)
+class Study:
+    """A random search (Optuna's RandomSampler) over learning rate, batch size, optimizer, weight
+    decay and SGD's momentum (``mnistkit.study.SPACE``), one run per drawn configuration."""
+
+    trials: int = param(8, "configurations drawn (fANOVA needs a few dozen for a stable answer)")
+    epochs: int = param(1, "training epochs of every trial")
+    seed: int = param(0, "the sampler's seed and every trial run's seed")
+    resamples: int = param(20, "bootstrap resamples of the trials behind the importances' 95% intervals")
+
+    def __post_init__(self):
+        check_number("trials", self.trials, 4, integer=True)
+        check_number("epochs", self.epochs, 1, integer=True)
+        check_number("seed", self.seed, 0, integer=True)
+        check_number("resamples", self.resamples, 10, 10_000, integer=True)
 
 
 def trials(params: Params):

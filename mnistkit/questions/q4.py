@@ -8,12 +8,25 @@ from functools import cached_property
 import pandas as pd
 
 from .. import stats
-from ..params import Params
+from ..errors import check_number
+from ..params import Base as Params
+from ..params import param
 from ..store import Store
-from .common import curves, read, row, whole
-from .text import MODEL_NAMES, bracketed, captioned, interval, mean_std_column, pct, plural, pm, points, training_set
+from .common import Question, curves, read, row, whole
+from .text import (MODEL_NAMES, bracketed, captioned, interval, mean_std_column, pct, plural, pm, points, question,
+                   training_set)
 
 MODELS = ("lenet", "double_conv_lenet")
+
+
+@dataclass(frozen=True)
+class Section:
+    """LeNet vs doubled conv layers: epochs"""
+
+    epochs: int = param(2, "training epochs")
+
+    def __post_init__(self):
+        check_number("epochs", self.epochs, 1, integer=True)
 
 
 def runs(params: Params) -> list:
@@ -21,7 +34,7 @@ def runs(params: Params) -> list:
     return [whole(params, "q4", model=m, epochs=params.q4.epochs, seed=s) for m in MODELS for s in params.seeds]
 
 
-def result(params: Params, store: Store) -> "Q4Result":
+def result(params: Params, store: Store, needed: dict | None = None) -> "Q4Result":
     fetched = read(store, runs(params), "q4")
     return Q4Result(runs=pd.DataFrame([row(r) for r in fetched]),
                     curves=curves([(r, {"model": r.config.model}) for r in fetched]),
@@ -153,3 +166,6 @@ shrinking the maps (padding 2), while the classifier head stays the same. {readi
                 "lenet_seconds_per_epoch": float(a.seconds_per_epoch),
                 "double_conv_seconds_per_epoch": float(d.seconds_per_epoch),
                 "train_images": int(self.runs.train_images.iloc[0])}
+
+
+QUESTION = Question("q4", 4, question("q4"), Section, runs, result)

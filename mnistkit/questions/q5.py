@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import math
+import typing
 from dataclasses import dataclass, field
 from functools import cached_property
 
 import pandas as pd
 
 from .. import data, stats
-from ..params import Params
+from ..errors import ConfigError, check_number
+from ..params import Base as Params
+from ..params import check_sizes, param
 from ..store import Store
-from .common import full_size, read, row, sized
-from .text import ASSIGNMENT, NA, captioned, mean_std_column, pct, plural, pm, points
+from .common import Question, distinct_sizes, full_size, read, row, sized
+from .text import NA, question, reported, captioned, mean_std_column, pct, plural, pm, points
 
 
 def _count(params: Params, size) -> int:
@@ -44,11 +47,29 @@ def labelled_runs(params: Params):
             yield "equal_steps", sized(params, "q5", size, s, epochs=epochs, evaluate_every=epochs)
 
 
+@dataclass(frozen=True)
+class Section:
+    """training-set sizes (None: all) and epochs"""
+
+    sizes: list[typing.Optional[int]] = param([200, 1000, None], "training-set sizes (None: the full set)")
+    epochs: int = param(2, "training epochs of the largest size (and of every size under equal epochs)")
+    smallest_seeds: int = param(4, "seeds of the smallest size under equal epochs (its spread is the widest)")
+
+    def __post_init__(self):
+        check_sizes("sizes", self.sizes)
+        check_number("epochs", self.epochs, 1, integer=True)
+        check_number("smallest_seeds", self.smallest_seeds, 1, integer=True)
+
+    def check(self, params) -> None:
+        """The sizes against the report's dataset."""
+        check_sizes("sizes", self.sizes, params.dataset)
+
+
 def runs(params: Params) -> list:
     return [c for _, c in labelled_runs(params)]
 
 
-def result(params: Params, store: Store) -> "Q5Result":
+def result(params: Params, store: Store, needed: dict | None = None) -> "Q5Result":
     items = list(labelled_runs(params))
     fetched = read(store, [c for _, c in items], "q5")
     frame = pd.DataFrame([row(r, protocol=protocol, size=r.config.train_images, full=r.config.subset is None)
@@ -56,7 +77,7 @@ def result(params: Params, store: Store) -> "Q5Result":
     full = [r.config for r in fetched if r.config.subset is None]
     counts = data.class_counts(full[0].dataset, full[0].validation) if full else []  # from the labels
     return Q5Result(runs=frame, epochs=params.q5.epochs, seeds=params.seeds,
-                    full_counts=counts)
+                    full_counts=counts, reported=reported("q5", params.dataset) or {})
 
 
 def per_class_counts(size: int, full: bool, counts: list) -> str:
@@ -89,6 +110,7 @@ class Q5Result:
     runs: pd.DataFrame  # one row per run: protocol (equal_epochs, equal_steps), size, full, seed, epochs, test_acc
     epochs: int
     seeds: list
+    reported: dict = field(default_factory=dict)  # the assignment's accuracy by training images, on its dataset
     full_counts: list = field(default_factory=list)  # the whole training set's images of each digit, from the data
 
     @property
@@ -198,7 +220,8 @@ scored on the test set after the last.{self._unbalanced()}"""
         seeds = (f"The seeds' standard deviations are {stds} points; with {fewest} seeds a standard deviation is "
                  f"itself uncertain by about ±{100 / math.sqrt(2 * (fewest - 1)):.0f}%, so they are not read for a "
                  "trend. " if fewest > 1 else "")
-        reference = ", ".join(f"{n:,} {pct(v)}" for n, v in ASSIGNMENT["q5"].items())
+        reference = (" (the assignment, one run each: " + ", ".join(f"{n:,} {pct(v)}" for n, v in self.reported.items())
+                     + ")" if self.reported else "")
         kind = (" The largest set also differs in kind: it is all the data, with its uneven class counts."
                 if self.runs.loc[self.runs["size"] == last["size"], "full"].all() else "")
         share = self.steps_share()
@@ -209,7 +232,7 @@ scored on the test set after the last.{self._unbalanced()}"""
                  f"is too few updates, and the rest is too little data.") if not math.isnan(share) else ""
         grows = f"**{pm(first['mean'], first['std'])}** with {first['size']:,} images"
         return f"""At equal epochs, accuracy grows from {grows} to
-**{pm(last['mean'], last['std'])}** with {last['size']:,} (the assignment, one run each: {reference}).
+**{pm(last['mean'], last['std'])}** with {last['size']:,}{reference}.
 Gain per step: {'; '.join(steps)}. {shape}{seeds}{kind}
 
 {split}{assignment_sentence(self)}"""
@@ -218,7 +241,7 @@ Gain per step: {'; '.join(steps)}. {shape}{seeds}{kind}
         rows = []
         for protocol, table in (("equal epochs", self.sizes), ("equal steps", self.steps)):
             for r in table.itertuples():
-                reference = ASSIGNMENT["q5"].get(r.size) if protocol == "equal epochs" else None
+                reference = self.reported.get(r.size) if protocol == "equal epochs" else None
                 rows.append((f"5. {r.size:,} training images, {protocol} (mean)", pct(r.mean),
                              "" if reference is None else pct(reference)))
         return rows
@@ -241,9 +264,9 @@ def assignment_sentence(r: Q5Result) -> str:
     """Where the assignment's single 600-image run falls among this report's seeds (measured)."""
     small = r.smallest_runs()
     size = int(r.sizes["size"].iloc[0])
-    if size not in ASSIGNMENT["q5"]:
+    if size not in r.reported:
         return ""
-    theirs = ASSIGNMENT["q5"][size]
+    theirs = r.reported[size]
     reach = int((small >= theirs).sum())
     where = ("inside the range of our seeds, so the luck of one draw of images and initial weights can explain the "
              "difference"
@@ -252,3 +275,7 @@ def assignment_sentence(r: Q5Result) -> str:
     return (f" At {size:,} images and equal epochs, {len(small)} seeds range from {pct(small.min())} to "
             f"{pct(small.max())} (mean {pct(small.mean())}); {reach} of {len(small)} reach the assignment's single run "
             f"of {pct(theirs)}, which lies {where}.")
+
+
+QUESTION = Question("q5", 5, question("q5"), Section, runs, result,
+                    check=lambda params: distinct_sizes(params, "q5"))

@@ -3,30 +3,46 @@
 from __future__ import annotations
 
 import math
+from functools import lru_cache
+from pathlib import Path
 
 import pandas as pd
 
 from ..data import TRAIN_SIZE
+from ..files import read_yaml
 from ..stats import Difference
 
-# What the assignment printed for the same questions: the figures to beat.
-ASSIGNMENT = {"q1": 0.990, "q2": 0.9905, "q3": "~80%", "q5": {600: 0.8183, 60_000: 0.9867},
-              "q6_vit": {6_000: 0.9429, 60_000: 0.9744}}
-# The assignment's questions, as each section restates them.
-QUESTIONS = {
-    "1": "Set up a modular codebase for training LeNet on handwritten-digit recognition, with the data, the "
-         "model and the trainer apart; log the training and evaluation losses and accuracies at every epoch; seed "
-         "random numbers, so that running the notebook again gives the same results.",
-    "2": "Show the results of 6 settings of the hyperparameters (batch size, learning rate, optimizer) and explain "
-         "the trends in accuracy. Which hyperparameters are most important?",
-    "3": "Compare the best performing CNN against the SIFT bag-of-visual-words + SVM approach, and explain the "
-         "differences.",
-    "4": "How does the performance change if the number of convolutional layers is doubled?",
-    "5": "How does the performance change as the training set grows from 600 to 1,800, 6,000, 18,000 and 60,000 "
-         "images, every class equally represented? Explain the trends.",
-    "6": "Replace the CNN with a 2-layer Transformer encoder, predicting ViT-style, trained on 6,000 and on 60,000 "
-         "images. How do the results compare with the CNN's? Explain the trends.",
-}
+ASSIGNMENT_FILE = Path(__file__).with_name("assignment.yaml")  # its questions and its printed accuracies
+
+
+@lru_cache(maxsize=1)
+def _assignment() -> dict:
+    return read_yaml(ASSIGNMENT_FILE, "assignment.yaml")
+
+
+def question(name: str) -> str:
+    """The assignment's question ``name`` (q1 ... q6), as its section restates it."""
+    return _assignment()[name]["question"]
+
+
+def reported(name: str, dataset: str):
+    """What the assignment printed for question ``name`` (a figure, or figures by training images), where
+    the report studies the assignment's dataset; else None."""
+    facts = _assignment()
+    return facts[name].get("reported") if dataset == facts["dataset"] else None
+
+
+def reported_setting(values: dict, dataset: str) -> float | None:
+    """The accuracy the assignment printed for question 2's setting with run ``values`` (its epochs aside),
+    where it ran that setting on the report's dataset; else None."""
+    facts = _assignment()
+    if dataset != facts["dataset"]:
+        return None
+    same = {k: v for k, v in values.items() if k != "epochs"}
+    return next((s["reported"] for s in facts["q2"]["settings"]
+                 if {k: v for k, v in s.items() if k != "reported"} == same), None)
+
+
 OPTIMIZER_NAMES = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD", "rmsprop": "RMSprop"}
 NA = "—"  # a table cell that does not apply
 PARAMETER_NAMES = {"lr": "learning rate", "batch_size": "batch size", "optimizer": "optimizer",
