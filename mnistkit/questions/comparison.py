@@ -1,0 +1,160 @@
+"""One network against another, trained identically over the seeds: the shape of question 4 and of any
+question that asks "model B minus model A". A question subclasses ``Comparison``, names its two models
+and its summary keys, and writes its protocol and its reading of the verdict; the numbers, the interval,
+the verdict, the cost and the table are the same for each."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import pandas as pd
+
+from .. import stats
+from ..params import Base as Params
+from ..store import Store
+from .common import curves, read, row, whole
+from .text import MODEL_NAMES, bracketed, captioned, interval, mean_std_column, pct, plural, pm, points
+
+VERDICTS = {"better": "The {b} is more accurate", "worse": "The {b} is less accurate", "level": "No detectable difference"}
+
+
+def runs(params: Params, name: str, models: tuple, epochs: int) -> list:
+    """Both networks over the seeds, on the whole training set (they choose nothing: ``whole``)."""
+    return [whole(params, name, model=m, epochs=epochs, seed=s) for m in models for s in params.seeds]
+
+
+def result(cls, params: Params, store: Store, name: str, epochs: int) -> "Comparison":
+    """The comparison ``cls`` of question ``name`` from its runs in the store."""
+    fetched = read(store, runs(params, name, cls.models, epochs), name)
+    return cls(runs=pd.DataFrame([row(r) for r in fetched]), curves=curves([(r, {"model": r.config.model})
+                                                                            for r in fetched]),
+               epochs=epochs, seeds=params.seeds, train_subset=params.train_subset,
+               validation=fetched[0].config.validation)
+
+
+@dataclass
+class Comparison:
+    """``models[1]`` against ``models[0]``, over seeds; ``keys`` name them, then their difference, in the summary."""
+
+    runs: pd.DataFrame  # one row per run: model, seed, test_acc, parameters, seconds
+    curves: pd.DataFrame  # per epoch and run: model, seed, epoch, test_acc, ...
+    epochs: int
+    seeds: list
+    train_subset: int | None = None
+    validation: int = 0
+
+    models = ("lenet", "lenet")  # a subclass's two networks: the reference, then the one compared with it
+    keys = ("a", "b", "b_minus_a")  # their summary names, then the difference's
+
+    @property
+    def names(self) -> tuple:
+        return tuple(MODEL_NAMES.get(m, m) for m in self.models)
+
+    @cached_property
+    def stats(self) -> pd.DataFrame:
+        """One row per model (index: its name): mean, std, count, parameters, seconds_per_epoch."""
+        return (self.runs.groupby("model", sort=False)
+                .agg(mean=("test_acc", "mean"), std=("test_acc", "std"), count=("test_acc", "count"),
+                     parameters=("parameters", "first"), seconds=("seconds", "mean"))
+                .assign(seconds_per_epoch=lambda f: f.seconds / self.epochs))
+
+    @property
+    def gap(self) -> stats.Difference:
+        """The second model minus the first over seeds, with its 95% Welch interval."""
+        r, (a, b) = self.runs, self.models
+        return stats.difference(r.loc[r.model == b, "test_acc"], r.loc[r.model == a, "test_acc"])
+
+    def epoch_seconds(self, model: str) -> pd.Series:
+        """Each run's mean seconds per epoch (its test passes included)."""
+        r = self.runs
+        return r.loc[r.model == model, "seconds"] / self.epochs
+
+    @property
+    def slower(self) -> float | None:
+        """How many times as long the second model's epoch takes, where every run of it was slower than every
+        run of the first (the ratio exceeds the spread of identical runs); None where their times overlap."""
+        a, b = (self.epoch_seconds(m) for m in self.models)
+        return float(b.mean() / a.mean()) if b.min() > a.max() else None
+
+    def first_epoch(self) -> pd.Series:
+        """Each model's mean test accuracy after its first epoch."""
+        c = self.curves
+        return c[c.epoch == c.epoch.min()].groupby("model").test_acc.mean()
+
+    def cost(self) -> str:
+        """The time per epoch, as a ratio only where it exceeds the spread of identical runs."""
+        a, b = (self.epoch_seconds(m) for m in self.models)
+        if self.slower is not None:
+            return f"{self.slower:.1f}× the time per epoch"
+        return (f"epoch times that overlap between runs ({self.names[0]} {a.min():.2f} to {a.max():.2f} s, "
+                f"{self.names[1]} {b.min():.2f} to {b.max():.2f} s), so no time ratio is claimed")
+
+    def answer(self) -> str:
+        m, gap, (a, b), (name_a, name_b) = self.stats, self.gap, self.models, self.names
+        verdict = VERDICTS[gap.verdict].format(b=name_b)
+        return (f"{verdict}: the {name_b} reaches {pct(m.loc[b, 'mean'])} against {name_a}'s "
+                f"{pct(m.loc[a, 'mean'])} after {plural(self.epochs, 'epoch')}, {bracketed(gap)} over "
+                f"{len(self.seeds)} seeds, with {self.cost()}.")
+
+    def alt(self) -> str:
+        return ("Line chart of mean test error (100 minus accuracy) per epoch on a log axis, with ±1 std bands: "
+                + "; ".join(f"{MODEL_NAMES.get(name, name)} ends at {pct(1 - row['mean'])} error "
+                            f"({pct(row['mean'])} accuracy)" for name, row in self.stats.iterrows()) + ".")
+
+    def table(self) -> pd.DataFrame:
+        m = self.stats.reset_index()
+        return captioned(pd.DataFrame({
+            "model": m.model.map(lambda v: MODEL_NAMES.get(v, v)),
+            "test accuracy, mean ± std": mean_std_column(m),
+            "seeds": m["count"].astype(int),
+            "parameters": m.parameters.map("{:,}".format),
+            "seconds per epoch": m.seconds_per_epoch.map("{:.2f}".format),
+        }), f"{self.names[0]} and the {self.names[1]} after the same epochs, over the same seeds.")
+
+    def within(self) -> str:
+        return ("an interval that excludes zero" if self.gap.verdict != "level"
+                else "an interval that includes zero, so not a clear difference")
+
+    def level_reading(self) -> str:
+        """What a "level" interval rules out, and what it cannot."""
+        gap = self.gap
+        return (f"The interval rules out a gain above {points(gap.hi)} points and a loss beyond "
+                f"{points(gap.lo)}, not a smaller effect either way: with {len(self.seeds)} seeds, a "
+                "difference of a few tenths of a point cannot be told from the seeds' spread.")
+
+    def slow_start(self) -> str:
+        """Where the second model learns more slowly at first, that sentence; else nothing."""
+        first, (a, b) = self.first_epoch(), self.models
+        if first[b] >= first[a]:
+            return ""
+        return (f" The {self.names[1]} learns more slowly at first (after epoch 1: {pct(first[b])} "
+                f"against {self.names[0]}'s {pct(first[a])}), so a budget of {plural(self.epochs, 'epoch')} may "
+                "favour the smaller one.")
+
+    def measured(self) -> str:
+        """The difference, its interval, the parameters and the time it costs, in words."""
+        m, gap, (a, b) = self.stats, self.gap, self.models
+        x, y = m.loc[a], m.loc[b]
+        extra = int(y.parameters - x.parameters)
+        return f"""changes the final test accuracy by **{interval(gap)}** over
+{len(self.seeds)} seeds ({pm(x['mean'], x['std'])} → {pm(y['mean'], y['std'])}), {self.within()}.
+It adds {extra:,} parameters ({100 * (y.parameters / x.parameters - 1):.0f}% more)
+and gives {self.cost()} (mean {x.seconds_per_epoch:.2f} s → {y.seconds_per_epoch:.2f} s; one thread a run,
+test passes included)."""
+
+    def headlines(self) -> list[tuple]:
+        number = self.title.split(".")[0]
+        return [(f"{number}. {self.names[0]} (mean)", pct(self.stats.loc[self.models[0], "mean"]), ""),
+                (f"{number}. {self.names[1]} minus {self.names[0]}, 95% interval", bracketed(self.gap), "")]
+
+    def summary(self) -> dict:
+        m, (a, b), (ka, kb, diff) = self.stats, self.models, self.keys
+        x, y = m.loc[a], m.loc[b]
+        return {f"{ka}_test_acc_mean": float(x["mean"]), f"{ka}_test_acc_std": float(x["std"]),
+                f"{kb}_test_acc_mean": float(y["mean"]), f"{kb}_test_acc_std": float(y["std"]),
+                diff: self.gap.diff, f"{diff}_ci95": self.gap.ci95,
+                f"{ka}_parameters": int(x.parameters), f"{kb}_parameters": int(y.parameters),
+                f"{ka}_seconds_per_epoch": float(x.seconds_per_epoch),
+                f"{kb}_seconds_per_epoch": float(y.seconds_per_epoch),
+                "train_images": int(self.runs.train_images.iloc[0])}
