@@ -17,6 +17,8 @@ from .errors import ConfigError
 class LeNet(nn.Module):
     """LeNet-5 as in the assignment: two 5x5 convs with max-pooling, then 256 -> 120 -> 84 -> 10."""
 
+    title = "LeNet"  # its name in the report
+
     def __init__(self):
         super().__init__()
         self.conv1 = nn.Conv2d(1, 6, 5)
@@ -37,6 +39,8 @@ class LeNet(nn.Module):
 
 class DoubleConvLeNet(LeNet):
     """Question 4's LeNet with twice the conv layers: a 5x5 conv (padding 2) after each conv."""
+
+    title = "doubled-conv LeNet"
 
     def __init__(self):
         super().__init__()
@@ -165,6 +169,8 @@ class ViT(nn.Module):
     through the pinned OpenBLAS (``gemm``); parameter names, initial values and mathematics are
     those of the built-in modules.
     """
+
+    title = "ViT"
 
     def __init__(self, patch_size=7, dim=128, depth=2, heads=8, mlp_dim=256, dropout=0.1, norm_first=False):
         super().__init__()

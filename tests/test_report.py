@@ -403,3 +403,22 @@ def test_the_layer_table_names_real_modules_and_the_appendix_states_the_cost(tmp
     assert text.startswith("## How this report was computed") and "**10,123\nCPU-seconds**" in text
     assert "The study is 145 training runs and 10 fits of the baseline." in text
     assert "kernels" in text and "trained for this build" not in text and "took 61" not in text  # not a re-render's
+
+
+def test_the_registry_is_the_one_list_of_questions():
+    """Every question module declares itself once; the parameters, the plan and the notebook follow it."""
+    import importlib
+    import pkgutil
+
+    from mnistkit import questions
+
+    declared = [m.name for m in pkgutil.iter_modules(questions.__path__)
+                if hasattr(importlib.import_module(f"mnistkit.questions.{m.name}"), "QUESTION")]
+    names = list(questions.registry())
+    assert sorted(declared) == sorted(names) and [q.number for q in questions.registry().values()] == [1, 2, 3, 4, 5, 6]
+    assert parameters()().questions() == names
+    assert set(plan.first_stage(plan.load_params(ROOT / "parameters" / "smoke.yaml"))) == set(names)
+    cells = {c.get("id") for c in _notebook()["cells"]}
+    assert set(names) <= cells
+    with pytest.raises(ConfigError, match="'only'.*q1.*q6"):
+        parameters().from_dict({"only": "q9"})

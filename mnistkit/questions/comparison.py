@@ -49,7 +49,7 @@ class Comparison:
 
     @property
     def names(self) -> tuple:
-        return tuple(MODEL_NAMES.get(m, m) for m in self.models)
+        return tuple(MODEL_NAMES[m] for m in self.models)
 
     @cached_property
     def stats(self) -> pd.DataFrame:
@@ -99,13 +99,13 @@ class Comparison:
 
     def alt(self) -> str:
         return ("Line chart of mean test error (100 minus accuracy) per epoch on a log axis, with ±1 std bands: "
-                + "; ".join(f"{MODEL_NAMES.get(name, name)} ends at {pct(1 - row['mean'])} error "
+                + "; ".join(f"{MODEL_NAMES[name]} ends at {pct(1 - row['mean'])} error "
                             f"({pct(row['mean'])} accuracy)" for name, row in self.stats.iterrows()) + ".")
 
     def table(self) -> pd.DataFrame:
         m = self.stats.reset_index()
         return captioned(pd.DataFrame({
-            "model": m.model.map(lambda v: MODEL_NAMES.get(v, v)),
+            "model": m.model.map(lambda v: MODEL_NAMES[v]),
             "test accuracy, mean ± std": mean_std_column(m),
             "seeds": m["count"].astype(int),
             "parameters": m.parameters.map("{:,}".format),

@@ -10,6 +10,7 @@ import pandas as pd
 
 from ..data import TRAIN_SIZE
 from ..files import read_yaml
+from ..models import MODELS
 from ..stats import Difference
 
 ASSIGNMENT_FILE = Path(__file__).with_name("assignment.yaml")  # its questions and its printed accuracies
@@ -48,7 +49,7 @@ NA = "—"  # a table cell that does not apply
 PARAMETER_NAMES = {"lr": "learning rate", "batch_size": "batch size", "optimizer": "optimizer",
                    "weight_decay": "weight decay", "momentum": "momentum", "schedule": "schedule",
                    "momentum (within SGD)": "momentum (within SGD)"}
-MODEL_NAMES = {"lenet": "LeNet", "double_conv_lenet": "doubled-conv LeNet", "vit": "ViT"}
+MODEL_NAMES = {name: model.title for name, model in MODELS.items()}  # each network's name in the report
 RECIPE_WORDS = {
     "optimizer": lambda v: OPTIMIZER_NAMES.get(v, v),
     "lr": "learning rate {:g}".format,
