@@ -16,7 +16,8 @@ from ..store import Store
 from .common import curves, read, row, whole
 from .text import MODEL_NAMES, bracketed, captioned, interval, mean_std_column, pct, plural, pm, points
 
-VERDICTS = {"better": "The {b} is more accurate", "worse": "The {b} is less accurate", "level": "No detectable difference"}
+VERDICTS = {"better": "The {b} is more accurate", "worse": "The {b} is less accurate",
+            "level": "No detectable difference"}
 
 
 def runs(params: Params, name: str, models: tuple, epochs: int) -> list:
