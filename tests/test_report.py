@@ -1,6 +1,7 @@
 """The report: parameter files validated up front, papermill refusals, and the smoke build end to end."""
 
 import ast
+import dataclasses
 import html as htmlmod
 import json
 import os
@@ -25,8 +26,18 @@ sys.path.insert(0, str(ROOT / "tests" / "golden"))
 import cases  # noqa: E402
 
 
+def test_the_fashion_profile_is_the_full_plan_on_fashion_mnist():
+    full, fashion = (yaml.safe_load((ROOT / "parameters" / f"{n}.yaml").read_text()) for n in ("full", "fashion"))
+    assert fashion.pop("dataset") == "fashion_mnist" and full.get("dataset", "mnist") == "mnist"
+    assert (fashion.pop("profile"), fashion.pop("figures_dir")) == ("fashion", "figures/fashion")
+    assert {k: v for k, v in full.items() if k not in ("profile", "figures_dir")} == fashion
+    mnist = plan.first_stage(plan.load_params(ROOT / "parameters" / "full.yaml"))
+    clothes = plan.first_stage(plan.load_params(ROOT / "parameters" / "fashion.yaml"))
+    assert [dataclasses.replace(c, dataset="mnist") for q in clothes.values() for c in q] == [c for q in mnist.values() for c in q]
+
+
 def test_the_committed_parameter_files_and_the_schema_defaults_are_valid():
-    for name in ("full", "smoke"):
+    for name in ("full", "smoke", "quick", "fashion"):
         params = plan.load_params(ROOT / "parameters" / f"{name}.yaml")
         assert params.profile == name
     assert plan.load_params().profile == "interactive"
