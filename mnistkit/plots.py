@@ -227,11 +227,12 @@ def importances(importance: dict, ci95: dict | None = None,
     return fig
 
 
-def accuracy_by_class(per_class: pd.DataFrame, images=None, title: str = "Test accuracy per digit"):
-    """Test accuracy per digit, one marker per method (every column but ``digit``), side by side;
-    with ``images`` (test images per digit, ten counts), each with its 95% Wilson interval."""
-    methods = [c for c in per_class.columns if c != "digit"]
-    digits = per_class["digit"].to_numpy()
+def accuracy_by_class(per_class: pd.DataFrame, images=None, names=None, kind: str = "digit"):
+    """Test accuracy per class, one marker per method (every column but ``class``), side by side;
+    with ``images`` (test images per class), each with its 95% Wilson interval; ``names`` label the classes
+    (else their numbers), ``kind`` is the word for one."""
+    methods = [c for c in per_class.columns if c != "class"]
+    digits = per_class["class"].to_numpy()
     fig, ax = plt.subplots(figsize=(8, 3.6), layout="constrained")
     offsets = np.linspace(-0.16, 0.16, len(methods)) if len(methods) > 1 else [0.0]
     colours = sns.color_palette(n_colors=max(len(methods), 1))
@@ -248,13 +249,14 @@ def accuracy_by_class(per_class: pd.DataFrame, images=None, title: str = "Test a
         ends += list(100 * acc)
         ax.errorbar(digits + offset, 100 * acc, yerr=yerr, fmt=markers[i % len(markers)], color=colours[i],
                     markersize=7, capsize=3 if yerr is not None else 0, elinewidth=1.2, label=_words(method))
-    ax.set_xticks(digits)
+    long = names is not None and max(map(len, names)) > 2
+    ax.set_xticks(digits, names if names is not None else digits, rotation=30 if long else 0)
     low, high = _fit(min(ends), max(ends), share=0.08, least=0.2)
-    ax.set(xlabel="digit", ylabel="test accuracy (%)", ylim=(max(low, 0), min(high, 100.5)))
+    ax.set(xlabel=kind, ylabel="test accuracy (%)", ylim=(max(low, 0), min(high, 100.5)))
     ax.grid(axis="x", visible=False)
     fig.legend(loc="outside lower center", ncol=len(methods), frameon=False,
                title="method, 95% Wilson interval" if images is not None else None)
-    fig.suptitle(title)
+    fig.suptitle(f"Test accuracy per {kind}")
     return fig
 
 
@@ -339,10 +341,10 @@ def confusion(matrices: dict):
     return fig
 
 
-def gallery(images, errors: pd.DataFrame, n: int = 16, columns: int = 8, title: str = ""):
-    """The first ``n`` misclassified test digits, each captioned 'true -> predicted', in captions
-    that print at 8 pt or more (``legible``)."""
-    n = min(n, len(errors))
+def gallery(images, captions: list, columns: int = 8, title: str = ""):
+    """Misclassified test images, each with its caption ('true -> predicted'), in captions that print at
+    8 pt or more (``legible``)."""
+    n = min(len(captions), len(images))
     rows = max(1, -(-n // columns))
     width = columns * 0.9
     fontsize = legible(width)
@@ -352,7 +354,7 @@ def gallery(images, errors: pd.DataFrame, n: int = 16, columns: int = 8, title: 
         ax.axis("off")
         if i < n:
             ax.imshow(images[i, 0] * STD + MEAN, cmap="gray_r", vmin=0, vmax=1)
-            ax.set_title(f"{errors['true'].iloc[i]}→{errors['predicted'].iloc[i]}", fontsize=fontsize, pad=3)
+            ax.set_title(captions[i], fontsize=fontsize, pad=3)
     fig.suptitle(title)
     fig.tight_layout()
     return fig

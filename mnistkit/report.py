@@ -118,24 +118,29 @@ class Report:
     # ------------------------------------------------------------ text
 
     def header(self) -> str:
-        """How the study was run, in words, under the title."""
+        """The data and how the study was run, in words, under the title."""
         p = self.params
-        v = p.validation
+        v, facts = p.validation, data.dataset(p.dataset)
+        each = f"of each {facts.kind}"
         rule = (f"Every choice among settings, recipes or baselines is made on {v:,} training images held out for it "
-                f"({v // 10:,} of each digit, drawn once), which the runs that choose do not train on. What is chosen, "
-                f"and every run that chooses nothing, trains on all {training_set(p.train_subset)} training images or "
-                "the subset its question asks for, and the test set evaluates it once"
+                f"({v // len(facts.classes):,} {each}, drawn once), which the runs that choose do not train on. "
+                f"What is chosen, and every run that chooses nothing, trains on all {training_set(p.train_subset)} "
+                "training images or the subset its question asks for, and the test set evaluates it once"
                 if p.protocol == "validation" else "Choices among settings are made by test accuracy, as the "
                 "assignment made them")
         seeds = ", ".join(map(str, p.seeds))
-        pool = "the training images outside the held-out ones" if p.protocol == "validation" else "all 60,000"
-        rule += (f". The smaller training sets of questions 5 and 6 hold the same number of images of each digit, "
+        pool = ("the training images outside the held-out ones" if p.protocol == "validation"
+                else f"all {data.TRAIN_SIZE:,}")
+        rule += (f". The smaller training sets of questions 5 and 6 hold the same number of images {each}, "
                  f"drawn from {pool} with the run's seed, so each seed trains on its own draw; the baseline's search "
                  "draws one such subset for all its trials")
-        return (f"**How the study was run.** {rule}. Each network is trained once per seed ({seeds}, unless a "
-                "section says otherwise), and a result is the mean over its seeds. A comparison of two methods "
-                "is the difference of their means with its 95% interval; \"no detectable difference\" means an "
-                "interval that includes zero.")
+        data_words = (f"**The data.** {facts.title}: {facts.about} as 28×28 grey images, {data.TRAIN_SIZE:,} "
+                      f"training and {data.TEST_SIZE:,} test images in {len(facts.classes)} classes "
+                      f"({', '.join(facts.classes)}); the test images are used only for evaluation.")
+        return (f"{data_words}\n\n**How the study was run.** {rule}. Each network is trained once per seed "
+                f"({seeds}, unless a section says otherwise), and a result is the mean over its seeds. A comparison "
+                "of two methods is the difference of their means with its 95% interval; \"no detectable "
+                "difference\" means an interval that includes zero.")
 
     def answers(self) -> str:
         """The six answers, the report's first section."""

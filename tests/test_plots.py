@@ -94,7 +94,7 @@ def test_settings_dots_without_validation_reported_or_second_seed():
 
 
 def test_accuracy_by_class_dots_with_wilson_intervals():
-    per_class = pd.DataFrame({"digit": range(10), "LeNet": np.linspace(0.98, 0.995, 10),
+    per_class = pd.DataFrame({"class": range(10), "LeNet": np.linspace(0.98, 0.995, 10),
                               "SIFT-BoVW-SVM": np.linspace(0.9, 0.97, 10)})
     images = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
     fig = plots.accuracy_by_class(per_class, images)
@@ -115,7 +115,7 @@ def test_accuracy_by_class_dots_with_wilson_intervals():
 
 
 def test_accuracy_by_class_without_images_has_no_intervals():
-    per_class = pd.DataFrame({"digit": range(10), "LeNet": np.linspace(0.98, 0.995, 10)})
+    per_class = pd.DataFrame({"class": range(10), "LeNet": np.linspace(0.98, 0.995, 10)})
     fig = plots.accuracy_by_class(per_class)
     assert not [c for c in fig.axes[0].collections if isinstance(c, LineCollection)]
 
@@ -227,10 +227,9 @@ def test_training_history_size_curve_and_confusion_have_human_labels():
 
 
 def test_gallery_captions_print_at_8_points_or_more():
-    errors = pd.DataFrame({"index": range(30), "true": [3] * 30, "predicted": [5] * 30})
     images = torch.zeros(30, 1, 28, 28)
     for columns in (8, 12):
-        fig = plots.gallery(images, errors, columns=columns, title="CNN: misclassified test digits")
+        fig = plots.gallery(images, ["3→5"] * 16, columns=columns, title="CNN: misclassified test digits")
         width = fig.get_size_inches()[0]
         captions = [ax.title for ax in fig.axes if ax.title.get_text()]
         assert len(captions) == 16 and captions[0].get_text() == "3→5"
@@ -250,7 +249,7 @@ def test_error_curves_one_panel_per_training_set_with_one_legend():
 
 
 def test_every_figure_has_a_title():
-    per_class = pd.DataFrame({"digit": range(10), "LeNet": [0.99] * 10, "SIFT-BoVW-SVM": [0.98] * 10})
+    per_class = pd.DataFrame({"class": range(10), "LeNet": [0.99] * 10, "SIFT-BoVW-SVM": [0.98] * 10})
     runs = pd.DataFrame([{"size": s, "seed": k, "test_acc": 0.9 + 0.001 * k} for s in (600, 6000) for k in range(2)])
     figures = [plots.settings_dots(summary_frame()), plots.lr_curves(trials_frame()),
                plots.importances({"lr": 0.5, "optimizer": 0.3, "batch_size": 0.1, "weight_decay": 0.1}),

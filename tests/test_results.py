@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mnistkit import stats, study
+from mnistkit import data, stats, study
 from mnistkit.questions import headlines, plan, q3, text
 from mnistkit.questions.q1 import Q1Result
 from mnistkit.questions.q2 import Q2Result
@@ -191,7 +191,7 @@ def q3_result(cnn_accs, bovw_accs, mcnemar=()) -> Q3Result:
                  0.02, 44_426, 84)
     bovw = Method("SIFT-BoVW-SVM", "SIFT-BoVW-SVM", float(np.mean(bovw_accs)), pd.Series(bovw_accs).std(),
                   len(bovw_accs), 70.0, 1.0, 346_122, 21_504)
-    per_class = pd.DataFrame({"digit": range(10), "LeNet": [0.99] * 10,
+    per_class = pd.DataFrame({"class": range(10), "LeNet": [0.99] * 10,
                               "SIFT-BoVW-SVM": [0.99, 0.99, 0.98, 0.97, 0.99, 0.99, 0.99, 0.95, 0.99, 0.99]})
     config = {"step": 4, "upscale": 56, "patch": 4.0, "words": 1024, "kmeans_sample": 100_000, "levels": 3,
               "power": 0.5, "feature_map": "linear", "C": 1.0}
@@ -237,7 +237,7 @@ def test_q3_gap_whose_interval_includes_zero_is_level():
     r = q3_result([0.9905, 0.9915, 0.9910], 0.9912)
     assert r.gap.verdict == "level" and r.gap.lo < 0 < r.gap.hi
     assert "The two are level: 99.10% for the CNN against 99.12%" in r.analysis()
-    assert r.hardest_digit == 7
+    assert r.hardest == "7"
     conditions = "the 10,000 test images; the CNN in batches of 2,000 on one process"  # a time ratio with its conditions
     assert "× slower (" + conditions in r.answer() and conditions in " ".join(r.analysis().split())
 
@@ -565,7 +565,7 @@ def test_where_the_models_fail_names_each_models_seed_and_its_most_frequent_conf
 
     cnn = made_up("CNN", {(9, 4): 7, (5, 3): 4, (2, 7): 4, (4, 9): 2})
     vit = made_up("ViT", {(5, 3): 9, (7, 2): 8, (9, 4): 3})
-    assert cnn.confusions() == [(9, 4, 7), (2, 7, 4), (5, 3, 4)] and vit.hardest() == (5, 9)
+    assert cnn.confusions() == [(9, 4, 7), (2, 7, 4), (5, 3, 4)] and vit.hardest() == ("5", 9)
     text = Failures([cnn, vit]).text()
     assert "**CNN**, the CNN of a section, seed 2, trained on 600 images: 17 errors; most often 9 read as 4 (7 times)" in text
     assert "it gets 5 wrong most (9 of its errors)" in text
@@ -573,6 +573,10 @@ def test_where_the_models_fail_names_each_models_seed_and_its_most_frequent_conf
     assert "first 16 mistakes in test-set order" in text and cnn.alt_gallery().startswith("The first 16 misclassified")
     apart = Failures([cnn, made_up("ViT", {(1, 7): 2})]).text()
     assert "Their three most frequent mistakes have none in common." in apart
+    clothes = dataclasses.replace(vit, classes=data.DATASETS["fashion_mnist"].classes)
+    assert "it gets Sandal wrong most (9 of its errors)" in Failures([clothes]).text()
+    assert "Sandal→Dress" in clothes.alt_gallery() and "on the 9,020 test images" in clothes.alt_confusion()
+    assert list(clothes.named.columns[:2]) == ["T-shirt/top", "Trouser"]
 
 
 def test_the_assignments_figures_come_from_its_file_and_only_for_its_dataset():

@@ -22,11 +22,12 @@ def mistakes(run, name: str, what: str, device: str = "cpu") -> "Mistakes":
     x, y = run.test_set(device)
     pred = predict(run.model(device), x)
     y = y.cpu()
+    classes = data.dataset(run.config.dataset).classes
     matrix = pd.crosstab(pd.Series(y.numpy(), name="true"), pd.Series(pred.numpy(), name="predicted"))
-    matrix = matrix.reindex(index=range(10), columns=range(10), fill_value=0)
+    matrix = matrix.reindex(index=range(len(classes)), columns=range(len(classes)), fill_value=0)
     wrong = (pred != y).nonzero().squeeze(1)
     errors = pd.DataFrame({"index": wrong.numpy(), "true": y[wrong].numpy(), "predicted": pred[wrong].numpy()})
-    return Mistakes(name=name, matrix=matrix, errors=errors, images=x[wrong].cpu(),
+    return Mistakes(name=name, matrix=matrix, errors=errors, images=x[wrong].cpu(), classes=classes,
                     what=f"{what}, seed {run.config.seed}, trained on {run.config.train_images:,} images")
 
 
@@ -52,29 +53,40 @@ class Mistakes:
     images: object  # [errors, 1, 28, 28] tensor of those images
     what: str = ""  # which model, in words: its section, recipe, seed and training set
     shown: int = 16  # mistakes its gallery shows, the first in test-set order
+    classes: tuple = tuple(str(d) for d in range(10))  # the classes' names, by label
+
+    @property
+    def named(self) -> pd.DataFrame:
+        """The confusion matrix with the classes' names on both axes."""
+        return self.matrix.set_axis(self.classes, axis=0).set_axis(self.classes, axis=1)
 
     def confusions(self, n: int = 3) -> list[tuple[int, int, int]]:
         """The ``n`` most frequent mistakes as ``(true, predicted, count)``, most frequent first (ties: by true,
-        then predicted digit)."""
+        then predicted class)."""
         m = self.matrix
         pairs = [(t, p, int(m.iat[t, p])) for t in range(len(m)) for p in range(len(m)) if t != p and m.iat[t, p]]
         return sorted(pairs, key=lambda c: (-c[2], c[0], c[1]))[:n]
 
-    def hardest(self) -> tuple[int, int]:
-        """``(digit, errors)``: the true digit this model gets wrong most often."""
+    def hardest(self) -> tuple[str, int]:
+        """``(class, errors)``: the true class this model gets wrong most often, by name."""
         counts = self.errors.true.value_counts()
-        return int(counts.index[0]), int(counts.iloc[0])
+        return self.classes[int(counts.index[0])], int(counts.iloc[0])
 
     def alt_confusion(self) -> str:
         true, predicted, count = self.confusions(1)[0]
-        return (f"Confusion matrix of {self.name} on the 10,000 test images with the diagonal blank: "
-                f"{len(self.errors)} errors; the most frequent is a true {true} predicted as {predicted} "
-                f"({count} times).")
+        return (f"Confusion matrix of {self.name} on the {int(self.matrix.values.sum()):,} test images with the "
+                f"diagonal blank: {len(self.errors)} errors; the most frequent is a true {self.classes[true]} "
+                f"predicted as {self.classes[predicted]} ({count} times).")
+
+    def captions(self) -> list[str]:
+        """Its gallery's captions, true → predicted, the first ``shown`` mistakes in test-set order."""
+        shown = self.errors.head(self.shown)
+        return [f"{self.classes[t]}→{self.classes[p]}" for t, p in zip(shown.true, shown.predicted)]
 
     def alt_gallery(self) -> str:
-        shown = self.errors.head(self.shown)
-        return (f"The first {len(shown)} misclassified test digits of {self.name}, each captioned true → predicted: "
-                + ", ".join(f"{t}→{p}" for t, p in zip(shown.true, shown.predicted)) + ".")
+        captions = self.captions()
+        return (f"The first {len(captions)} misclassified test images of {self.name}, each captioned true → "
+                f"predicted: " + ", ".join(captions) + ".")
 
 
 @dataclass
@@ -85,7 +97,7 @@ class Failures:
 
     def matrices(self) -> dict:
         """Each model's confusion matrix, under a title with its error count."""
-        return {f"{m.name}: {len(m.errors)} errors in 10,000": m.matrix for m in self.models}
+        return {f"{m.name}: {len(m.errors)} errors in {int(m.matrix.values.sum()):,}": m.named for m in self.models}
 
     def alt_confusions(self) -> str:
         return " ".join(m.alt_confusion() for m in self.models)
@@ -94,17 +106,21 @@ class Failures:
         """The models shown, their most frequent confusions and hardest digits, what the galleries show."""
         lines = []
         for m in self.models:
-            top = ", ".join(f"{t} read as {p} ({c} times)" for t, p, c in m.confusions())
-            digit, count = m.hardest()
-            lines.append(f"- **{m.name}**, {m.what}: {len(m.errors)} errors; most often {top}; it gets {digit} "
+            name = m.classes
+            top = ", ".join(f"{name[t]} read as {name[p]} ({c} times)" for t, p, c in m.confusions())
+            hardest, count = m.hardest()
+            lines.append(f"- **{m.name}**, {m.what}: {len(m.errors)} errors; most often {top}; it gets {hardest} "
                          f"wrong most ({count} of its errors).")
         shared = sorted(set.intersection(*({(t, p) for t, p, _ in m.confusions()} for m in self.models)))
-        both = (f"Both models' three most frequent mistakes include {', '.join(f'{t} read as {p}' for t, p in shared)}."
-                if shared else "Their three most frequent mistakes have none in common.")
+        name = self.models[0].classes
+        both = (f"Both models' three most frequent mistakes include "
+                f"{', '.join(f'{name[t]} read as {name[p]}' for t, p in shared)}." if shared
+                else "Their three most frequent mistakes have none in common.")
         shown = " and ".join(dict.fromkeys(str(m.shown) for m in self.models))
+        total = int(self.models[0].matrix.values.sum())
         return f"""## Where the models fail
 
-The confusion matrices below count each model's mistakes on the 10,000 test images (correct predictions,
+The confusion matrices below count each model's mistakes on the {total:,} test images (correct predictions,
 on the diagonal, left blank); the galleries show each model's first {shown} mistakes in test-set order,
 not a selection, captioned *true → predicted*.
 

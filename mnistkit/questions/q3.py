@@ -208,7 +208,7 @@ def result(params: Params, store: Store, q2_result: q2.Q2Result) -> "Q3Result":
         inference_ms_per_image=float(np.mean([b.inference_ms_per_image for b in bases])),
         learned_parameters=bovw.learned_parameters(configs[0]), feature_dim=bases[0].feature_dim,
         train_images=bases[0].train_size)
-    per_class = pd.DataFrame({"digit": range(10), cnn.short: _per_class(first),
+    per_class = pd.DataFrame({"class": range(10), cnn.short: _per_class(first),
                               baseline_method.short: bases[0].per_class_acc})
     s = params.q3.search
     return Q3Result(cnn=cnn, bovw=baseline_method, cnn_accs=accs, bovw_accs=base_accs, mcnemar=paired,
@@ -216,7 +216,8 @@ def result(params: Params, store: Store, q2_result: q2.Q2Result) -> "Q3Result":
                     device_name=device_name(resolve_device(params.device)), search=search, space=s.space,
                     search_images=s.images, search_seed=s.seed,
                     search_scored_on="validation" if params.validation else "test",
-                    digit_counts=[int((y == c).sum()) for c in range(10)], validation_images=params.validation,
+                    class_counts=[int((y == c).sum()) for c in range(10)], validation_images=params.validation,
+                    dataset=params.dataset,
                     reported=reported("q3", params.dataset))
 
 
@@ -245,7 +246,7 @@ class Q3Result:
     cnn_accs: list  # the CNN's test accuracy for each seed
     bovw_accs: list  # the baseline's test accuracy for each seed
     mcnemar: list  # stats.McNemar of each seed's CNN against the same seed's baseline (empty: no predictions)
-    per_class: pd.DataFrame  # digit, then one column of test accuracy per method (its short name), first seed
+    per_class: pd.DataFrame  # class, then one column of test accuracy per method (its short name), first seed
     bovw_config: dict  # the first seed's baseline
     seeds: list
     device_name: str
@@ -254,9 +255,10 @@ class Q3Result:
     search_images: int
     search_seed: int = 0
     search_scored_on: str = "validation"  # or test, under the assignment's protocol
-    digit_counts: list | None = None  # test images of each digit 0..9
+    class_counts: list | None = None  # test images of each class
     validation_images: int = 5_000  # held out of the selection runs' training images: the search's scoring images
     reported: str | None = None  # the assignment's baseline, where it studied the same dataset
+    dataset: str = "mnist"  # a name of data.DATASETS: the classes' names and the text's word for them
 
     title = "3. The best CNN against SIFT bag-of-visual-words + SVM"
 
@@ -318,9 +320,13 @@ class Q3Result:
         return (1 - self.bovw.test_acc) / max(1e-9, 1 - self.cnn.test_acc)
 
     @property
-    def hardest_digit(self) -> int:
-        """The digit the baseline gets wrong most often."""
-        return int(self.per_class.set_index("digit")[self.bovw.short].idxmin())
+    def hardest(self) -> str:
+        """The class the baseline gets wrong most often, by name."""
+        return self.facts.classes[int(self.per_class.set_index("class")[self.bovw.short].idxmin())]
+
+    @property
+    def facts(self) -> data.Dataset:
+        return data.dataset(self.dataset)
 
     def protocol(self) -> str:
         c, best = self.bovw_config, self.chosen
@@ -331,7 +337,7 @@ class Q3Result:
         return f"""The best setting of section 2, trained on {self.cnn.train_images:,} images ({self.cnn.runs} seeds;
 inference timed with the first seed's model), against the classical pipeline, trained on the same
 {self.bovw.train_images:,} images once per seed (the seed draws the descriptors k-means sees, starts k-means and
-orders the SVM's passes): dense SIFT on a grid every {c['step']} px of the digit resized from 28 to
+orders the SVM's passes): dense SIFT on a grid every {c['step']} px of the image resized from 28 to
 {c['upscale']} pixels (×{c['upscale'] / 28:g}; keypoint size {c['patch']:g}; RootSIFT: each descriptor L1-normalized
 and square-rooted, so that Euclidean distance compares gradient histograms as the Hellinger distance does), a
 vocabulary of {c['words']:,} visual words (k-means on {c['kmeans_sample']:,} sampled descriptors), a
@@ -376,10 +382,10 @@ a run. The most accurate, trial {int(best.trial)} ({setting_words(self.setting(b
         return captioned(frame, "The best CNN against the baseline: accuracy on the test set, cost and size.")
 
     def alt(self) -> str:
-        pc = self.per_class.set_index("digit")
-        return (f"Dot plot of test accuracy per digit 0 to 9, with 95% intervals, for {self.cnn.short} and "
-                f"{self.bovw.short}; "
-                f"the baseline's lowest is digit {self.hardest_digit} at {pct(pc[self.bovw.short].min())}, "
+        pc, kind = self.per_class.set_index("class"), self.facts.kind
+        return (f"Dot plot of test accuracy per {kind}, {self.facts.classes[0]} to {self.facts.classes[-1]}, with "
+                f"95% intervals, for {self.cnn.short} and {self.bovw.short}; "
+                f"the baseline's lowest is {kind} {self.hardest} at {pct(pc[self.bovw.short].min())}, "
                 f"the CNN's lowest {pct(pc[self.cnn.short].min())}.")
 
     def analysis(self) -> str:
@@ -406,7 +412,7 @@ a run. The most accurate, trial {int(best.trial)} ({setting_words(self.setting(b
                         f"{_choices([f'p {_p(x.p)}' for x in m])}, a significant difference at the 5% level in "
                         f"{significant} of {len(m)} pairs.")
         slower = base.inference_ms_per_image / cnn.inference_ms_per_image
-        return f"""{verdict} The baseline's hardest digit is {self.hardest_digit}. The CNN trains in
+        return f"""{verdict} The baseline's hardest {self.facts.kind} is {self.hardest}. The CNN trains in
 {cnn.train_seconds:,.0f} s against {base.train_seconds:,.0f} s for the baseline, and classifies an image in
 {cnn.inference_ms_per_image:.3f} ms against {base.inference_ms_per_image:.3f} ms ({slower:.0f}× longer;
 {self.inference_conditions}); it has
@@ -457,7 +463,7 @@ its inference time goes; the CNN needs a few small convolutions and matrix produ
 # the searched settings as table columns, and in the protocol's list of choices
 COLUMNS = {"upscale": "size, px", "step": "step, px", "patch": "keypoint", "words": "words", "levels": "levels",
            "kmeans_sample": "k-means sample", "power": "power", "feature_map": "map", "C": "C"}
-SPACE_WORDS = {"upscale": "the digit resized to", "step": "grid step", "patch": "keypoint size", "words": "words",
+SPACE_WORDS = {"upscale": "the image resized to", "step": "grid step", "patch": "keypoint size", "words": "words",
                "levels": "pyramid levels", "kmeans_sample": "k-means sample", "power": "power",
                "feature_map": "feature map", "C": "SVM C"}
 

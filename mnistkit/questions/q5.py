@@ -77,12 +77,14 @@ def result(params: Params, store: Store, needed: dict | None = None) -> "Q5Resul
     full = [r.config for r in fetched if r.config.subset is None]
     counts = data.class_counts(full[0].dataset, full[0].validation) if full else []  # from the labels
     return Q5Result(runs=frame, epochs=params.q5.epochs, seeds=params.seeds,
-                    full_counts=counts, reported=reported("q5", params.dataset) or {})
+                    full_counts=counts, reported=reported("q5", params.dataset) or {}, dataset=params.dataset)
 
 
 def per_class_counts(size: int, full: bool, counts: list) -> str:
-    """Images of each digit in a training set of ``size`` (``full``: the whole set, whose ``counts`` differ)."""
-    return f"{min(counts):,} to {max(counts):,} (unbalanced)" if full else f"{size // 10:,} each"
+    """Images of each class in a training set of ``size`` (``full``: the whole set, whose ``counts`` may differ)."""
+    if full and min(counts) != max(counts):
+        return f"{min(counts):,} to {max(counts):,} (unbalanced)"
+    return f"{size // len(counts or range(10)):,} each"
 
 
 def size_table(runs: pd.DataFrame, protocol: str, seeds: list, counts: list) -> pd.DataFrame:
@@ -111,7 +113,8 @@ class Q5Result:
     epochs: int
     seeds: list
     reported: dict = field(default_factory=dict)  # the assignment's accuracy by training images, on its dataset
-    full_counts: list = field(default_factory=list)  # the whole training set's images of each digit, from the data
+    full_counts: list = field(default_factory=list)  # the whole training set's images of each class, from the data
+    dataset: str = "mnist"  # a name of data.DATASETS: the classes' names and the text's word for them
 
     @property
     def epoch_runs(self) -> pd.DataFrame:
@@ -151,9 +154,11 @@ class Q5Result:
         return closed / gap if gap else math.nan
 
     def protocol(self) -> str:
+        kind, seeds = data.dataset(self.dataset).kind, len(self.smallest_runs())
+        smallest = int(self.sizes['size'].iloc[0])
         return f"""LeNet, Adam lr 0.001, batch 64, trained on balanced subsets (the same number of images
-of every digit, drawn with the run's seed) and on the full set, seeds {self.seeds} ({len(self.smallest_runs())} seeds at
-{int(self.sizes['size'].iloc[0]):,} images, where the spread is widest), under two protocols
+of every {kind}, drawn with the run's seed) and on the full set, seeds {self.seeds} ({seeds} seeds at
+{smallest:,} images, where the spread is widest), under two protocols
 side by side. **Equal epochs** (the assignment's): every size for {plural(self.epochs, 'epoch')}, so a smaller set
 also gets fewer updates. **Equal steps**: every size for as many optimization steps as the largest
 set's {plural(self.epochs, 'epoch')}
@@ -161,13 +166,15 @@ set's {plural(self.epochs, 'epoch')}
 scored on the test set after the last.{self._unbalanced()}"""
 
     def _unbalanced(self) -> str:
-        """What the whole training set holds per digit, counted from its labels."""
-        c = self.full_counts
+        """What the whole training set holds per class, counted from its labels."""
+        c, facts = self.full_counts, data.dataset(self.dataset)
         if not c:
             return ""
-        fewest, most = c.index(min(c)), c.index(max(c))
-        return (f" The full set is not balanced: its digits have {min(c):,} (digit {fewest}) to {max(c):,} "
-                f"(digit {most}) images each.")
+        if min(c) == max(c):
+            return f" The full set is balanced too: {min(c):,} images of each {facts.kind}."
+        fewest, most = facts.classes[c.index(min(c))], facts.classes[c.index(max(c))]
+        return (f" The full set is not balanced: its {facts.kinds} have {min(c):,} ({facts.kind} {fewest}) to "
+                f"{max(c):,} ({facts.kind} {most}) images each.")
 
     title = "5. Training-set size"
 
@@ -195,7 +202,7 @@ scored on the test set after the last.{self._unbalanced()}"""
         e, q = self.sizes, self.steps.set_index("size")
         frame = pd.DataFrame({
             "training images": e["size"].map("{:,}".format),
-            "images per digit": e.per_class,
+            f"images per {data.dataset(self.dataset).kind}": e.per_class,
             "equal epochs: test accuracy": mean_std_column(e),
             "seeds": e["count"].astype(int),
             "equal steps: epochs": [f"{int(q.loc[n, 'epochs']):,}" if n in q.index else NA for n in e["size"]],
@@ -222,8 +229,9 @@ scored on the test set after the last.{self._unbalanced()}"""
                  "trend. " if fewest > 1 else "")
         reference = (" (the assignment, one run each: " + ", ".join(f"{n:,} {pct(v)}" for n, v in self.reported.items())
                      + ")" if self.reported else "")
+        uneven = bool(self.full_counts) and min(self.full_counts) != max(self.full_counts)
         kind = (" The largest set also differs in kind: it is all the data, with its uneven class counts."
-                if self.runs.loc[self.runs["size"] == last["size"], "full"].all() else "")
+                if uneven and self.runs.loc[self.runs["size"] == last["size"], "full"].all() else "")
         share = self.steps_share()
         split = (f"Trained for as many steps as the largest set, {first['size']:,} images reach "
                  f"**{pm(q['mean'].iloc[0], q['std'].iloc[0])}** instead of {pct(first['mean'])}: equal steps close "
