@@ -98,6 +98,8 @@ class Base:
     figures_dir: typing.Optional[str] = param(None, "folder for the PNG figures and summary.json; None: none")
     progress: str = param("notebook", "progress bars: notebook, terminal or none")
     tracker: str = param("none", "log every trained run's epochs: none, wandb or tensorboard")
+    reference: typing.Optional[str] = param(None, "summary.json of another build whose conclusions this report sets "
+                                                  "its own beside (the transfer table); None: none")
 
     def __post_init__(self):
         from .config import resolve_device
@@ -127,6 +129,8 @@ class Base:
                     raise ConfigError(f"{name}.{err.name}", err.value, err.allowed) from None
         if self.figures_dir is not None and not (isinstance(self.figures_dir, str) and self.figures_dir.strip()):
             raise ConfigError("figures_dir", self.figures_dir, "must be a folder path or None (null)")
+        if self.reference is not None and not (isinstance(self.reference, str) and self.reference.strip()):
+            raise ConfigError("reference", self.reference, "must be the path of a summary.json, or None (null)")
         if self.progress not in PROGRESS:
             raise ConfigError("progress", self.progress, f"must be one of {list(PROGRESS)}")
         from .tracking import check

@@ -25,7 +25,7 @@ from .config import RunConfig, device_name, resolve_device
 from .files import atomic_write_text
 from .params import Base as Params
 from .params import from_notebook
-from .questions import failures, headlines, parameters, plan, registry
+from .questions import failures, headlines, parameters, plan, registry, transfer
 from .questions.text import MODEL_NAMES, captioned, markdown, text_columns, training_set
 from .store import Store
 
@@ -208,7 +208,8 @@ configuration, so a later build reads it instead of training it again."""
 
     def summary(self) -> dict:
         """summary.json's content: where it ran, each question's headline numbers, runs and time."""
-        out = {**self.environment, "protocol": self.params.protocol, "validation": self.params.validation}
+        out = {**self.environment, "dataset": self.params.dataset, "protocol": self.params.protocol,
+               "validation": self.params.validation}
         for name in registry():
             if self.selected(name):
                 out[name] = self.result(name).summary()
@@ -221,6 +222,24 @@ configuration, so a later build reads it instead of training it again."""
         """The closing table of headline numbers (every question selected)."""
         return headlines.table(self.results())
 
+    def transfer_intro(self) -> str:
+        """The transfer section's heading and what it shows, where a reference is set."""
+        if self.params.reference is None:
+            return ""
+        return ("## Do the conclusions transfer?\n\nEach question's headline conclusion on the reference build's "
+                f"dataset ({self.params.reference}) beside the same conclusion here: \"held\" where the verdict is "
+                "the same, \"reversed\" where a difference changed sign, \"became no detectable difference\" where "
+                "an interval that excluded zero now includes it.")
+
+    def transfer(self) -> pd.DataFrame | None:
+        """This report's conclusions beside those of the ``reference`` build's summary.json (the transfer
+        table), where a reference is set (``plan.check`` has made sure the file is there)."""
+        if self.params.reference is None:
+            return None
+        theirs = json.loads(Path(self.params.reference).expanduser().read_text())
+        names = (data.dataset(theirs.get("dataset", data.DEFAULT)).title, data.dataset(self.params.dataset).title)
+        return transfer.table(theirs, self.summary(), names)
+
     def finish(self) -> str:
         """Write summary.json and headlines.md (the README's results table) for the whole report,
         when a figures folder is set; the closing section (``appendix``)."""
@@ -229,6 +248,8 @@ configuration, so a later build reads it instead of training it again."""
             folder = Path(self.params.figures_dir).expanduser()
             atomic_write_text(folder / "summary.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
             atomic_write_text(folder / "headlines.md", markdown(self.headlines()) + "\n")
+            if self.params.reference is not None:
+                atomic_write_text(folder / "transfer.md", markdown(self.transfer()) + "\n")
         return self.appendix()
 
     # ------------------------------------------------------------ display

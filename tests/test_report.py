@@ -30,6 +30,7 @@ def test_the_fashion_profile_is_the_full_plan_on_fashion_mnist():
     full, fashion = (yaml.safe_load((ROOT / "parameters" / f"{n}.yaml").read_text()) for n in ("full", "fashion"))
     assert fashion.pop("dataset") == "fashion_mnist" and full.get("dataset", "mnist") == "mnist"
     assert (fashion.pop("profile"), fashion.pop("figures_dir")) == ("fashion", "figures/fashion")
+    assert fashion.pop("reference") == "figures/summary.json"
     assert {k: v for k, v in full.items() if k not in ("profile", "figures_dir")} == fashion
     mnist = plan.first_stage(plan.load_params(ROOT / "parameters" / "full.yaml"))
     clothes = plan.first_stage(plan.load_params(ROOT / "parameters" / "fashion.yaml"))

@@ -1,6 +1,7 @@
 """Each question's result object on inputs whose right answer is known, without training."""
 
 import dataclasses
+import json
 import math
 from pathlib import Path
 
@@ -590,3 +591,26 @@ def test_the_assignments_figures_come_from_its_file_and_only_for_its_dataset():
     assert "the assignment reported" not in theirs.answer()
     theirs.reported = reported("q1", "mnist")
     assert "the assignment reported 99.0% from one run" in theirs.answer()
+
+
+def test_the_transfer_table_says_whether_each_verdict_held():
+    from mnistkit.questions import transfer
+
+    mnist = json.loads((ROOT / "figures" / "summary.json").read_text())
+    other = json.loads(json.dumps(mnist))
+    other["q3"]["cnn_minus_bovw"], other["q3"]["cnn_minus_bovw_ci95"] = 0.05, [0.03, 0.07]  # a difference now
+    other["q6"]["vit_minus_lenet_6000_ci95"] = [-0.01, 0.002]  # no longer one
+    other["q6"]["vit_minus_lenet_60000"], other["q6"]["vit_minus_lenet_60000_ci95"] = 0.01, [0.005, 0.015]
+    other["q2"]["importance_leaders"] = ["optimizer"]
+    del other["q4"]
+    table = transfer.table(mnist, other, ("MNIST", "Fashion-MNIST")).set_index("conclusion")
+    verdict = table["verdict"]
+    assert verdict["the best CNN minus SIFT-BoVW-SVM"] == "became a difference"
+    assert verdict["ViT minus LeNet on 6,000 images (improved recipe)"] == "became no detectable difference"
+    assert verdict["ViT minus LeNet on 60,000 images (improved recipe)"] == "became a difference"
+    assert verdict["the hyperparameters that matter most (fANOVA, resampled)"] == "changed"
+    assert verdict["doubled-conv LeNet minus LeNet"] == text.NA and table.loc["doubled-conv LeNet minus LeNet",
+                                                                               "Fashion-MNIST"] == text.NA
+    assert table.loc["the best CNN minus SIFT-BoVW-SVM", "Fashion-MNIST"] == "+5.00 points [+3.00, +7.00] (ahead)"
+    assert verdict.iloc[0] == text.NA and table.attrs["caption"].startswith("The study's conclusions on MNIST")
+    assert transfer.change("better", "worse") == "reversed" and transfer.change("level", "level") == "held"

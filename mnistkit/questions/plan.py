@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 
 from .. import executor, gemm, paths, runs
 from ..config import RunConfig, resolve_device
+from ..errors import ConfigError
 from ..params import Base as Params
 from ..store import Store
 from . import parameters, registry
@@ -52,6 +54,8 @@ def check(params: Params) -> Params:
         gemm.check()  # the ViT's products on this CPU are the pinned ones, or nothing is trained
     if params.figures_dir is not None:
         paths.check_creatable(params.figures_dir, "figures_dir")
+    if params.reference is not None and not Path(params.reference).expanduser().is_file():
+        raise ConfigError("reference", params.reference, "must be an existing summary.json: build that report first")
     return params
 
 
