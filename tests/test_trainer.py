@@ -126,3 +126,21 @@ def test_rmsprop_follows_torchs_rule_but_for_the_last_bit_of_a_root(momentum, we
         b.step()
     assert torch.allclose(ours, theirs, rtol=0, atol=1e-6) and (ours - start).abs().mean() > 1e-2
     assert set(a.state[ours]) == ({"step", "square_avg", "momentum_buffer"} if momentum else {"step", "square_avg"})
+
+
+FASHION = data.DATASETS["fashion_mnist"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(FASHION.local() is None and not (data.data_root() / FASHION.folder).is_dir(),
+                    reason=f"Fashion-MNIST is not on this machine: {FASHION.get}")
+def test_a_fashion_mnist_run_trains_on_its_own_images_and_is_keyed_apart():
+    config = SMALL.replace(dataset="fashion_mnist", subset=2000, validation=500)
+    assert config.key() != SMALL.replace(validation=500).key() and config.label().startswith("fashion_mnist ")
+    model, history = fit(config, progress=False)
+    final = history.frame().iloc[-1]
+    assert final.test_acc > 0.5 and final.val_acc > 0.5  # ten classes: chance is 0.1
+    x, y = data.load("fashion_mnist", False)
+    assert (trainer.predict(model, x) == y).float().mean().item() == pytest.approx(final.test_acc, abs=1e-6)
+    mnist_x, mnist_y = data.load("mnist", False)
+    assert (trainer.predict(model, mnist_x) == mnist_y).float().mean().item() < final.test_acc - 0.2
