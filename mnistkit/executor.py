@@ -22,7 +22,7 @@ import uuid
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from . import runs, tracking
+from . import data, runs, tracking
 from .config import RunConfig, resolve_device
 from .ensemble import fit_ensemble
 from .errors import ConfigError
@@ -88,7 +88,7 @@ def run_all(store: Store, specs: list, jobs: int = 1, progress: bool = True, clu
 def work(config: RunConfig) -> float:
     """A run's work per epoch, in LeNet-image units: what the progress bar's ETA and the order use."""
     factor = {"lenet": 1, "double_conv_lenet": 2, "vit": 8}.get(config.model, 1)
-    return (config.train_images + 10_000) * factor  # every epoch also evaluates the 10,000 test images
+    return (config.train_images + data.TEST_SIZE) * factor  # every epoch also evaluates the test images
 
 
 @contextmanager

@@ -24,6 +24,7 @@ import typing
 from dataclasses import dataclass, field
 
 
+from .data import TRAIN_SIZE, VALIDATION_SIZE
 from .errors import ConfigError, check_number
 
 PROGRESS = ("notebook", "terminal", "none")
@@ -85,7 +86,8 @@ class Base:
 
     profile: str = param("interactive", "name recorded in summary.json")
     dataset: str = param("mnist", "the images every question studies: mnist or fashion_mnist (mnistkit.data.DATASETS)")
-    protocol: str = param("validation", "validation: 5,000 training images held out decide every selection; "
+    protocol: str = param("validation", f"validation: {VALIDATION_SIZE:,} training images held out decide every "
+                                        "selection; "
                                         "assignment: test accuracy does")
     only: typing.Optional[str] = param(None, "one question's section (q1, q2, ...), or None for every question")
     jobs: int = param(1, "training processes on a CPU (a GPU always uses 1)")
@@ -94,7 +96,7 @@ class Base:
     device: str = param("auto", "auto (CUDA when available), cpu, cuda or cuda:N")
     seeds: list[int] = param([0, 1], "seeds behind every mean and std")
     train_subset: typing.Optional[int] = param(
-        2000, "None: all 60,000 training images; else a balanced subset in their place")
+        2000, f"None: all {TRAIN_SIZE:,} training images; else a balanced subset in their place")
     figures_dir: typing.Optional[str] = param(None, "folder for the PNG figures and summary.json; None: none")
     progress: str = param("notebook", "progress bars: notebook, terminal or none")
     tracker: str = param("none", "log every trained run's epochs: none, wandb or tensorboard")
@@ -161,8 +163,6 @@ class Base:
     @property
     def validation(self) -> int:
         """Training images held out for selection: ``data.VALIDATION_SIZE`` under the validation protocol, else 0."""
-        from .data import VALIDATION_SIZE
-
         return VALIDATION_SIZE if self.protocol == "validation" else 0
 
     @property

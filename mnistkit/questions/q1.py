@@ -98,7 +98,7 @@ class Q1Result:
 {self.parameters:,} parameters), {OPTIMIZER_NAMES[self.optimizer]}, learning rate {self.lr:g}, batch size
 {self.batch_size}, {plural(self.epochs, 'epoch')}, on {training_set(self.train_subset, self.validation)} training images
 normalized to [-1, 1], once per seed ({self._runs()}: {', '.join(map(str, self.seeds))}). After every epoch the model
-is evaluated on the 10,000 test images; losses are mean cross-entropy per image, and curves and table
+is evaluated on the {data.TEST_SIZE:,} test images; losses are mean cross-entropy per image, and curves and table
 give the mean over seeds. The train loss and accuracy are running means over the epoch's batches,
 taken while the network still learns, so the first epoch's train loss sits well above its test
 loss, which is measured after the epoch."""

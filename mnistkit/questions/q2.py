@@ -200,15 +200,15 @@ class Q2Result:
                     "(held out of every run's training images; the same for every run).")
             if self.retrained is not None:
                 n = int(self.retrained.train_images.iloc[0])
-                where = ("all 60,000 training images, validation images included" if n == 60_000 else
-                         f"{n:,} images drawn afresh from all 60,000, validation images among them (the stand-in "
-                         "for all of them)")
+                where = (f"all {n:,} training images, validation images included" if n == data.TRAIN_SIZE else
+                         f"{n:,} images drawn afresh from all {data.TRAIN_SIZE:,}, validation images among them (the "
+                         "stand-in for all of them)")
                 rule += (f" It is then retrained on {where}, over the same seeds, and "
                          "the test images score those runs once; the table's test column is of the runs that chose "
                          "it, for comparison.")
             else:
-                rule += (" The selected setting is not retrained on all 60,000 images: the runs trained on the "
-                         "training part are the ones scored.")
+                rule += (f" The selected setting is not retrained on all {data.TRAIN_SIZE:,} images: the runs "
+                         "trained on the training part are the ones scored.")
         else:
             rule = ("Under the assignment's protocol the best setting is chosen by test accuracy, the number it then "
                     "reports.")
@@ -320,7 +320,7 @@ accuracy the assignment reported for its settings. {rule}"""
         retraining = ""
         if self.retrained is not None:
             n = int(self.retrained.train_images.iloc[0])
-            where = "all 60,000 images" if n == 60_000 else f"{n:,} images drawn from all 60,000"
+            where = f"all {n:,} images" if n == data.TRAIN_SIZE else f"{n:,} images drawn from all {data.TRAIN_SIZE:,}"
             shown = (f"validation {pct(best['val_mean'])}; retrained on {where}, test **{scored}**; the runs that "
                      f"chose it scored {pct(best['mean'])}")
             more = stats.difference(list(self.scored), self._accs(best.setting, "test_acc"))

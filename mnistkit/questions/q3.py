@@ -306,8 +306,8 @@ class Q3Result:
     def inference_conditions(self) -> str:
         """How the inference times were measured: what a time ratio holds under."""
         jobs = self.bovw_config.get("jobs", 1)
-        return (f"the 10,000 test images; the CNN in batches of {EVAL_BATCH:,} on one process, the baseline's "
-                f"descriptors and histograms in {jobs} worker process{'es' if jobs != 1 else ''}")
+        return (f"the {data.TEST_SIZE:,} test images; the CNN in batches of {EVAL_BATCH:,} on one process, the "
+                f"baseline's descriptors and histograms in {jobs} worker process{'es' if jobs != 1 else ''}")
 
     @property
     def gap(self) -> stats.Difference:
@@ -405,9 +405,9 @@ a run. The most accurate, trial {int(best.trial)} ({setting_words(self.setting(b
         if self.mcnemar:
             m = self.mcnemar
             significant = sum(x.significant for x in m)
-            verdict += (f" Seed by seed on the same 10,000 test images (each seed's CNN against the same seed's "
-                        f"baseline), the CNN alone is right on {_choices([x.only_a for x in m])} images that the "
-                        f"baseline gets wrong, the baseline alone on {_choices([x.only_b for x in m])}: McNemar's "
+            verdict += (f" Seed by seed on the same {data.TEST_SIZE:,} test images (each seed's CNN against the "
+                        f"same seed's baseline), the CNN alone is right on {_choices([x.only_a for x in m])} images "
+                        f"that the baseline gets wrong, the baseline alone on {_choices([x.only_b for x in m])}: McNemar's "
                         f"exact test (a paired test on the images exactly one of the two gets right) gives "
                         f"{_choices([f'p {_p(x.p)}' for x in m])}, a significant difference at the 5% level in "
                         f"{significant} of {len(m)} pairs.")

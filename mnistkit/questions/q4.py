@@ -10,7 +10,7 @@ from ..params import param
 from ..store import Store
 from . import comparison
 from .common import Question
-from .text import plural, question, training_set
+from .text import plural, question, recipe, training_set
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ class Q4Result(comparison.Comparison):
 
     def protocol(self) -> str:
         return f"""LeNet against the same network with a second 5×5 convolution (padding 2, ReLU) after
-each of its two convolutions, trained identically: Adam lr 0.001, batch 64, {plural(self.epochs, 'epoch')},
+each of its two convolutions, trained identically: {recipe(self.runs)}, {plural(self.epochs, 'epoch')},
 {training_set(self.train_subset, self.validation)} images, seeds {self.seeds}. Lines are the mean test error per epoch
 on a log axis, bands ±1 std."""
 

@@ -15,7 +15,7 @@ from ..params import Base as Params
 from ..params import check_sizes, param
 from ..store import Store
 from .common import Question, distinct_sizes, full_size, read, row, sized
-from .text import NA, question, reported, captioned, mean_std_column, pct, plural, pm, points
+from .text import NA, question, recipe, reported, captioned, mean_std_column, pct, plural, pm, points
 
 
 def _count(params: Params, size) -> int:
@@ -156,7 +156,7 @@ class Q5Result:
     def protocol(self) -> str:
         kind, seeds = data.dataset(self.dataset).kind, len(self.smallest_runs())
         smallest = int(self.sizes['size'].iloc[0])
-        return f"""LeNet, Adam lr 0.001, batch 64, trained on balanced subsets (the same number of images
+        return f"""LeNet, {recipe(self.runs)}, trained on balanced subsets (the same number of images
 of every {kind}, drawn with the run's seed) and on the full set, seeds {self.seeds} ({seeds} seeds at
 {smallest:,} images, where the spread is widest), under two protocols
 side by side. **Equal epochs** (the assignment's): every size for {plural(self.epochs, 'epoch')}, so a smaller set

@@ -315,8 +315,8 @@ recipe, mean seconds per run, one thread a run)."""
     def analysis(self) -> str:
         best, small, large = self.best_recipe, self.sizes[0], self.sizes[-1]
         reference = self.reported
-        theirs = (f" (the assignment: {pct(reference[60_000])} and\n{pct(reference[6_000])} with its 6-layer "
-                  "encoder on 60,000 and 6,000)" if reference else "")
+        theirs = ("" if not reference else " (the assignment, with its 6-layer encoder: "
+                  + " and\n".join(f"{pct(v)} on {n:,}" for n, v in sorted(reference.items(), reverse=True)) + ")")
         return f"""{_comparisons(self)}
 
 Each difference is over {plural(len(self.seeds), 'seed')} with its 95% interval; "level" means the interval

@@ -95,13 +95,19 @@ def plural(n: int, word: str) -> str:
 
 
 def training_set(train_subset: int | None, validation: int = 0) -> str:
-    """What "the full training set" is in this report: 60,000 images (less the validation split),
+    """What "the full training set" is in this report: all the training images (less the validation split),
     or a subset standing in."""
     if train_subset is not None:
-        return f"{train_subset:,} (standing in for 60,000)"
+        return f"{train_subset:,} (standing in for {TRAIN_SIZE:,})"
     if not validation:
-        return "60,000"
-    return f"{TRAIN_SIZE - validation:,} (60,000 less the {validation:,} validation images)"
+        return f"{TRAIN_SIZE:,}"
+    return f"{TRAIN_SIZE - validation:,} ({TRAIN_SIZE:,} less the {validation:,} validation images)"
+
+
+def recipe(runs: pd.DataFrame) -> str:
+    """The optimizer, learning rate and batch size its ``runs`` (a frame of ``common.row``s) share, in words."""
+    first = runs.iloc[0]
+    return f"{OPTIMIZER_NAMES[first.optimizer]} lr {first.lr:g}, batch {int(first.batch_size)}"
 
 
 def interval(d: Difference, digits: int = 2) -> str:
