@@ -407,7 +407,8 @@ a run. The most accurate, trial {int(best.trial)} ({setting_words(self.setting(b
             significant = sum(x.significant for x in m)
             verdict += (f" Seed by seed on the same {data.TEST_SIZE:,} test images (each seed's CNN against the "
                         f"same seed's baseline), the CNN alone is right on {_choices([x.only_a for x in m])} images "
-                        f"that the baseline gets wrong, the baseline alone on {_choices([x.only_b for x in m])}: McNemar's "
+                        f"that the baseline gets wrong, the baseline alone on {_choices([x.only_b for x in m])}: "
+                        f"McNemar's "
                         f"exact test (a paired test on the images exactly one of the two gets right) gives "
                         f"{_choices([f'p {_p(x.p)}' for x in m])}, a significant difference at the 5% level in "
                         f"{significant} of {len(m)} pairs.")
