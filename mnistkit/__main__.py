@@ -69,7 +69,7 @@ def cmd_train(args) -> dict:
     from .store import Store
 
     config = RunConfig(
-        model=args.model, model_kw=_model_kw(args.model_kw), optimizer=args.optimizer, lr=args.lr,
+        dataset=args.dataset, model=args.model, model_kw=_model_kw(args.model_kw), optimizer=args.optimizer, lr=args.lr,
         momentum=args.momentum, weight_decay=args.weight_decay, batch_size=args.batch_size,
         epochs=args.epochs, subset=args.subset, subset_seed=args.subset_seed, seed=args.seed,
         schedule=args.schedule, warmup_epochs=args.warmup_epochs, label_smoothing=args.label_smoothing,
@@ -139,6 +139,7 @@ class Parser(argparse.ArgumentParser):
 
 def parser() -> argparse.ArgumentParser:
     from .config import AUGMENTS, OPTIMIZERS, SCHEDULES
+    from .data import DATASETS, DEFAULT
     from .models import MODELS
 
     prog = "python -m mnistkit" if sys.argv[0].endswith("__main__.py") else "mnistkit"
@@ -146,6 +147,7 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train one run (or reuse it from the store) and print its history")
+    t.add_argument("--dataset", default=DEFAULT, choices=list(DATASETS))
     t.add_argument("--model", default="lenet", choices=sorted(MODELS))
     t.add_argument("--model-kw", nargs="*", default=[], metavar="NAME=VALUE", help="model keyword arguments")
     t.add_argument("--optimizer", default="adam", choices=OPTIMIZERS)
@@ -171,6 +173,7 @@ def parser() -> argparse.ArgumentParser:
     t.set_defaults(func=cmd_train)
 
     b = sub.add_parser("bovw", help="the SIFT bag-of-visual-words + SVM baseline (stored like a run)")
+    b.add_argument("--dataset", default=DEFAULT, choices=list(DATASETS))
     b.add_argument("--subset", type=_subset, default=None, help="balanced training subset, or 'full'")
     b.add_argument("--words", type=int, help="vocabulary size")
     b.add_argument("--seed", type=int)
