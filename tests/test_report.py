@@ -222,7 +222,7 @@ def test_missing_parameter_file_is_refused(capsys, tmp_path):
 
 PAPERMILL_BAD = [
     ({"lerning_rate": 0.1}, "lerning_rate"),
-    ({"epochz": 3}, "'epochz' = 3: is not a parameter; allowed: ['profile', 'protocol', 'only',"),
+    ({"epochz": 3}, "'epochz' = 3: is not a parameter; allowed: ['profile', 'dataset', 'protocol', 'only',"),
     ({"q1": {"epochs": 2, "sed": 1}}, "'q1.sed'"),
     ({"only": "q9"}, "'only'"),
     ({"q5": {"sizes": [605], "epochs": 1}}, "'q5.sizes[0]'"),
