@@ -14,10 +14,7 @@ from .. import stats
 from ..params import Base as Params
 from ..store import Store
 from .common import curves, read, row, whole
-from .text import MODEL_NAMES, bracketed, captioned, interval, mean_std_column, pct, plural, pm, points
-
-VERDICTS = {"better": "The {b} is more accurate", "worse": "The {b} is less accurate",
-            "level": "No detectable difference"}
+from .text import MODEL_NAMES, bracketed, captioned, mean_std_column, pct, say
 
 
 def runs(params: Params, name: str, models: tuple, epochs: int) -> list:
@@ -83,25 +80,20 @@ class Comparison:
         c = self.curves
         return c[c.epoch == c.epoch.min()].groupby("model").test_acc.mean()
 
+    def _rows(self) -> tuple:
+        return self.stats.loc[self.models[0]], self.stats.loc[self.models[1]]
+
     def cost(self) -> str:
         """The time per epoch, as a ratio only where it exceeds the spread of identical runs."""
-        a, b = (self.epoch_seconds(m) for m in self.models)
-        if self.slower is not None:
-            return f"{self.slower:.1f}× the time per epoch"
-        return (f"epoch times that overlap between runs ({self.names[0]} {a.min():.2f} to {a.max():.2f} s, "
-                f"{self.names[1]} {b.min():.2f} to {b.max():.2f} s), so no time ratio is claimed")
+        return say("comparison", "cost", r=self, a=self.epoch_seconds(self.models[0]),
+                   b=self.epoch_seconds(self.models[1]))
 
     def answer(self) -> str:
-        m, gap, (a, b), (name_a, name_b) = self.stats, self.gap, self.models, self.names
-        verdict = VERDICTS[gap.verdict].format(b=name_b)
-        return (f"{verdict}: the {name_b} reaches {pct(m.loc[b, 'mean'])} against {name_a}'s "
-                f"{pct(m.loc[a, 'mean'])} after {plural(self.epochs, 'epoch')}, {bracketed(gap)} over "
-                f"{len(self.seeds)} seeds, with {self.cost()}.")
+        return say("comparison", "answer", r=self, a=self._rows()[0], b=self._rows()[1], cost=self.cost())
 
     def alt(self) -> str:
-        return ("Line chart of mean test error (100 minus accuracy) per epoch on a log axis, with ±1 std bands: "
-                + "; ".join(f"{MODEL_NAMES[name]} ends at {pct(1 - row['mean'])} error "
-                            f"({pct(row['mean'])} accuracy)" for name, row in self.stats.iterrows()) + ".")
+        ends = [(MODEL_NAMES[name], row["mean"]) for name, row in self.stats.iterrows()]
+        return say("comparison", "alt", models=ends)
 
     def table(self) -> pd.DataFrame:
         m = self.stats.reset_index()
@@ -111,38 +103,20 @@ class Comparison:
             "seeds": m["count"].astype(int),
             "parameters": m.parameters.map("{:,}".format),
             "seconds per epoch": m.seconds_per_epoch.map("{:.2f}".format),
-        }), f"{self.names[0]} and the {self.names[1]} after the same epochs, over the same seeds.")
-
-    def within(self) -> str:
-        return ("an interval that excludes zero" if self.gap.verdict != "level"
-                else "an interval that includes zero, so not a clear difference")
+        }), say("comparison", "caption", r=self))
 
     def level_reading(self) -> str:
         """What a "level" interval rules out, and what it cannot."""
-        gap = self.gap
-        return (f"The interval rules out a gain above {points(gap.hi)} points and a loss beyond "
-                f"{points(gap.lo)}, not a smaller effect either way: with {len(self.seeds)} seeds, a "
-                "difference of a few tenths of a point cannot be told from the seeds' spread.")
+        return say("comparison", "level_reading", r=self)
 
     def slow_start(self) -> str:
         """Where the second model learns more slowly at first, that sentence; else nothing."""
         first, (a, b) = self.first_epoch(), self.models
-        if first[b] >= first[a]:
-            return ""
-        return (f" The {self.names[1]} learns more slowly at first (after epoch 1: {pct(first[b])} "
-                f"against {self.names[0]}'s {pct(first[a])}), so a budget of {plural(self.epochs, 'epoch')} may "
-                "favour the smaller one.")
+        return say("comparison", "slow_start", r=self, a=first[a], b=first[b]) if first[b] < first[a] else ""
 
     def measured(self) -> str:
         """The difference, its interval, the parameters and the time it costs, in words."""
-        m, gap, (a, b) = self.stats, self.gap, self.models
-        x, y = m.loc[a], m.loc[b]
-        extra = int(y.parameters - x.parameters)
-        return f"""changes the final test accuracy by **{interval(gap)}** over
-{len(self.seeds)} seeds ({pm(x['mean'], x['std'])} → {pm(y['mean'], y['std'])}), {self.within()}.
-It adds {extra:,} parameters ({100 * (y.parameters / x.parameters - 1):.0f}% more)
-and gives {self.cost()} (mean {x.seconds_per_epoch:.2f} s → {y.seconds_per_epoch:.2f} s; one thread a run,
-test passes included)."""
+        return say("comparison", "measured", r=self, a=self._rows()[0], b=self._rows()[1], cost=self.cost())
 
     def headlines(self) -> list[tuple]:
         number = self.title.split(".")[0]

@@ -10,7 +10,7 @@ from ..params import param
 from ..store import Store
 from . import comparison
 from .common import Question
-from .text import plural, question, recipe, training_set
+from .text import question, recipe, say, training_set
 
 
 @dataclass(frozen=True)
@@ -32,19 +32,12 @@ class Q4Result(comparison.Comparison):
     title = "4. Doubling the convolutional layers"
 
     def protocol(self) -> str:
-        return f"""LeNet against the same network with a second 5×5 convolution (padding 2, ReLU) after
-each of its two convolutions, trained identically: {recipe(self.runs)}, {plural(self.epochs, 'epoch')},
-{training_set(self.train_subset, self.validation)} images, seeds {self.seeds}. Lines are the mean test error per epoch
-on a log axis, bands ±1 std."""
+        return say("q4", "protocol", r=self, recipe=recipe(self.runs),
+                   training_set=training_set(self.train_subset, self.validation))
 
     def analysis(self) -> str:
-        reading = {"better": "Here that extra depth pays off within the same number of epochs.",
-                   "level": self.level_reading(),
-                   "worse": "Here the deeper network does worse within the same number of epochs."}[self.gap.verdict]
-        return f"""Doubling the conv layers {self.measured()}
-
-The extra layers deepen the feature hierarchy and widen each unit's receptive field without
-shrinking the maps (padding 2), while the classifier head stays the same. {reading}{self.slow_start()}"""
+        return say("q4", "analysis", r=self, measured=self.measured(), level_reading=self.level_reading(),
+                   slow_start=self.slow_start())
 
 
 def runs(params: Params) -> list:

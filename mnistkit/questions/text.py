@@ -166,3 +166,23 @@ def markdown(frame: pd.DataFrame) -> str:
         return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
 
     return "\n".join([row(frame.columns), row(["---"] * len(frame.columns)), *map(row, frame.itertuples(index=False))])
+
+
+TEMPLATES = Path(__file__).with_name("templates")  # one Jinja2 file of text per question: <name>.md.j2
+
+
+@lru_cache(maxsize=1)
+def _templates():
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+    env = Environment(loader=FileSystemLoader(TEMPLATES), undefined=StrictUndefined, trim_blocks=True,
+                      lstrip_blocks=True, autoescape=False)
+    env.filters.update(pct=pct, pm=pm, points=points, interval=interval, bracketed=bracketed, plural=plural)
+    env.globals.update(MODEL_NAMES=MODEL_NAMES, OPTIMIZER_NAMES=OPTIMIZER_NAMES, NA=NA)
+    return env
+
+
+def say(name: str, part: str, **values) -> str:
+    """The text ``part`` (a macro) of ``templates/<name>.md.j2`` filled with ``values``: a result's numbers
+    and verdicts go in, the sentences come out (a missing value raises, never prints blank)."""
+    return str(getattr(_templates().get_template(f"{name}.md.j2").module, part)(**values)).strip("\n")
