@@ -14,6 +14,7 @@ from . import q6
 from .common import read
 from .q2 import Q2Result
 from .q3 import cnn_runs
+from .text import say
 
 
 def mistakes(run, name: str, what: str, device: str = "cpu") -> "Mistakes":
@@ -74,9 +75,8 @@ class Mistakes:
 
     def alt_confusion(self) -> str:
         true, predicted, count = self.confusions(1)[0]
-        return (f"Confusion matrix of {self.name} on the {int(self.matrix.values.sum()):,} test images with the "
-                f"diagonal blank: {len(self.errors)} errors; the most frequent is a true {self.classes[true]} "
-                f"predicted as {self.classes[predicted]} ({count} times).")
+        return say("failures", "alt_confusion", m=self, total=int(self.matrix.values.sum()),
+                   truth=self.classes[true], prediction=self.classes[predicted], count=count)
 
     def captions(self) -> list[str]:
         """Its gallery's captions, true → predicted, the first ``shown`` mistakes in test-set order."""
@@ -84,9 +84,7 @@ class Mistakes:
         return [f"{self.classes[t]}→{self.classes[p]}" for t, p in zip(shown.true, shown.predicted)]
 
     def alt_gallery(self) -> str:
-        captions = self.captions()
-        return (f"The first {len(captions)} misclassified test images of {self.name}, each captioned true → "
-                f"predicted: " + ", ".join(captions) + ".")
+        return say("failures", "alt_gallery", m=self, captions=self.captions())
 
 
 @dataclass
@@ -104,26 +102,10 @@ class Failures:
 
     def text(self) -> str:
         """The models shown, their most frequent confusions and hardest digits, what the galleries show."""
-        lines = []
-        for m in self.models:
-            name = m.classes
-            top = ", ".join(f"{name[t]} read as {name[p]} ({c} times)" for t, p, c in m.confusions())
-            hardest, count = m.hardest()
-            lines.append(f"- **{m.name}**, {m.what}: {len(m.errors)} errors; most often {top}; it gets {hardest} "
-                         f"wrong most ({count} of its errors).")
+        rows = [(m, [(m.classes[t], m.classes[p], c) for t, p, c in m.confusions()], *m.hardest())
+                for m in self.models]
         shared = sorted(set.intersection(*({(t, p) for t, p, _ in m.confusions()} for m in self.models)))
         name = self.models[0].classes
-        both = (f"Both models' three most frequent mistakes include "
-                f"{', '.join(f'{name[t]} read as {name[p]}' for t, p in shared)}." if shared
-                else "Their three most frequent mistakes have none in common.")
-        shown = " and ".join(dict.fromkeys(str(m.shown) for m in self.models))
-        total = int(self.models[0].matrix.values.sum())
-        return f"""## Where the models fail
-
-The confusion matrices below count each model's mistakes on the {total:,} test images (correct predictions,
-on the diagonal, left blank); the galleries show each model's first {shown} mistakes in test-set order,
-not a selection, captioned *true → predicted*.
-
-{chr(10).join(lines)}
-
-{both}"""
+        return say("failures", "text", rows=rows, shared=[(name[t], name[p]) for t, p in shared],
+                   shown=list(dict.fromkeys(m.shown for m in self.models)),
+                   total=int(self.models[0].matrix.values.sum()))

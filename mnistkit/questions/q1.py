@@ -10,7 +10,7 @@ from .. import data
 from ..errors import check_number
 from ..params import param
 from .common import Question, read, whole
-from .text import OPTIMIZER_NAMES, captioned, pct, plural, pm, question, reported, training_set
+from .text import captioned, pct, plural, pm, question, reported, say, training_set
 
 METRICS = ["train_loss", "train_acc", "test_loss", "test_acc", "seconds"]
 
@@ -94,27 +94,15 @@ class Q1Result:
         return plural(len(self.seeds), "seed")
 
     def protocol(self) -> str:
-        return f"""LeNet-5 (conv 1→6 5×5, max-pool, conv 6→16 5×5, max-pool, 256→120→84→10, ReLU;
-{self.parameters:,} parameters), {OPTIMIZER_NAMES[self.optimizer]}, learning rate {self.lr:g}, batch size
-{self.batch_size}, {plural(self.epochs, 'epoch')}, on {training_set(self.train_subset, self.validation)} training images
-normalized to [-1, 1], once per seed ({self._runs()}: {', '.join(map(str, self.seeds))}). After every epoch the model
-is evaluated on the {data.TEST_SIZE:,} test images; losses are mean cross-entropy per image, and curves and table
-give the mean over seeds. The train loss and accuracy are running means over the epoch's batches,
-taken while the network still learns, so the first epoch's train loss sits well above its test
-loss, which is measured after the epoch."""
+        return say("q1", "protocol", r=self, training_set=training_set(self.train_subset, self.validation),
+                   test_size=data.TEST_SIZE)
 
     def answer(self) -> str:
-        theirs = f"; the assignment reported {pct(self.reported, 1)} from one run" if self.reported else ""
-        return (f"LeNet reaches {pm(self.last.test_acc, self.test_acc_std)} test accuracy after "
-                f"{plural(self.epochs, 'epoch')} (mean ± std over {self._runs()}{theirs}).")
+        return say("q1", "answer", r=self)
 
     def alt(self) -> str:
         h = self.history
-        return (f"Two line charts over {plural(len(h), 'epoch')}, train and test, mean over {self._runs()} with a "
-                f"band of "
-                f"one standard deviation. Left: cross-entropy loss, train from {h.train_loss.iloc[0]:.3f} to "
-                f"{self.last.train_loss:.3f}, test from {h.test_loss.iloc[0]:.3f} to {self.last.test_loss:.3f}. "
-                f"Right: accuracy, test from {pct(h.test_acc.iloc[0])} to {pct(self.last.test_acc)}.")
+        return say("q1", "alt", r=self, first=h.iloc[0], epochs=len(h))
 
     def table(self) -> pd.DataFrame:
         h = self.history
@@ -126,16 +114,10 @@ loss, which is measured after the epoch."""
             "train accuracy": [pm(m, s) for m, s in zip(h.train_acc, spread.train_acc)],
             "test accuracy": [pm(m, s) for m, s in zip(h.test_acc, spread.test_acc)],
             "seconds per epoch": h.seconds.map("{:,.1f}".format),
-        }), f"LeNet at every epoch: losses, and accuracies as mean ± std over {self._runs()}; a run's seconds "
-            "for the epoch, its test pass included.")
+        }), say("q1", "caption", r=self))
 
     def analysis(self) -> str:
-        h, last, best = self.history, self.last, self.lowest_test_loss
-        tail = ", so the last epochs mostly fit the training set more tightly" if self.overfits else ""
-        return f"""Training loss goes from {h.train_loss.iloc[0]:.4f} to {last.train_loss:.4f}; test loss is
-lowest at epoch {int(best.epoch)} ({best.test_loss:.4f}) and ends at {last.test_loss:.4f}{tail}. Train
-accuracy ends at {pct(last.train_acc)} against {pct(last.test_acc)} on the test set. The seeds' final test
-accuracies are {', '.join(pct(a) for a in self.finals)}."""
+        return say("q1", "analysis", r=self, first=self.history.iloc[0], best=self.lowest_test_loss)
 
     def headlines(self) -> list[tuple]:
         return [(f"1. LeNet, {plural(self.epochs, 'epoch')} (mean of {self._runs()})", pct(self.last.test_acc),

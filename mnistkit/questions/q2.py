@@ -18,8 +18,8 @@ from ..params import check_mapping, param
 from ..store import Store
 from . import q2_study
 from .common import Question, Stage, base, read, row, whole
-from .text import (NA, OPTIMIZER_NAMES, PARAMETER_NAMES, SELECTED_BY, captioned, interval, mean_std_column,
-                   pct, plural, pm, question, reported, reported_setting, setting_label, training_set)
+from .text import (NA, OPTIMIZER_NAMES, PARAMETER_NAMES, SELECTED_BY, captioned, mean_std_column, pct, pm,
+                   question, reported, reported_setting, say, setting_label, training_set)
 
 HYPERPARAMETERS = ("optimizer", "lr", "batch_size", "momentum", "weight_decay", "schedule")  # what a setting sets
 
@@ -193,64 +193,34 @@ class Q2Result:
         column = column or self.selected_by
         return stats.difference(self._accs(self.best.setting, column), self._accs(self.second.setting, column))
 
+    @property
+    def _retrained_images(self) -> int | None:
+        """How many images the chosen setting was retrained on; None where it was not retrained."""
+        return int(self.retrained.train_images.iloc[0]) if self.retrained is not None else None
+
     def protocol(self) -> str:
-        if self.decider == "validation":
-            rule = (f"The best setting is chosen by its mean accuracy on the {self.validation:,}-image validation "
-                    f"split "
-                    "(held out of every run's training images; the same for every run).")
-            if self.retrained is not None:
-                n = int(self.retrained.train_images.iloc[0])
-                where = (f"all {n:,} training images, validation images included" if n == data.TRAIN_SIZE else
-                         f"{n:,} images drawn afresh from all {data.TRAIN_SIZE:,}, validation images among them (the "
-                         "stand-in for all of them)")
-                rule += (f" It is then retrained on {where}, over the same seeds, and "
-                         "the test images score those runs once; the table's test column is of the runs that chose "
-                         "it, for comparison.")
-            else:
-                rule += (f" The selected setting is not retrained on all {data.TRAIN_SIZE:,} images: the runs "
-                         "trained on the training part are the ones scored.")
-        else:
-            rule = ("Under the assignment's protocol the best setting is chosen by test accuracy, the number it then "
-                    "reports.")
-        return f"""LeNet trained with {len(self.settings)} settings of batch size, learning rate, optimizer,
-momentum, weight decay and schedule ({plural(self.epochs, 'epoch')} each, on
-{training_set(self.train_subset) if self.train_subset else f'{self.train_size:,}'} images),
-every setting over seeds {self.seeds} (lr: learning rate, bs: batch size, m: momentum, wd: weight decay).
-The settings with a reported accuracy are the assignment's; the others are this report's own
-candidates, written into the parameter file with its first version, before any run.
-Dots show the mean final test accuracy with its 95% interval over seeds, crosses the single-run
-accuracy the assignment reported for its settings. {rule}"""
+        images = training_set(self.train_subset) if self.train_subset else f"{self.train_size:,}"
+        return say("q2", "protocol", r=self, images=images, retrained=self._retrained_images,
+                   all_images=data.TRAIN_SIZE)
 
     title = "2. Hyperparameters"
 
     def answer(self) -> str:
         """The chosen setting; with its study, what matters most by both experiments first."""
-        scored = pm(self.scored.mean(), self.scored.std())
-        where = "retrained with the validation images, " if self.retrained is not None else ""
-        verdict = {"better": "ahead of the second best by an interval above zero",
-                   "level": "level with the second best within the seed noise",
-                   "worse": "below the second best"}[self.margin().verdict]
-        theirs = f"; the assignment's best: {pct(self.reported)} from one run" if self.reported else ""
-        chosen = (f"Of {len(self.settings)} settings, {self.decider} accuracy chooses {self.best.label} "
-                  f"({verdict}): {scored} on the test set ({where}mean ± std over {len(self.seeds)} seeds{theirs}).")
-        if self.study is None:
-            return chosen
-        return f"{self.study.answer()} {self._grid_answer(self.study)} {chosen}"
+        study = self.study
+        return say("q2", "answer", r=self, margin=self.margin(), mean=self.scored.mean(), std=self.scored.std(),
+                   study=None if study is None else study.answer(),
+                   grid=None if study is None else self._grid_answer(study))
 
     def _grid_answer(self, study) -> str:
         """What the settings' single changes add to the search's answer, and where the two disagree."""
         changes = self.single_changes()
         if changes.empty:
-            return "No two of the settings differ in one hyperparameter only."
+            return say("q2", "grid_answer", top=None, hyperparameter=None, agrees=False, missing=[])
         top = changes.loc[changes["diff"].abs().idxmax()]
-        name = PARAMETER_NAMES[top.hyperparameter]
-        agrees = top.hyperparameter in study.leaders
         missing = [PARAMETER_NAMES[h] for h in study.leaders if h not in set(changes.hyperparameter)]
-        return (f"Among the settings, the largest change that one hyperparameter makes alone is the {name}'s "
-                f"({top.change}: {interval(top.difference)}"
-                f"{', an interval that includes zero' if top.difference.verdict == 'level' else ''})"
-                f"{', as the search ranks it' if agrees else ''}"
-                + (f"; no two settings differ in the {' or '.join(missing)} alone" if missing else "") + ".")
+        return say("q2", "grid_answer", top=top, hyperparameter=PARAMETER_NAMES[top.hyperparameter],
+                   agrees=top.hyperparameter in study.leaders, missing=missing)
 
     def single_changes(self) -> pd.DataFrame:
         """Every pair of settings that differ in one hyperparameter only, in setting order: hyperparameter,
@@ -273,28 +243,15 @@ accuracy the assignment reported for its settings. {rule}"""
         changes = self.single_changes()
         if changes.empty:
             return ""
-        words = {"better": "a gain", "worse": "a loss", "level": "no detectable effect"}
-        lines = "\n".join(f"- **{PARAMETER_NAMES[r.hyperparameter]}**, {r.change}: {interval(r.difference)} on "
-                          f"{self.decider} accuracy, {words[r.difference.verdict]}" for r in changes.itertuples())
-        cosine = ""
-        if "schedule" in set(changes.hyperparameter):
-            warm = self.runs.loc[self.runs.schedule == "cosine", "warmup_epochs"].max()
-            warm_up = (f"after a linear warm-up of {warm:g} epoch{'' if warm == 1 else 's'}" if warm
-                       else "with no warm-up")
-            cosine = ("; the cosine schedule multiplies the learning rate, at every step, by a cosine that falls from "
-                      f"1 to 0 over the run's steps, {warm_up}")
-        return (f"**One change at a time.** These pairs of settings differ in one hyperparameter only, so each "
-                f"difference is that hyperparameter's effect there (the second setting minus the first, over "
-                f"{len(self.seeds)} seeds){cosine}:\n\n{lines}\n\n")
+        warm = (self.runs.loc[self.runs.schedule == "cosine", "warmup_epochs"].max()
+                if "schedule" in set(changes.hyperparameter) else None)
+        rows = [(PARAMETER_NAMES[c.hyperparameter], c.change, c.difference) for c in changes.itertuples()]
+        return say("q2", "single_changes", r=self, changes=rows, warm=warm) + "\n\n"  # a blank line after the list
 
     def alt_settings(self) -> str:
         s = self.settings
-        shown = (f"mean validation accuracy (which chooses), from {pct(s['val_mean'].min())} to "
-                 f"{pct(s['val_mean'].max())}, and test accuracy beside it" if self.decider == "validation"
-                 else "mean test accuracy")
-        return (f"Dot plot of {shown} for {len(s)} settings, with 95% intervals over seeds; test accuracy from "
-                f"{pct(s['mean'].min())} to {pct(s['mean'].max())}; the setting chosen on {self.decider} accuracy, "
-                f"marked, is {self.best.label}; crosses mark the assignment's single runs.")
+        return say("q2", "alt_settings", r=self, val_low=s["val_mean"].min(), val_high=s["val_mean"].max(),
+                   test_low=s["mean"].min(), test_high=s["mean"].max())
 
     def table(self) -> pd.DataFrame:
         s = self.settings
@@ -306,63 +263,28 @@ accuracy the assignment reported for its settings. {rule}"""
             "the assignment (1 run)": s.reported.map(lambda v: NA if pd.isna(v) else pct(v)),
             "seconds per run": s.seconds.map("{:,.1f}".format),
         })
-        return captioned(pd.DataFrame(columns), f"The {len(s)} settings over {len(self.seeds)} seeds, the chosen "
-                         f"one (by {self.decider} accuracy) first; the assignment's accuracy where it ran the same.")
+        return captioned(pd.DataFrame(columns), say("q2", "caption", r=self))
 
     def analysis(self) -> str:
-        best, second, margin = self.best, self.second, self.margin()
-        test_margin = self.margin("test_acc")
         deciding = "val_mean" if self.decider == "validation" else "mean"
-        clear = {"better": "a clear margin: the interval lies above zero",
-                 "level": "not a clear margin: the interval includes zero, so the two are level within the seed noise",
-                 "worse": "an interval below zero"}[margin.verdict]
-        scored = pm(self.scored.mean(), self.scored.std())
-        retraining = ""
-        if self.retrained is not None:
-            n = int(self.retrained.train_images.iloc[0])
-            where = f"all {n:,} images" if n == data.TRAIN_SIZE else f"{n:,} images drawn from all {data.TRAIN_SIZE:,}"
-            shown = (f"validation {pct(best['val_mean'])}; retrained on {where}, test **{scored}**; the runs that "
-                     f"chose it scored {pct(best['mean'])}")
-            more = stats.difference(list(self.scored), self._accs(best.setting, "test_acc"))
-            gained = {"better": "gained, by an interval above zero", "worse": "lost, by an interval below zero",
-                      "level": "changed by less than the seed noise (the interval includes zero)"}[more.verdict]
-            more_images = (f"all {n:,} images ({n - self.train_size:,} more)" if n > self.train_size
-                           else f"{n:,} images drawn afresh")
-            retraining = (f"\n\nRetraining on {more_images} {gained}: "
-                          f"{interval(more)} on the test set. These retrained runs are question 2's best CNN, "
-                          "which question 3 compares with the baseline.")
-        elif self.decider == "validation":
-            shown = f"validation {pct(best['val_mean'])}, test **{scored}**"
-        else:
-            shown = f"test **{scored}**"
+        second = self.second
         tied = [r for _, r in self.ranked.iloc[1:].iterrows() if r[deciding] == second[deciding]]
-        second_words = (f"the second best ({second.label}, {pct(second[deciding])} on {self.decider})" if len(tied) == 1
-                        else f"the {len(tied)} settings tied for second place on {self.decider} accuracy ("
-                             + " and ".join(f"{int(r.setting)}, {r.label}" for r in tied)
-                             + f", {pct(second[deciding])} each; the first listed stands for them)")
-        return f"""Chosen by **{self.decider}** accuracy, the best setting is **{best.label}** ({shown}).
-Against {second_words} it leads by {interval(margin)}
-on {self.decider} accuracy over {len(self.seeds)} seeds, {clear}; on the test images the same two differ by
-{interval(test_margin)}.
-{self._bottom()}{self._theirs()}{retraining}
-
-{self._single_changes_text()}"""
+        more = (None if self.retrained is None
+                else stats.difference(list(self.scored), self._accs(self.best.setting, "test_acc")))
+        return say("q2", "analysis", r=self, deciding=deciding, tied=tied, margin=self.margin(),
+                   test_margin=self.margin("test_acc"), mean=self.scored.mean(), std=self.scored.std(),
+                   retrained=self._retrained_images, more=more, all_images=data.TRAIN_SIZE, bottom=self._bottom(),
+                   theirs=self._theirs(), single_changes=self._single_changes_text()) + "\n\n"  # ends in a blank line
 
     def _theirs(self) -> str:
         """The assignment's best setting and accuracy, where it studied the same dataset."""
         if not self.reported:
             return ""
         theirs = self.settings[self.settings.reported == self.reported]
-        label = f" of {theirs.label.iloc[0]}" if len(theirs) else ""
-        return f" The assignment's best was\n{pct(self.reported)} from one run{label}, chosen on the test set."
+        return say("q2", "theirs", reported=self.reported, label=theirs.label.iloc[0] if len(theirs) else None)
 
     def _bottom(self) -> str:
-        low = self.lowest
-        if len(low) == 1:
-            return (f"The lowest is {low[0].label} at {pct(low[0]['mean'])} on the test set, below every other "
-                    "setting by more than its interval.")
-        return (f"At the bottom, {len(low)} settings are level (each one's difference to the lowest has an interval "
-                "that includes zero): " + ", ".join(f"{r.label} {pct(r['mean'])}" for r in low) + " on the test set.")
+        return say("q2", "bottom", low=self.lowest)
 
     def headlines(self) -> list[tuple]:
         retrained = "retrained with the validation images, " if self.retrained is not None else ""

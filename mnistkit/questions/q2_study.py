@@ -15,7 +15,7 @@ from ..params import Base as Params
 from ..params import param
 from ..store import Store
 from .common import base, read, row
-from .text import OPTIMIZER_NAMES, PARAMETER_NAMES, SELECTED_BY, pct, plural
+from .text import OPTIMIZER_NAMES, PARAMETER_NAMES, SELECTED_BY, pct, say
 
 
 @dataclass(frozen=True)
@@ -112,17 +112,13 @@ class StudyResult:
 
     def _failures(self) -> str:
         """The failed trials by kind, with their optimizers and learning rates."""
-        parts = []
-        for kind, how in (("diverged", f"their train loss rose above {study.BLOWN_UP:g}× a uniform guess's "
-                                       f"{study.CHANCE_LOSS:.2f} or stopped being a number"),
-                          ("stalled", "their train loss stayed near a uniform guess's")):
+        kinds = []
+        for kind in ("diverged", "stalled"):
             group = self.failed[self.failed.kind == kind]
             if len(group):
-                where = "; ".join(f"{OPTIMIZER_NAMES[o]} at learning rates {g.lr.min():.2g} to {g.lr.max():.2g}"
-                                  if len(g) > 1 else f"{OPTIMIZER_NAMES[o]} at learning rate {g.lr.iloc[0]:.2g}"
-                                  for o, g in group.groupby("optimizer", sort=False))
-                parts.append(f"{len(group)} {kind} ({how}: {where})")
-        return " and ".join(parts)
+                kinds.append((kind, len(group), [(OPTIMIZER_NAMES[o], len(g), g.lr.min(), g.lr.max())
+                                                 for o, g in group.groupby("optimizer", sort=False)]))
+        return say("q2_study", "failures", kinds=kinds, blown_up=study.BLOWN_UP, chance_loss=study.CHANCE_LOSS)
 
     def _share(self, name: str) -> str:
         lo, hi = self.ci95(name)
@@ -135,19 +131,13 @@ class StudyResult:
 
     def _firsts(self) -> str:
         ranked = sorted((n for n in study.PARAMETERS if self.first[n] > 0), key=lambda n: -self.first[n])
-        return ", ".join(f"{PARAMETER_NAMES[n]} in {pct(self.first[n], 0)}" for n in ranked)
+        return say("q2_study", "firsts", firsts=[(PARAMETER_NAMES[n], self.first[n]) for n in ranked])
 
     def answer(self) -> str:
         """Which hyperparameters matter most in the search, saying only what the resamples support."""
         lead = [PARAMETER_NAMES[n] for n in self.leaders]
-        trials = f"a random search of {plural(len(self.trials), 'trial')}"
-        if len(lead) == len(study.PARAMETERS):
-            return (f"In {trials}, no hyperparameter stands out: the bootstrap resamples separate none of them "
-                    f"(the most important: {self._firsts()} of the resamples).")
-        first, rest = lead[0], lead[1:]
-        tied = (f"; the resamples do not separate the {' or the '.join(rest)} from it" if rest else "")
-        return (f"{first[:1].upper()}{first[1:]} matters most in {trials}: the most important hyperparameter is "
-                f"{self._firsts()} of its bootstrap resamples{tied}.")
+        return say("q2_study", "answer", trials=len(self.trials), lead=lead,
+                   every=len(lead) == len(study.PARAMETERS), firsts=self._firsts())
 
     @property
     def decider(self) -> str:
@@ -163,39 +153,20 @@ class StudyResult:
         return sorted(study.PARAMETERS, key=lambda k: -self.importance[k])
 
     def protocol(self) -> str:
-        t = self.trials
-        counts = t.optimizer.value_counts()
-        return f"""A random search (Optuna's random sampler, seeded) draws
-{len(t)} configurations over the whole space: learning rate 1e-4 to 1e-1 and weight decay 1e-6 to 1e-2
-(log scales), batch size 32 to 512 (log scale), the optimizer
-({', '.join(f'{OPTIMIZER_NAMES[o]} {n}' for o, n in counts.items())} draws)
-and, for SGD, momentum 0.5 to 0.99. Each is one LeNet run of {plural(self.epochs, 'epoch')}. Functional
-ANOVA (Hutter, Hoos and Leyton-Brown, 2014; Optuna's evaluator) fits a random forest to the
-{self.decider} accuracies and splits their variance into the share each hyperparameter explains
-on its own: its main effect. The shares are those main effects normalized to sum to 100%; the
-interactions between hyperparameters are left out of them{self._main_words()}. Momentum's share is computed among
-the SGD trials."""
+        counts = list(self.trials.optimizer.value_counts().items())
+        return say("q2_study", "protocol", r=self, counts=counts, main_words=self._main_words())
 
     def _main_words(self) -> str:
-        if math.isnan(self.main_share):
-            return ""
-        return (f" (the main effects together explain {pct(self.main_share, 0)} of the variance the forest "
-                f"predicts; the rest is interactions)")
+        return say("q2_study", "main_words", share=None if math.isnan(self.main_share) else self.main_share)
 
     def alt_curves(self) -> str:
-        t = self.trials
-        best = t.loc[t[self.selected_by].idxmax()]
-        return (f"Scatter plots of {self.decider} accuracy against learning rate on a log axis, one panel per "
-                f"optimizer, "
-                f"points coloured by batch size; {len(t)} trials from {pct(t[self.selected_by].min(), 1)} to "
-                f"{pct(t[self.selected_by].max(), 1)} (best: {best.optimizer} lr {best.lr:.2g}, batch "
-                f"{int(best.batch_size)}).")
+        accuracy = self.trials[self.selected_by]
+        return say("q2_study", "alt_curves", r=self, best=self.trials.loc[accuracy.idxmax()], low=accuracy.min(),
+                   high=accuracy.max())
 
     def alt_importance(self) -> str:
-        return ("Bar chart of fANOVA importance, largest first, with 95% bootstrap intervals: "
-                + "; ".join(f"{PARAMETER_NAMES[k]} {self._share(k)}"
-                            for k in sorted(self.importance, key=lambda k: -self.importance[k]))
-                + ".")
+        return say("q2_study", "alt_importance", shares=[(PARAMETER_NAMES[k], self._share(k)) for k in
+                                                         sorted(self.importance, key=lambda k: -self.importance[k])])
 
     def best_lr(self) -> pd.DataFrame:
         """Per optimizer: trials, the best trial's learning rate and accuracy, and the accuracy range."""
@@ -208,34 +179,15 @@ the SGD trials."""
         return pd.DataFrame(rows)
 
     def analysis(self) -> str:
-        imp = self.importance
-        shares = ", ".join(f"{PARAMETER_NAMES[n]} {self._share(n)}" for n in self.ranked_parameters)
-        lines = "\n".join(f"- **{OPTIMIZER_NAMES[r.optimizer]}** ({plural(r.trials, 'trial')}): best at lr "
-                          f"{r.best_lr:.2g} "
-                          f"({pct(r.best)}), worst {pct(r.worst)}" for r in self.best_lr().itertuples())
-        within = imp.get(study.WITHIN_SGD)
-        momentum = "" if within is None else (f" Among the SGD trials alone, momentum's share is "
-                                              f"{self._share(study.WITHIN_SGD)}.")
         calm = self.importance_without_failed
-        diverged = "" if calm is None else (
-            f"\n\n{plural(len(self.failed), 'trial')} failed to learn (below {pct(study.FAILED, 0)}, chance is 10%): "
-            f"{self._failures()}. The gap between them and the rest is part of the variance above. Without "
-            f"them (both kinds) the shares are "
-            + ", ".join(f"{PARAMETER_NAMES[n]} {pct(calm[n], 0)}"
-                        for n in sorted(study.PARAMETERS, key=lambda k: -calm[k]))
-            + ": what separates good runs from each other, rather than from the failed ones.")
-        return f"""Main-effect shares with their 95% intervals over {len(self.resampled)} bootstrap resamples of the
-trials: {shares}. Ranked in each resample, the most important is {self._firsts()} of them.{momentum}{diverged}
-
-Per optimizer:
-
-{lines}
-
-The curves show why a single share hides an interaction: each optimizer has its own good range
-of learning rates. Adaptive optimizers (Adam, RMSprop) rescale each parameter's step, so their
-good range sits lower; momentum SGD moves as far as the raw gradient times the learning rate and
-needs a larger one. With a fixed number of epochs a larger batch means fewer updates, so batch
-size and learning rate act together through the size and number of steps."""
+        within = self.importance.get(study.WITHIN_SGD)
+        return say("q2_study", "analysis", resamples=len(self.resampled), firsts=self._firsts(),
+                   shares=[(PARAMETER_NAMES[n], self._share(n)) for n in self.ranked_parameters],
+                   momentum=None if within is None else self._share(study.WITHIN_SGD),
+                   failed=len(self.failed), below=study.FAILED, failures=None if calm is None else self._failures(),
+                   calm=None if calm is None else [(PARAMETER_NAMES[n], calm[n]) for n in
+                                                   sorted(study.PARAMETERS, key=lambda k: -calm[k])],
+                   optimizers=self.best_lr().to_dict("records"))
 
     def summary(self) -> dict:
         calm = self.importance_without_failed

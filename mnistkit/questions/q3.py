@@ -19,7 +19,7 @@ from ..store import Store
 from ..trainer import EVAL_BATCH, predict
 from . import q2
 from .common import Question, Stage, read
-from .text import bracketed, captioned, interval, pct, pm, question, reported
+from .text import bracketed, captioned, pct, pm, question, reported, say
 
 
 @dataclass(frozen=True)
@@ -288,26 +288,23 @@ class Q3Result:
                               f"{scored} accuracy": shown.accuracy.map(pct),
                               "seconds": shown.seconds.map("{:,.0f}".format),
                               "chosen": ["yes" if t == self.chosen.trial else "" for t in shown.trial]})
-        what = f"The {len(shown)} most accurate of the" if len(shown) < len(self.search) else "All"
-        return captioned(frame, f"{what} {len(self.search)} settings the random search drew for the baseline, each "
-                                f"trained on {self.search_images:,} images and scored on the {scored} images.")
+        return captioned(frame, say("q3", "search_caption", shown=len(shown), trials=len(self.search),
+                                    images=self.search_images, scored_on=scored))
 
     def answer(self) -> str:
-        gap, cnn, base = self.gap, self.cnn, self.bovw
-        verdict = {"better": "The CNN is more accurate", "worse": "The baseline is more accurate",
-                   "level": "No detectable difference"}[gap.verdict]
-        return (f"{verdict}: LeNet {pct(cnn.test_acc)} against SIFT-BoVW-SVM {pct(base.test_acc)} on the test set, "
-                f"{interval(gap)} over {len(self.seeds)} seeds of each. The baseline, whose setting a random search "
-                f"chose on {self.search_scored_on} images, classifies an image "
-                f"{base.inference_ms_per_image / cnn.inference_ms_per_image:.0f}× slower "
-                f"({self.inference_conditions}).")
+        return say("q3", "answer", r=self, verdict=self.gap.verdict, slower=self.slower,
+                   conditions=self.inference_conditions)
 
     @property
     def inference_conditions(self) -> str:
         """How the inference times were measured: what a time ratio holds under."""
-        jobs = self.bovw_config.get("jobs", 1)
-        return (f"the {data.TEST_SIZE:,} test images; the CNN in batches of {EVAL_BATCH:,} on one process, the "
-                f"baseline's descriptors and histograms in {jobs} worker process{'es' if jobs != 1 else ''}")
+        return say("q3", "inference_conditions", test_images=data.TEST_SIZE, batch=EVAL_BATCH,
+                   jobs=self.bovw_config.get("jobs", 1))
+
+    @property
+    def slower(self) -> float:
+        """How many times as long the baseline takes to classify an image as the CNN."""
+        return self.bovw.inference_ms_per_image / self.cnn.inference_ms_per_image
 
     @property
     def gap(self) -> stats.Difference:
@@ -331,25 +328,10 @@ class Q3Result:
     def protocol(self) -> str:
         c, best = self.bovw_config, self.chosen
         space = "; ".join(f"{SPACE_WORDS.get(k, k)} " + _choices(v, "or") for k, v in self.space.items())
-        ties = (f" Trial{'s' if len(self.tied) > 1 else ''} {_choices(self.tied)} scored the same; of equals the "
-                "search takes the cheapest, the one with the fewest keypoint-word products per image."
-                if self.tied else "")
-        return f"""The best setting of section 2, trained on {self.cnn.train_images:,} images ({self.cnn.runs} seeds;
-inference timed with the first seed's model), against the classical pipeline, trained on the same
-{self.bovw.train_images:,} images once per seed (the seed draws the descriptors k-means sees, starts k-means and
-orders the SVM's passes): dense SIFT on a grid every {c['step']} px of the image resized from 28 to
-{c['upscale']} pixels (×{c['upscale'] / 28:g}; keypoint size {c['patch']:g}; RootSIFT: each descriptor L1-normalized
-and square-rooted, so that Euclidean distance compares gradient histograms as the Hellinger distance does), a
-vocabulary of {c['words']:,} visual words (k-means on {c['kmeans_sample']:,} sampled descriptors), a
-spatial-pyramid histogram of word counts per image ({c['levels']} level{'s' if c['levels'] > 1 else ''},
-{self.bovw.feature_dim:,} features, square-rooted and L2-normalized) and a linear SVM (C = {c['C']:g}). Times are
-wall-clock seconds on this machine ({self.device_name}); the CNN's training time includes its per-epoch test pass.
-
-**The baseline's setting was chosen by a random search on {self._scored_words}.** Optuna's random sampler (seed
-{self.search_seed}) drew {len(self.search)} settings, one choice of each of: {space}. Each was trained on
-{self.search_images:,} balanced training images{self._search_pool}, scored as above, and stored like
-a run. The most accurate, trial {int(best.trial)} ({setting_words(self.setting(best.trial))},
-{pct(best.accuracy)}), is the baseline.{ties}"""
+        return say("q3", "protocol", r=self, c=c, zoom=c["upscale"] / 28, trial=int(best.trial), accuracy=best.accuracy,
+                   setting=setting_words(self.setting(best.trial)), space=space,
+                   tied=_choices(self.tied) if self.tied else "", scored_words=self._scored_words,
+                   search_pool=self._search_pool)
 
     @property
     def keypoints(self) -> int:
@@ -358,13 +340,11 @@ a run. The most accurate, trial {int(best.trial)} ({setting_words(self.setting(b
 
     @property
     def _search_pool(self) -> str:
-        return " outside the validation split" if self.search_scored_on == "validation" else ""
+        return say("q3", "search_pool", scored_on=self.search_scored_on)
 
     @property
     def _scored_words(self) -> str:
-        if self.search_scored_on == "validation":
-            return f"the {self.validation_images:,} validation images alone"
-        return "the test images (the assignment's protocol selects by test accuracy)"
+        return say("q3", "scored_words", scored_on=self.search_scored_on, validation_images=self.validation_images)
 
     def table(self) -> pd.DataFrame:
         """One row per measure, one column per method: narrow enough for a page."""
@@ -379,60 +359,26 @@ a run. The most accurate, trial {int(best.trial)} ({setting_words(self.setting(b
         }
         frame = pd.DataFrame({"measure": list(rows),
                               **{m.short: [fmt(m) for fmt in rows.values()] for m in (self.cnn, self.bovw)}})
-        return captioned(frame, "The best CNN against the baseline: accuracy on the test set, cost and size.")
+        return captioned(frame, say("q3", "table_caption"))
 
     def alt(self) -> str:
-        pc, kind = self.per_class.set_index("class"), self.facts.kind
-        return (f"Dot plot of test accuracy per {kind}, {self.facts.classes[0]} to {self.facts.classes[-1]}, with "
-                f"95% intervals, for {self.cnn.short} and {self.bovw.short}; "
-                f"the baseline's lowest is {kind} {self.hardest} at {pct(pc[self.bovw.short].min())}, "
-                f"the CNN's lowest {pct(pc[self.cnn.short].min())}.")
+        pc = self.per_class
+        return say("q3", "alt", r=self, kind=self.facts.kind, classes=self.facts.classes,
+                   bovw_lowest=pc[self.bovw.short].min(), cnn_lowest=pc[self.cnn.short].min())
 
     def analysis(self) -> str:
-        cnn, base, gap, c = self.cnn, self.bovw, self.gap, self.bovw_config
-        if gap.verdict == "better":
-            verdict = (f"The CNN is more accurate: {pct(cnn.test_acc)} against {pct(base.test_acc)}, {interval(gap)} "
-                       f"over {len(self.cnn_accs)} seeds; the baseline makes {self.error_ratio:.1f}× as many test "
-                       f"errors.")
-        elif gap.verdict == "worse":
-            verdict = (f"The baseline is more accurate: {pct(base.test_acc)} against {pct(cnn.test_acc)} for the CNN, "
-                       f"{interval(gap)} over {len(self.cnn_accs)} seeds; the CNN makes "
-                       f"{1 / self.error_ratio:.1f}× as "
-                       f"many test errors.")
-        else:
-            verdict = (f"The two are level: {pct(cnn.test_acc)} for the CNN against {pct(base.test_acc)} for the "
-                       f"baseline, {interval(gap)} over {len(self.cnn_accs)} seeds, an interval that includes zero.")
-        if self.mcnemar:
-            m = self.mcnemar
-            significant = sum(x.significant for x in m)
-            verdict += (f" Seed by seed on the same {data.TEST_SIZE:,} test images (each seed's CNN against the "
-                        f"same seed's baseline), the CNN alone is right on {_choices([x.only_a for x in m])} images "
-                        f"that the baseline gets wrong, the baseline alone on {_choices([x.only_b for x in m])}: "
-                        f"McNemar's "
-                        f"exact test (a paired test on the images exactly one of the two gets right) gives "
-                        f"{_choices([f'p {_p(x.p)}' for x in m])}, a significant difference at the 5% level in "
-                        f"{significant} of {len(m)} pairs.")
-        slower = base.inference_ms_per_image / cnn.inference_ms_per_image
-        return f"""{verdict} The baseline's hardest {self.facts.kind} is {self.hardest}. The CNN trains in
-{cnn.train_seconds:,.0f} s against {base.train_seconds:,.0f} s for the baseline, and classifies an image in
-{cnn.inference_ms_per_image:.3f} ms against {base.inference_ms_per_image:.3f} ms ({slower:.0f}× longer;
-{self.inference_conditions}); it has
-{cnn.learned_parameters:,} learned parameters against {base.learned_parameters:,}.
-
-The two differ in what is learned. SIFT describes local gradient orientations with a fixed,
-hand-designed recipe; k-means learns a vocabulary of those patterns without labels, the pyramid
-keeps roughly where each occurs, and the SVM is the only stage that sees a label. The CNN learns
-its filters, their combinations and the classifier together from the labels, so its features are
-shaped to separate exactly these ten classes, with {cnn.feature_dim} features before its last layer
-against the baseline's {base.feature_dim:,}.{self._theirs()} At test time the baseline must compute
-{self.keypoints:,} descriptors per image and encode them against the vocabulary, which is where
-its inference time goes; the CNN needs a few small convolutions and matrix products."""
+        verdict, m = self.gap.verdict, self.mcnemar
+        # test errors of the less accurate side per test error of the more accurate one
+        errors = self.error_ratio if verdict == "better" else 1 / self.error_ratio if verdict == "worse" else None
+        paired = {"only_a": _choices([x.only_a for x in m]), "only_b": _choices([x.only_b for x in m]),
+                  "p": _choices([f"p {_p(x.p)}" for x in m]), "significant": sum(x.significant for x in m),
+                  "pairs": len(m)} if m else None
+        return say("q3", "analysis", r=self, verdict=verdict, errors=errors, paired=paired,
+                   test_images=data.TEST_SIZE, slower=self.slower, conditions=self.inference_conditions,
+                   keypoints=self.keypoints, theirs=self._theirs())
 
     def _theirs(self) -> str:
-        if not self.reported:
-            return ""
-        return (" A dense grid of small SIFT windows on MNIST's clean,\ncentred digits is a strong representation, "
-                "which is why this baseline scores far above the\nassignment's " + self.reported + ".")
+        return say("q3", "theirs", reported=self.reported)
 
     def headlines(self) -> list[tuple]:
         n = len(self.seeds)

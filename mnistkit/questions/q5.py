@@ -15,7 +15,7 @@ from ..params import Base as Params
 from ..params import check_sizes, param
 from ..store import Store
 from .common import Question, distinct_sizes, full_size, read, row, sized
-from .text import NA, question, recipe, reported, captioned, mean_std_column, pct, plural, pm, points
+from .text import NA, captioned, mean_std_column, pct, pm, question, recipe, reported, say
 
 
 def _count(params: Params, size) -> int:
@@ -155,48 +155,29 @@ class Q5Result:
 
     def protocol(self) -> str:
         kind, seeds = data.dataset(self.dataset).kind, len(self.smallest_runs())
-        smallest = int(self.sizes['size'].iloc[0])
-        return f"""LeNet, {recipe(self.runs)}, trained on balanced subsets (the same number of images
-of every {kind}, drawn with the run's seed) and on the full set, seeds {self.seeds} ({seeds} seeds at
-{smallest:,} images, where the spread is widest), under two protocols
-side by side. **Equal epochs** (the assignment's): every size for {plural(self.epochs, 'epoch')}, so a smaller set
-also gets fewer updates. **Equal steps**: every size for as many optimization steps as the largest
-set's {plural(self.epochs, 'epoch')}
-({', '.join(f'{int(r.size):,} images: {int(r.epochs):,} epochs' for r in self.steps.itertuples())}),
-scored on the test set after the last.{self._unbalanced()}"""
+        return say("q5", "protocol", r=self, kind=kind, recipe=recipe(self.runs), seeds=seeds,
+                   smallest=int(self.sizes["size"].iloc[0]), unbalanced=self._unbalanced())
 
     def _unbalanced(self) -> str:
         """What the whole training set holds per class, counted from its labels."""
         c, facts = self.full_counts, data.dataset(self.dataset)
         if not c:
             return ""
-        if min(c) == max(c):
-            return f" The full set is balanced too: {min(c):,} images of each {facts.kind}."
-        fewest, most = facts.classes[c.index(min(c))], facts.classes[c.index(max(c))]
-        return (f" The full set is not balanced: its {facts.kinds} have {min(c):,} ({facts.kind} {fewest}) to "
-                f"{max(c):,} ({facts.kind} {most}) images each.")
+        return " " + say("q5", "unbalanced", kind=facts.kind, kinds=facts.kinds, fewest=min(c), most=max(c),
+                         balanced=min(c) == max(c), fewest_class=facts.classes[c.index(min(c))],
+                         most_class=facts.classes[c.index(max(c))])
 
     title = "5. Training-set size"
 
     def answer(self) -> str:
         s, q = self.sizes, self.steps
-        first, last = s.iloc[0], s.iloc[-1]
-        shape = "with shrinking gains per tenfold" if self.saturates else "without shrinking gains per tenfold"
         share = self.steps_share()
-        steps = ("" if math.isnan(share) else f"; trained for as many steps as the largest set, {first['size']:,} "
-                                              f"images "
-                 f"reach {pct(q['mean'].iloc[0])}, closing {pct(share, 0)} of that gap")
-        return (f"At equal epochs ({plural(self.epochs, 'epoch')}), test accuracy grows from "
-                f"{pm(first['mean'], first['std'])} on {first['size']:,} "
-                f"images "
-                f"to {pm(last['mean'], last['std'])} on {last['size']:,}, {shape}{steps}.")
+        return say("q5", "answer", r=self, first=s.iloc[0], last=s.iloc[-1],
+                   share=None if math.isnan(share) else share, steps_mean=q["mean"].iloc[0])
 
     def alt(self) -> str:
         e, q = self.sizes, self.steps
-        return ("Line chart of test accuracy against training-set size on a log axis, mean ± std with one dot per "
-                "seed, one line per protocol. Equal epochs: "
-                + ", ".join(f"{n:,} {pct(m)}" for n, m in zip(e["size"], e["mean"]))
-                + ". Equal steps: " + ", ".join(f"{n:,} {pct(m)}" for n, m in zip(q["size"], q["mean"])) + ".")
+        return say("q5", "alt", epochs=list(zip(e["size"], e["mean"])), steps=list(zip(q["size"], q["mean"])))
 
     def table(self) -> pd.DataFrame:
         e, q = self.sizes, self.steps.set_index("size")
@@ -209,41 +190,21 @@ scored on the test set after the last.{self._unbalanced()}"""
             "equal steps: test accuracy": [pm(q.loc[n, "mean"], q.loc[n, "std"]) if n in q.index else NA
                                            for n in e["size"]],
         })
-        return captioned(frame, "LeNet's test accuracy per training-set size: at equal epochs, and trained for as many "
-                                "steps as the largest set.")
+        return captioned(frame, say("q5", "caption"))
 
     def analysis(self) -> str:
         s, q = self.sizes, self.steps
-        first, last = s.iloc[0], s.iloc[-1]
-        steps = [f"{s['size'].iloc[i]:,} → {s['size'].iloc[i + 1]:,}: "
-                 f"{points(s['mean'].iloc[i + 1] - s['mean'].iloc[i])} "
-                 f"points ({100 * g:+.1f} per tenfold)" for i, g in enumerate(self.gains)]
-        shape = ("The gain per tenfold more data shrinks as the set grows: accuracy saturates. One explanation, "
-                 "a hypothesis this study does not test, is that each new image is more likely to repeat a writing "
-                 "style the network has already seen. " if self.saturates else
-                 "Here the gain per tenfold more data does not shrink: the network is still far from saturated. ")
-        stds = ", ".join(f"{100 * d:.2f}" for d in s["std"])
+        last = s.iloc[-1]
+        gains = [(s["size"].iloc[i], s["size"].iloc[i + 1], s["mean"].iloc[i + 1] - s["mean"].iloc[i], g)
+                 for i, g in enumerate(self.gains)]
         fewest = int(s["count"].min())
-        seeds = (f"The seeds' standard deviations are {stds} points; with {fewest} seeds a standard deviation is "
-                 f"itself uncertain by about ±{100 / math.sqrt(2 * (fewest - 1)):.0f}%, so they are not read for a "
-                 "trend. " if fewest > 1 else "")
-        reference = (" (the assignment, one run each: " + ", ".join(f"{n:,} {pct(v)}" for n, v in self.reported.items())
-                     + ")" if self.reported else "")
         uneven = bool(self.full_counts) and min(self.full_counts) != max(self.full_counts)
-        kind = (" The largest set also differs in kind: it is all the data, with its uneven class counts."
-                if uneven and self.runs.loc[self.runs["size"] == last["size"], "full"].all() else "")
         share = self.steps_share()
-        split = (f"Trained for as many steps as the largest set, {first['size']:,} images reach "
-                 f"**{pm(q['mean'].iloc[0], q['std'].iloc[0])}** instead of {pct(first['mean'])}: equal steps close "
-                 f"{pct(share, 0)} of the gap to {last['size']:,} images, so that much of the small-set gap at "
-                 f"equal epochs "
-                 f"is too few updates, and the rest is too little data.") if not math.isnan(share) else ""
-        grows = f"**{pm(first['mean'], first['std'])}** with {first['size']:,} images"
-        return f"""At equal epochs, accuracy grows from {grows} to
-**{pm(last['mean'], last['std'])}** with {last['size']:,}{reference}.
-Gain per step: {'; '.join(steps)}. {shape}{seeds}{kind}
-
-{split}{assignment_sentence(self)}"""
+        return say("q5", "analysis", r=self, first=s.iloc[0], last=last, gains=gains, stds=list(s["std"]),
+                   fewest=fewest, uncertainty=100 / math.sqrt(2 * (fewest - 1)) if fewest > 1 else None,
+                   all_data=uneven and self.runs.loc[self.runs["size"] == last["size"], "full"].all(),
+                   share=None if math.isnan(share) else share, steps_mean=q["mean"].iloc[0],
+                   steps_std=q["std"].iloc[0], assignment=assignment_sentence(self))
 
     def headlines(self) -> list[tuple]:
         rows = []
@@ -276,13 +237,8 @@ def assignment_sentence(r: Q5Result) -> str:
         return ""
     theirs = r.reported[size]
     reach = int((small >= theirs).sum())
-    where = ("inside the range of our seeds, so the luck of one draw of images and initial weights can explain the "
-             "difference"
-             if small.min() <= theirs <= small.max() else
-             "outside the range of our seeds, so more than the luck of one draw separates the two")
-    return (f" At {size:,} images and equal epochs, {len(small)} seeds range from {pct(small.min())} to "
-            f"{pct(small.max())} (mean {pct(small.mean())}); {reach} of {len(small)} reach the assignment's single run "
-            f"of {pct(theirs)}, which lies {where}.")
+    return " " + say("q5", "assignment", size=size, small=small, theirs=theirs, reach=reach,
+                     inside=small.min() <= theirs <= small.max())
 
 
 QUESTION = Question("q5", 5, question("q5"), Section, runs, result,

@@ -17,8 +17,8 @@ from ..params import Base as Params
 from ..params import check_mapping, check_seeds, check_sizes, param
 from ..store import Store
 from .common import Question, distinct_sizes, curves, full_size, read, row, sized
-from .text import (MODEL_NAMES, NA, SELECTED_BY, bracketed, captioned, interval, mean_std_column, pm, pct,
-                   plural, points, question, recipe_words, reported)
+from .text import (MODEL_NAMES, NA, SELECTED_BY, bracketed, captioned, mean_std_column, pm, pct, question,
+                   recipe_words, reported, say)
 
 
 def _run_values(recipe: dict, epochs: int) -> dict:
@@ -102,40 +102,17 @@ def result(params: Params, store: Store, needed: dict | None = None) -> "Q6Resul
 
 
 def describe_vit(shape: dict) -> str:
-    p = shape["patch_size"]
-    return (f"the image cut into {(28 // p) ** 2} patches of {p}×{p} pixels, each embedded linearly into "
-            f"{shape['dim']} dimensions, a learned CLS token and learned position embeddings, an encoder of "
-            f"**{shape['depth']} layers** ({shape['heads']} heads, MLP {shape['mlp_dim']}, "
-            f"{'pre' if shape['norm_first'] else 'post'}-norm) and an MLP head on the CLS token")
+    return say("q6", "describe_vit", shape=shape, patches=(28 // shape["patch_size"]) ** 2)
 
 
 def describe_vits(shapes: dict) -> str:
     """The ViT of the first recipe in words, and how the others' shapes differ from it."""
     differ = [k for k in models.VIT_SHAPE if len({s[k] for s in shapes.values()}) > 1]
-    shape = describe_vit(next(iter(shapes.values())))
-    if differ:
-        shape += " (the recipes differ in " + "; ".join(
-            f"{SHAPE_WORDS.get(k, k)}: " + ", ".join(f"{_shape_value(k, s[k])} under {n}" for n, s in shapes.items())
-            for k in differ) + ")"
-    return shape
+    return say("q6", "describe_vits", shape=describe_vit(next(iter(shapes.values()))), differ=differ, shapes=shapes)
 
 
 # what a setting the first recipe leaves out falls back to: the run's default (RunConfig), post-norm for the ViT
 PUT_BACK_DEFAULTS = {**{f.name: f.default for f in fields(RunConfig)}, "vit": {"norm_first": False}}
-
-SHAPE_WORDS = {"norm_first": "normalization", "dim": "width", "mlp_dim": "MLP width", "patch_size": "patch size",
-               "depth": "depth", "heads": "heads"}
-
-
-def _shape_value(key: str, value) -> str:
-    return ("pre-norm" if value else "post-norm") if key == "norm_first" else f"{value}"
-
-
-WHY = """A convolution builds in what a Transformer must learn: that nearby pixels belong together
-(locality) and that a stroke means the same thing wherever it appears (translation equivariance,
-with pooling adding some invariance). The ViT sees patch vectors whose spatial relations it has to
-infer from position embeddings learned from the data itself. A hypothesis these runs do not test:
-with {small:,} images it has too little evidence to learn them, and it needs more epochs to converge."""
 
 
 @dataclass
@@ -178,10 +155,8 @@ class Q6Result:
                  "test accuracy, mean ± std": pm(accs[group].mean(), accs[group].std()),
                  f"{self.changed} recipe minus this": bracketed(self.ablation_effect(group))}
                 for group, keys in self.ablated.items()]
-        caption = (f"The ViT on {self.ablation_size:,} images under the {self.changed} recipe with one group of its "
-                   f"settings put back as the {list(self.recipes)[0]} recipe has them, over "
-                   f"{plural(len(self.seeds), 'seed')}; above zero where the group's change helps.")
-        return captioned(pd.DataFrame(rows), caption)
+        return captioned(pd.DataFrame(rows), say("q6", "ablation_caption", size=self.ablation_size,
+                                                 changed=self.changed, first=list(self.recipes)[0], seeds=self.seeds))
 
     @property
     def decider(self) -> str:
@@ -231,33 +206,20 @@ class Q6Result:
         shapes = {name: models.vit_shape(recipe.get("vit") or {}) for name, recipe in self.recipes.items()}
         shape = describe_vits(shapes)
         vit = self.table_frame[self.table_frame.model == "vit"]
-        parameters = " or ".join(f"{p:,}" for p in dict.fromkeys(vit.parameters))
-        recipes = "\n".join(f"- **{name}**: {recipe_words(recipe)}" for name, recipe in self.recipes.items())
-        depths = "/".join(str(d) for d in sorted({s["depth"] for s in shapes.values()}))
-        return f"""A Vision Transformer: {shape} ({parameters} parameters). It is compared with LeNet on
-the same data ({' and '.join(f'{s:,}' for s in self.sizes)} training images), for the same
-{plural(self.epochs, 'epoch')}, under the same recipe, seeds {self.seeds}. The recipes:
-
-{recipes}
-
-The assignment compared 10 ViT epochs with 5 LeNet epochs and ran a 6-layer encoder; here both
-models get equal epochs, not equal time: a ViT run takes {self.time_ratios()} (the same data and
-recipe, mean seconds per run, one thread a run)."""
+        return say("q6", "protocol", shape=shape, parameters=list(dict.fromkeys(vit.parameters)), sizes=self.sizes,
+                   epochs=self.epochs, seeds=self.seeds, time_ratios=self.time_ratios(),
+                   recipes=[(name, recipe_words(recipe)) for name, recipe in self.recipes.items()])
 
     @property
     def title(self) -> str:
-        depths = "/".join(str(d) for d in sorted({models.vit_shape(r.get("vit") or {})["depth"]
-                                                  for r in self.recipes.values()}))
-        return f"6. A {depths}-layer Transformer (ViT) against LeNet"
+        depths = sorted({models.vit_shape(r.get("vit") or {})["depth"] for r in self.recipes.values()})
+        return say("q6", "title", depths=depths)
 
     def answer(self) -> str:
         best, small, large = self.best_recipe, self.sizes[0], self.sizes[-1]
-        words = {"better": "ahead of", "worse": "behind", "level": "level with"}
-        parts = [f"{pct(self.acc(best, 'vit', s))} on {s:,} images, {words[self.vit_minus_lenet(s).verdict]} LeNet "
-                 f"({bracketed(self.vit_minus_lenet(s))})" for s in (small, large)]
-        return (f"Under its better recipe ({best}, chosen on {self.decider}) the ViT reaches {parts[0]}, and "
-                f"{parts[1]}, over {plural(len(self.seeds), 'seed')} at equal epochs; a ViT run takes "
-                f"{self.time_ratios()}.")
+        at = [(self.acc(best, "vit", s), s, self.vit_minus_lenet(s)) for s in (small, large)]
+        return say("q6", "answer", best=best, decider=self.decider, small=at[0], large=at[1], seeds=self.seeds,
+                   time_ratios=self.time_ratios())
 
     @property
     def best_vit(self) -> dict:
@@ -273,9 +235,7 @@ recipe, mean seconds per run, one thread a run)."""
 
     def time_ratios(self) -> str:
         """The ViT's time over LeNet's at each size, in words (the ratio differs between sizes)."""
-        first, *rest = self.sizes
-        return (f"{self.time_ratio(first):.1f}× as long as LeNet's on {first:,} images"
-                + "".join(f" and {self.time_ratio(s):.1f}× on {s:,}" for s in rest))
+        return say("q6", "time_ratios", ratios=[(s, self.time_ratio(s)) for s in self.sizes])
 
     def curves_at(self, size: int) -> pd.DataFrame:
         """The per-epoch curves of the runs on ``size`` images, ``run`` naming model and recipe."""
@@ -292,10 +252,7 @@ recipe, mean seconds per run, one thread a run)."""
 
     def alt(self, size: int) -> str:
         t = self.table_frame[self.table_frame["size"] == size]
-        return (f"Line chart of test error (100 minus accuracy) per epoch on a log axis, on {size:,} training images, "
-                "one line per model and recipe: " + "; ".join(
-                    f"{MODEL_NAMES[r.model]} / {r.recipe} ends at {pct(1 - r.mean)} error ({pct(r.mean)} accuracy)"
-                    for r in t.itertuples()) + ".")
+        return say("q6", "alt", size=size, lines=[(r.model, r.recipe, r.mean) for r in t.itertuples()])
 
     def table(self) -> pd.DataFrame:
         t = self.table_frame
@@ -310,29 +267,14 @@ recipe, mean seconds per run, one thread a run)."""
             "parameters": t.parameters.map("{:,}".format),
             "seconds per run": t.seconds.map("{:,.0f}".format),
         })
-        return captioned(frame, "The ViT and LeNet under each recipe and training set, at equal epochs.")
+        return captioned(frame, say("q6", "caption"))
 
     def analysis(self) -> str:
         best, small, large = self.best_recipe, self.sizes[0], self.sizes[-1]
-        reference = self.reported
-        theirs = ("" if not reference else " (the assignment, with its 6-layer encoder: "
-                  + " and\n".join(f"{pct(v)} on {n:,}" for n, v in sorted(reference.items(), reverse=True)) + ")")
-        return f"""{_comparisons(self)}
-
-Each difference is over {plural(len(self.seeds), 'seed')} with its 95% interval; "level" means the interval
-includes zero.
-The assignment recipe was the assignment's; the improved one was written into the parameter file with
-the report's first version, from the usual recipe for training small ViTs (AdamW, warm-up and cosine
-decay, label smoothing, light augmentation, pre-norm), before any of these runs: it is a candidate, and
-the choice between the two is made on {self.decider}.
-
-The better recipe for the ViT is **{best}**, {_chosen(self)}: test {pct(self.acc(best, 'vit', large))} on {large:,}
-images and
-{pct(self.acc(best, 'vit', small))} on {small:,}{theirs}.
-
-{_trend(self)}
-
-{WHY.format(small=small)} {_credits(self)}"""
+        return say("q6", "analysis", comparisons=_comparisons(self), seeds=self.seeds, decider=self.decider,
+                   best=best, chosen=_chosen(self), small=small, large=large, small_acc=self.acc(best, "vit", small),
+                   large_acc=self.acc(best, "vit", large), reported=sorted(self.reported.items(), reverse=True),
+                   trend=_trend(self), credits=_credits(self))
 
     def headlines(self) -> list[tuple]:
         rows = []
@@ -372,24 +314,18 @@ images and
 
 def _comparisons(r: Q6Result) -> str:
     """One line per recipe: the ViT against LeNet at every size, with the interval and its verdict."""
-    words = {"better": "ViT ahead", "worse": "LeNet ahead", "level": "level"}
-    return "\n".join(
-        f"- **{name}**: " + "; ".join(
-            f"{s:,} images: ViT {pct(r.acc(name, 'vit', s))} vs LeNet {pct(r.acc(name, 'lenet', s))}, "
-            f"{interval(r.vit_minus_lenet(s, name))}: {words[r.vit_minus_lenet(s, name).verdict]}"
-            for s in r.sizes)
-        for name in r.recipes)
+    return say("q6", "comparisons", recipes=[
+        (name, [(s, r.acc(name, "vit", s), r.acc(name, "lenet", s), r.vit_minus_lenet(s, name)) for s in r.sizes])
+        for name in r.recipes])
 
 
 def _chosen(r: Q6Result) -> str:
     """How the better recipe was chosen, with the deciding accuracies."""
     small = r.sizes[0]
     if r.decider != "validation":
-        return f"chosen by the ViT's test accuracy on {small:,} images, as the assignment chose"
+        return say("q6", "chosen", small=small, vit_val=None)
     vit_val = {n: sum(r.accs(n, "vit", small, "val_acc")) / max(1, len(r.accs(n, "vit", small))) for n in r.recipes}
-    return (f"chosen by the ViT's mean validation accuracy on {small:,} images ("
-            + ", ".join(f"{n} {pct(v)}" for n, v in vit_val.items()) + "), where runs are cheap; the runs on the "
-            "whole training set choose nothing and train on all of it")
+    return say("q6", "chosen", small=small, vit_val=vit_val)
 
 
 def _credits(r: Q6Result) -> str:
@@ -397,49 +333,29 @@ def _credits(r: Q6Result) -> str:
     interval above zero), the rest with no detectable effect or a cost, and none where one seed gives no
     interval; a change of the model (its 'vit' arguments, pre-norm) is named apart from the training recipe."""
     if not r.ablated:
-        return (f"Which of the {r.changed} recipe's changes matter is not measured in this build (no ablation), so "
-                "none of them is credited here.")
+        return say("q6", "no_ablation", changed=r.changed)
     effects = {g: r.ablation_effect(g) for g in r.ablated}
     if all(math.isnan(d.lo) for d in effects.values()):
-        return (f"The ablation of the {r.changed} recipe ran on one seed here, which gives no interval: none of its "
-                "changes is credited.")
+        return say("q6", "one_seed_ablation", changed=r.changed)
     model = [g for g, keys in r.ablated.items() if "vit" in keys]
 
-    def names(verdict: str, of_model: bool) -> list:
-        return [f"{g} ({_together(r.ablated[g])}{bracketed(d)})" for g, d in effects.items()
-                if d.verdict == verdict and (g in model) == of_model]
+    def groups(verdict: str, of_model: bool) -> list:
+        """``(group, the settings it puts back, its effect)`` of the groups with ``verdict`` of one kind."""
+        return [(g, r.ablated[g], d) for g, d in effects.items() if d.verdict == verdict and (g in model) == of_model]
 
-    parts = []
-    for of_model, what in ((False, "Of the training recipe's changes"), (True, "Of the model's changes")):
-        helps, level, hurts = names("better", of_model), names("level", of_model), names("worse", of_model)
-        said = ([f"the ablation credits {', '.join(helps)}"] if helps else [])
-        said += [f"{', '.join(level)} {'has' if len(level) == 1 else 'have'} no detectable effect"] if level else []
-        said += [f"{', '.join(hurts)} {'costs' if len(hurts) == 1 else 'cost'} accuracy here"] if hurts else []
-        if said:
-            parts.append(f"{what} on {r.ablation_size:,} images, " + "; ".join(said) + ".")
-    return " ".join(parts)
-
-
-def _together(keys) -> str:
-    """For a group that puts back several settings at once: that they are credited together."""
-    names = [k.replace("_", " ") for k in keys]
-    return f"{', '.join(names[:-1])} and {names[-1]} together: " if len(keys) > 1 else ""
+    kinds = [(of_model, groups("better", of_model), groups("level", of_model), groups("worse", of_model))
+             for of_model in (False, True)]
+    return say("q6", "credits", size=r.ablation_size, kinds=[k for k in kinds if any(k[1:])])
 
 
 def _trend(r: Q6Result) -> str:
     """Whether LeNet's lead over the ViT (better recipe) shrinks from the smallest set to the largest."""
     best, small, large = r.best_recipe, r.sizes[0], r.sizes[-1]
     lead = {s: r.lenet_lead(s) for s in (small, large)}
-    if all(r.vit_minus_lenet(s).verdict == "worse" for s in (small, large)):
-        return (f"LeNet stays ahead under the {best} recipe, by {100 * lead[small]:.2f} points on {small:,} images "
-                f"and {100 * lead[large]:.2f} on {large:,}: "
-                + ("its lead shrinks as the data grows." if r.lead_shrinks
-                   else "its lead does not shrink with more data here."))
-    words = {"worse": "behind", "level": "level with", "better": "ahead of"}
-    where = [f"{words[r.vit_minus_lenet(s).verdict]} it on {s:,} images ({points(-lead[s])} points)"
-             for s in (small, large)]
-    return (f"Under the {best} recipe the ViT is {where[0]} and {where[1]}: the intervals above say which "
-            "differences exceed the seed noise.")
+    verdict = {s: r.vit_minus_lenet(s).verdict for s in (small, large)}
+    stays_ahead = all(v == "worse" for v in verdict.values())
+    return say("q6", "trend", best=best, small=small, large=large, lead=lead, verdict=verdict,
+               stays_ahead=stays_ahead, shrinks=stays_ahead and r.lead_shrinks)
 
 
 QUESTION = Question("q6", 6, question("q6"), Section, runs, result,
