@@ -26,7 +26,7 @@ from .files import atomic_write_text
 from .params import Base as Params
 from .params import from_notebook
 from .questions import failures, headlines, parameters, plan, registry, transfer
-from .questions.text import MODEL_NAMES, captioned, markdown, text_columns, training_set
+from .questions.text import MODEL_NAMES, captioned, markdown, say, text_columns, training_set
 from .store import Store
 
 
@@ -120,27 +120,8 @@ class Report:
     def header(self) -> str:
         """The data and how the study was run, in words, under the title."""
         p = self.params
-        v, facts = p.validation, data.dataset(p.dataset)
-        each = f"of each {facts.kind}"
-        rule = (f"Every choice among settings, recipes or baselines is made on {v:,} training images held out for it "
-                f"({v // len(facts.classes):,} {each}, drawn once), which the runs that choose do not train on. "
-                f"What is chosen, and every run that chooses nothing, trains on all {training_set(p.train_subset)} "
-                "training images or the subset its question asks for, and the test set evaluates it once"
-                if p.protocol == "validation" else "Choices among settings are made by test accuracy, as the "
-                "assignment made them")
-        seeds = ", ".join(map(str, p.seeds))
-        pool = ("the training images outside the held-out ones" if p.protocol == "validation"
-                else f"all {data.TRAIN_SIZE:,}")
-        rule += (f". The smaller training sets of questions 5 and 6 hold the same number of images {each}, "
-                 f"drawn from {pool} with the run's seed, so each seed trains on its own draw; the baseline's search "
-                 "draws one such subset for all its trials")
-        data_words = (f"**The data.** {facts.title}: {facts.about} as 28×28 grey images, {data.TRAIN_SIZE:,} "
-                      f"training and {data.TEST_SIZE:,} test images in {len(facts.classes)} classes "
-                      f"({', '.join(facts.classes)}); the test images are used only for evaluation.")
-        return (f"{data_words}\n\n**How the study was run.** {rule}. Each network is trained once per seed "
-                f"({seeds}, unless a section says otherwise), and a result is the mean over its seeds. A comparison "
-                "of two methods is the difference of their means with its 95% interval; \"no detectable "
-                "difference\" means an interval that includes zero.")
+        return say("report", "header", p=p, d=data.dataset(p.dataset), train_size=data.TRAIN_SIZE,
+                   test_size=data.TEST_SIZE, training_set=training_set(p.train_subset))
 
     def answers(self) -> str:
         """The six answers, the report's first section."""
@@ -165,13 +146,7 @@ class Report:
     @staticmethod
     def codebase() -> str:
         """Question 1's codebase: where it lives, how it is layered, and the code of the parts the question names."""
-        parts = "\n\n".join(f"*{title}*\n\n```python\n{code}\n```" for title, code in codebase.excerpts())
-        return f"""**The codebase.** The code lives in {codebase.address()}: a package whose modules form the
-layers of the table above, each importing only from its own layer and those beneath it (a test walks every import).
-This notebook only asks the package for results and shows them. The parts the question names, as the package
-holds them while this report is built (read from its source, docstrings left out):
-
-{parts}"""
+        return say("report", "codebase", address=codebase.address(), parts=codebase.excerpts())
 
     @staticmethod
     def layers() -> pd.DataFrame:
@@ -193,18 +168,11 @@ holds them while this report is built (read from its source, docstrings left out
     def appendix(self) -> str:
         """What the study cost and where it ran: its runs, their training CPU-seconds, the machine and kernels."""
         t, env = self.trained, self.environment
-        baselines = f" and {t['baselines']} fits of the baseline" if t["baselines"] else ""
-        kernels = ("; kernels " + _words(env["kernels"])) if "kernels" in env else ""
         cpu = env["device"] == "cpu"
-        unit = "CPU-seconds" if cpu else "seconds"
         how = (f"one thread each, {t.get('jobs', env['jobs'])} at a time" if cpu and not self.params.cluster
                else "as each run measured them")
-        return f"""## How this report was computed
-
-The study is {t['runs']:,} training runs{baselines}. Their training took **{t['runs_seconds']:,.0f}
-{unit}** ({how}; summary.json's `runs_seconds`), on {env['device_name']} ({env['device']}) with torch
-{env['torch']}, {env['threads']} thread(s) per run{kernels}. Each run is stored under a hash of its
-configuration, so a later build reads it instead of training it again."""
+        return say("report", "appendix", t=t, env=env, baselines=t["baselines"], how=how,
+                   unit="CPU-seconds" if cpu else "seconds", kernels=_words(env["kernels"]) if "kernels" in env else "")
 
     def summary(self) -> dict:
         """summary.json's content: where it ran, each question's headline numbers, runs and time."""
@@ -224,12 +192,7 @@ configuration, so a later build reads it instead of training it again."""
 
     def transfer_intro(self) -> str:
         """The transfer section's heading and what it shows, where a reference is set."""
-        if self.params.reference is None:
-            return ""
-        return ("## Do the conclusions transfer?\n\nEach question's headline conclusion on the reference build's "
-                f"dataset ({self.params.reference}) beside the same conclusion here: \"held\" where the verdict is "
-                "the same, \"reversed\" where a difference changed sign, \"became no detectable difference\" where "
-                "an interval that excluded zero now includes it.")
+        return "" if self.params.reference is None else say("report", "transfer_intro", reference=self.params.reference)
 
     def transfer(self) -> pd.DataFrame | None:
         """This report's conclusions beside those of the ``reference`` build's summary.json (the transfer
