@@ -21,7 +21,7 @@ LAYERS = (  # bottom up: (name, modules, what they hold)
     ("foundations", ("errors", "files", "paths", "numerics", "progress", "tracking"),
      "errors, atomic files, where files live, the pinned CPU kernels, progress bars, run logs"),
     ("portable arithmetic", ("gemm", "optim"), "products and RMSprop's square root with the same bits on every CPU"),
-    ("data and models", ("data", "models"), "MNIST as normalized tensors, subsets and batches; the three networks"),
+    ("data and models", ("data", "models"), "the datasets as normalized tensors, subsets and batches; the networks"),
     ("configurations", ("config", "params", "stats", "study", "architecture"),
      "a run's identity, the report's parameters, intervals and tests, the random search, layer tables"),
     ("fitting", ("trainer", "ensemble", "bovw"), "one training loop for every run; the SIFT bag-of-words baseline"),

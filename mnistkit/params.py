@@ -18,13 +18,12 @@ from __future__ import annotations
 import ast
 import dataclasses
 import json
-import math
 import re
 import typing
 from dataclasses import dataclass, field
 
 
-from .data import TRAIN_SIZE, VALIDATION_SIZE
+from .data import DEFAULT, TRAIN_SIZE, VALIDATION_SIZE
 from .errors import ConfigError, check_number
 
 PROGRESS = ("notebook", "terminal", "none")
@@ -85,7 +84,7 @@ class Base:
     interactive defaults: seconds per run."""
 
     profile: str = param("interactive", "name recorded in summary.json")
-    dataset: str = param("mnist", "the images every question studies: mnist or fashion_mnist (mnistkit.data.DATASETS)")
+    dataset: str = param(DEFAULT, "the images every question studies: mnist or fashion_mnist (mnistkit.data.DATASETS)")
     protocol: str = param("validation", f"validation: {VALIDATION_SIZE:,} training images held out decide every "
                                         "selection; "
                                         "assignment: test accuracy does")

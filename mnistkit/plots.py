@@ -345,10 +345,17 @@ def gallery(images, captions: list, columns: int = 8, title: str = ""):
     """Misclassified test images, each with its caption ('true -> predicted'), in captions that print at
     8 pt or more (``legible``)."""
     n = min(len(captions), len(images))
+    lines = [line for caption in captions[:n] for line in caption.split("\n")]
+    longest = max(map(len, lines), default=1)
+    fontsize = legible(columns * 0.9)
+    column = max(0.9, 0.6 * longest * fontsize / 72 + 0.1)  # a caption's widest line, at about 0.6 em a letter
+    while columns > 2 and columns * column > 2 * PRINT_WIDTH:  # long class names: fewer, wider columns
+        columns //= 2
     rows = max(1, -(-n // columns))
-    width = columns * 0.9
+    width = columns * column
     fontsize = legible(width)
-    fig, axes = plt.subplots(rows, columns, figsize=(width, rows * (0.9 + fontsize / 72 * 1.6) + 0.4),
+    tall = max(caption.count("\n") + 1 for caption in captions[:n]) if n else 1
+    fig, axes = plt.subplots(rows, columns, figsize=(width, rows * (0.9 + fontsize / 72 * (0.6 + tall)) + 0.4),
                              squeeze=False)
     for i, ax in enumerate(axes.flat):
         ax.axis("off")

@@ -159,7 +159,7 @@ class Report:
     def seeding(self) -> str:
         """What is seeded, then two trainings of one configuration from scratch, compared bit for bit."""
         device = resolve_device(self.params.device)
-        config = RunConfig(**codebase.RERUN, seed=self.params.seeds[0], device=device,
+        config = RunConfig(**codebase.RERUN, dataset=self.params.dataset, seed=self.params.seeds[0], device=device,
                            deterministic=device.startswith("cuda"))
         seeded = "\n".join(f"- {line};" for line in codebase.SEEDED).rstrip(";") + "."
         return f"**What is seeded.** Every random source of a run, from its configuration:\n\n{seeded}\n\n" + \
@@ -219,7 +219,9 @@ class Report:
 
     @staticmethod
     def say(markdown: str) -> None:
-        display(Markdown(markdown))
+        """Show ``markdown``; an empty text (a section this build does not have) shows nothing."""
+        if markdown:
+            display(Markdown(markdown))
 
     def figure(self, fig, name: str, alt: str, caption: str = "") -> None:
         """Show ``fig`` as a PNG with ``alt`` as its alternative text and a numbered caption under it,

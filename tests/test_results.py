@@ -409,7 +409,7 @@ def q6_result(vit, lenet, vit_val=None, seeds=(0, 1, 2)) -> Q6Result:
             for r in recipes for m, acc, val in (("vit", vit, vit_val), ("lenet", lenet, lenet))
             for i, n in enumerate((6000, 60_000)) for s in seeds]
     return Q6Result(runs=pd.DataFrame(rows), curves=pd.DataFrame(), recipes=recipes, epochs=10, seeds=list(seeds),
-                    reported=reported("q6", "mnist"))
+                    reported=reported("q6", "mnist"), setup=text.setup("q6", "mnist"))
 
 
 def test_q6_picks_the_recipe_by_validation_and_compares_over_seeds():

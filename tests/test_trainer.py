@@ -87,7 +87,7 @@ def test_validation_split_is_scored_every_epoch_and_left_out_of_training():
     assert torch.bincount(data.load("mnist", True)[1][list(held)]).tolist() == [100] * 10
     # a subset is drawn from the training part only: no held-out image is in it
     sub, _ = data.train_split("mnist", 500, 3, validation=1000)
-    val, _ = data.validation_split(1000)
+    val, _ = data.validation_split("mnist", 1000)
     assert not any(torch.equal(s, v) for s in sub[:50] for v in val)
 
 
@@ -132,7 +132,7 @@ FASHION = data.DATASETS["fashion_mnist"]
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(FASHION.local() is None and not (data.data_root() / FASHION.folder).is_dir(),
+@pytest.mark.skipif(FASHION.local() is None and not (data.data_root() / FASHION.folder / "t10k-labels-idx1-ubyte.gz").exists(),
                     reason=f"Fashion-MNIST is not on this machine: {FASHION.get}")
 def test_a_fashion_mnist_run_trains_on_its_own_images_and_is_keyed_apart():
     config = SMALL.replace(dataset="fashion_mnist", subset=2000, validation=500)

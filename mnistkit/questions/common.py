@@ -63,6 +63,9 @@ def read(store: Store, specs: list, question: str) -> list:
     return found
 
 
+REPORT_WIDE = ("dataset", "device", "validation")  # set by the report for every run, never by a section
+
+
 def config(name: str, **values) -> RunConfig:
     """A RunConfig whose errors name the parameter by its path in the parameter file."""
     try:
@@ -71,10 +74,20 @@ def config(name: str, **values) -> RunConfig:
         raise ConfigError(f"{name}.{err.name}", err.value, err.allowed) from None
 
 
+def _report_wide(name: str, values: dict) -> dict:
+    """``values``, after refusing a setting the report sets for every run (``REPORT_WIDE``)."""
+    for key in REPORT_WIDE:
+        if key in values:
+            raise ConfigError(f"{name}.{key}", values[key], f"is set for every run by the report's {key} parameter, "
+                                                            "not by a section")
+    return values
+
+
 def base(params: Params, name: str, **values) -> RunConfig:
     """A run of the report: its device, its validation split and, unless given, its training set."""
     values.setdefault("subset", params.train_subset)
-    return config(name, dataset=params.dataset, device=params.device, validation=params.validation, **values)
+    return config(name, **_report_wide(name, values), dataset=params.dataset, device=params.device,
+                  validation=params.validation)
 
 
 def whole(params: Params, name: str, **values) -> RunConfig:
@@ -82,7 +95,7 @@ def whole(params: Params, name: str, **values) -> RunConfig:
     the validation images included (all 60,000, or the stand-in ``train_subset``). Validation images
     serve selections only."""
     values.setdefault("subset", params.train_subset)
-    return config(name, dataset=params.dataset, device=params.device, validation=0, **values)
+    return config(name, **_report_wide(name, values), dataset=params.dataset, device=params.device, validation=0)
 
 
 def distinct_sizes(params: Params, name: str) -> None:

@@ -81,10 +81,11 @@ class Mistakes:
     def captions(self) -> list[str]:
         """Its gallery's captions, true → predicted, the first ``shown`` mistakes in test-set order."""
         shown = self.errors.head(self.shown)
-        return [f"{self.classes[t]}→{self.classes[p]}" for t, p in zip(shown.true, shown.predicted)]
+        apart = "\n" if max(map(len, self.classes)) > 2 else ""  # names on two lines, digits on one
+        return [f"{self.classes[t]}{apart}→{self.classes[p]}" for t, p in zip(shown.true, shown.predicted)]
 
     def alt_gallery(self) -> str:
-        return say("failures", "alt_gallery", m=self, captions=self.captions())
+        return say("failures", "alt_gallery", m=self, captions=[c.replace("\n", "") for c in self.captions()])
 
 
 @dataclass

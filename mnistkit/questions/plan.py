@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from .. import executor, gemm, paths, runs
+from .. import data, executor, gemm, paths, runs
 from ..config import RunConfig, resolve_device
 from ..errors import ConfigError
 from ..params import Base as Params
@@ -54,6 +54,7 @@ def check(params: Params) -> Params:
         gemm.check()  # the ViT's products on this CPU are the pinned ones, or nothing is trained
     if params.figures_dir is not None:
         paths.check_creatable(params.figures_dir, "figures_dir")
+    data.check_available(params.dataset)  # its files in place and verified, or one line on how to get them
     if params.reference is not None and not Path(params.reference).expanduser().is_file():
         raise ConfigError("reference", params.reference, "must be an existing summary.json: build that report first")
     return params

@@ -10,7 +10,7 @@ from functools import cached_property
 import pandas as pd
 
 from .. import data, stats
-from ..errors import ConfigError, check_number
+from ..errors import check_number
 from ..params import Base as Params
 from ..params import check_sizes, param
 from ..store import Store

@@ -18,7 +18,7 @@ from ..params import check_mapping, check_seeds, check_sizes, param
 from ..store import Store
 from .common import Question, distinct_sizes, curves, full_size, read, row, sized
 from .text import (MODEL_NAMES, NA, SELECTED_BY, bracketed, captioned, mean_std_column, pm, pct, question,
-                   recipe_words, reported, say)
+                   recipe_words, reported, say, setup)
 
 
 def _run_values(recipe: dict, epochs: int) -> dict:
@@ -98,7 +98,8 @@ def result(params: Params, store: Store, needed: dict | None = None) -> "Q6Resul
     return Q6Result(runs=pd.DataFrame([row(run, **labels) for run, labels in labelled]),
                     curves=curves(labelled), recipes=params.q6.recipes, epochs=params.q6.epochs,
                     seeds=params.q6.seeds, selected_by=params.selected_by,
-                    ablation=ablation, ablated=params.q6.ablation, reported=reported("q6", params.dataset) or {})
+                    ablation=ablation, ablated=params.q6.ablation, reported=reported("q6", params.dataset) or {},
+                    setup=setup("q6", params.dataset))
 
 
 def describe_vit(shape: dict) -> str:
@@ -128,6 +129,7 @@ class Q6Result:
     ablation: pd.DataFrame | None = None  # one row per ablation run: group, size, test_acc (the ViT, smallest size)
     ablated: dict = field(default_factory=dict)  # group -> the last recipe's settings it puts back
     reported: dict = field(default_factory=dict)  # the assignment's ViT by training images, on its dataset
+    setup: dict = field(default_factory=dict)  # how the assignment trained them (text.setup), on its dataset
 
     @property
     def changed(self) -> str:
@@ -207,7 +209,7 @@ class Q6Result:
         shape = describe_vits(shapes)
         vit = self.table_frame[self.table_frame.model == "vit"]
         return say("q6", "protocol", shape=shape, parameters=list(dict.fromkeys(vit.parameters)), sizes=self.sizes,
-                   epochs=self.epochs, seeds=self.seeds, time_ratios=self.time_ratios(),
+                   epochs=self.epochs, seeds=self.seeds, time_ratios=self.time_ratios(), setup=self.setup,
                    recipes=[(name, recipe_words(recipe)) for name, recipe in self.recipes.items()])
 
     @property
@@ -274,7 +276,7 @@ class Q6Result:
         return say("q6", "analysis", comparisons=_comparisons(self), seeds=self.seeds, decider=self.decider,
                    best=best, chosen=_chosen(self), small=small, large=large, small_acc=self.acc(best, "vit", small),
                    large_acc=self.acc(best, "vit", large), reported=sorted(self.reported.items(), reverse=True),
-                   trend=_trend(self), credits=_credits(self))
+                   trend=_trend(self), credits=_credits(self), setup=self.setup)
 
     def headlines(self) -> list[tuple]:
         rows = []
@@ -282,7 +284,7 @@ class Q6Result:
             reference = self.reported.get(s)
             rows.append((f"6. ViT, {s:,} images ({self.best_recipe} recipe, mean of "
                          f"{len(self.seeds)} seeds)", pct(self.acc(self.best_recipe, "vit", s)),
-                         "" if reference is None else pct(reference) + " (6 layers)"))
+                         "" if reference is None else f"{pct(reference)} ({self.setup['encoder_layers']} layers)"))
         rows += [(f"6. ViT minus LeNet, {s:,} images, 95% interval",
                   bracketed(self.vit_minus_lenet(s)), "") for s in self.sizes]
         return rows

@@ -33,6 +33,13 @@ def reported(name: str, dataset: str):
     return facts[name].get("reported") if dataset == facts["dataset"] else None
 
 
+def setup(name: str, dataset: str) -> dict:
+    """How the assignment ran question ``name`` (its epochs, its encoder's layers), where the report studies
+    its dataset; else an empty mapping."""
+    facts = _assignment()
+    return facts[name].get("setup", {}) if dataset == facts["dataset"] else {}
+
+
 def reported_setting(values: dict, dataset: str) -> float | None:
     """The accuracy the assignment printed for question 2's setting with run ``values`` (its epochs aside),
     where it ran that setting on the report's dataset; else None."""

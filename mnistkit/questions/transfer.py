@@ -93,6 +93,8 @@ def _cell(c: Conclusion | None) -> str:
 def table(reference: dict, summary: dict, names: tuple[str, str]) -> pd.DataFrame:
     """Each conclusion of ``reference`` beside the same one of ``summary``, with how its verdict fared;
     ``names`` are the two builds' datasets, in words."""
+    if names[0] == names[1]:  # two builds of one dataset: the columns still need two names
+        names = (f"{names[0]}, reference", f"{names[1]}, this build")
     theirs = {c.key: c for c in conclusions(summary)}
     rows = []
     for c in conclusions(reference):
