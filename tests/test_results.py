@@ -607,8 +607,8 @@ def test_the_transfer_table_says_whether_each_verdict_held():
     table = transfer.table(mnist, other, ("MNIST", "Fashion-MNIST")).set_index("conclusion")
     verdict = table["verdict"]
     assert verdict["the best CNN minus SIFT-BoVW-SVM"] == "became a difference"
-    assert verdict["ViT minus LeNet on 6,000 images (improved recipe)"] == "became no detectable difference"
-    assert verdict["ViT minus LeNet on 60,000 images (improved recipe)"] == "became a difference"
+    assert verdict["ViT minus LeNet on 6,000 images (the better recipe)"] == "became no detectable difference"
+    assert verdict["ViT minus LeNet on 60,000 images (the better recipe)"] == "became a difference"
     assert verdict["the hyperparameters that matter most (fANOVA, resampled)"] == "changed"
     assert verdict["doubled-conv LeNet minus LeNet"] == text.NA and table.loc["doubled-conv LeNet minus LeNet",
                                                                                "Fashion-MNIST"] == text.NA

@@ -28,9 +28,9 @@ class Conclusion:
     verdict: str | None  # "better", "worse", "level", a name, or None (a level, not a comparison)
 
 
-def _difference(key: str, question: str, claim: str, diff: float, ci: list | None) -> Conclusion:
+def _difference(key: str, question: str, claim: str, diff: float, ci: list | None, note: str = "") -> Conclusion:
     lo, hi = (math.nan, math.nan) if ci is None or None in ci else ci
-    value = f"{100 * diff:+.2f} points" + ("" if math.isnan(lo) else f" [{100 * lo:+.2f}, {100 * hi:+.2f}]")
+    value = f"{100 * diff:+.2f} points" + ("" if math.isnan(lo) else f" [{100 * lo:+.2f}, {100 * hi:+.2f}]") + note
     return Conclusion(key, question, claim, value, stats.verdict(lo, hi))
 
 
@@ -65,8 +65,8 @@ def conclusions(summary: dict) -> list[Conclusion]:
         q = summary["q6"]
         for size in sorted(int(s) for s in q["train_images"]["vit"]):
             key = f"vit_minus_lenet_{size}"
-            found.append(_difference(key, "6", f"ViT minus LeNet on {size:,} images ({q['recipe']} recipe)", q[key],
-                                     q.get(f"{key}_ci95")))
+            found.append(_difference(key, "6", f"ViT minus LeNet on {size:,} images (the better recipe)", q[key],
+                                     q.get(f"{key}_ci95"), f", {q['recipe']} recipe"))
     return found
 
 
