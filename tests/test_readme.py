@@ -40,3 +40,12 @@ def test_every_number_of_the_headline_table_is_one_of_the_committed_summarys():
     found = [number for cell in cells for number in re.findall(r"[+-]?\d+\.\d+%?", cell)]
     assert len(found) >= len(rows)
     assert [n for n in found if n not in written] == []
+
+
+def test_the_readme_transfer_table_is_the_fashion_builds():
+    """Where the Fashion-MNIST build is committed, the README shows its transfer table as it wrote it."""
+    written = ROOT / "figures" / "fashion" / "transfer.md"
+    assert written.exists(), "figures/fashion/transfer.md is missing: build ./build.sh --profile fashion"
+    table = written.read_text().strip()
+    assert table in (ROOT / "README.md").read_text(), (
+        "README.md's transfer table is not figures/fashion/transfer.md; paste this table there:\n" + table)
