@@ -17,8 +17,8 @@ def small_test_set(monkeypatch):
     """The first 1,000 test images stand in for the 10,000 evaluated after every epoch."""
     load = data.load
 
-    def first_thousand(train, device="cpu", root=None):
-        x, y = load(train, device, root)
+    def first_thousand(name, train, device="cpu", root=None):
+        x, y = load(name, train, device, root)
         return (x, y) if train else (x[:1000], y[:1000])
 
     monkeypatch.setattr(data, "load", first_thousand)

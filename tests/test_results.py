@@ -602,14 +602,16 @@ def test_the_transfer_table_says_whether_each_verdict_held():
     other["q3"]["cnn_minus_bovw"], other["q3"]["cnn_minus_bovw_ci95"] = 0.05, [0.03, 0.07]  # a difference now
     other["q6"]["vit_minus_lenet_6000_ci95"] = [-0.01, 0.002]  # no longer one
     other["q6"]["vit_minus_lenet_60000"], other["q6"]["vit_minus_lenet_60000_ci95"] = 0.01, [0.005, 0.015]
-    other["q2"]["importance_leaders"] = ["optimizer"]
+    other["q2"]["importance_first_probability"] = {"lr": 0.3, "optimizer": 0.7}
     del other["q4"]
-    table = transfer.table(mnist, other, ("MNIST", "Fashion-MNIST")).set_index("conclusion")
+    table = transfer.table(mnist, other, ("MNIST", "Fashion-MNIST")).set_index("compared")
     verdict = table["verdict"]
     assert verdict["the best CNN minus SIFT-BoVW-SVM"] == "became a difference"
     assert verdict["ViT minus LeNet on 6,000 images (the better recipe)"] == "became no detectable difference"
     assert verdict["ViT minus LeNet on 60,000 images (the better recipe)"] == "became a difference"
-    assert verdict["the hyperparameters that matter most (fANOVA, resampled)"] == "changed"
+    assert verdict["the hyperparameter ranked first most often (fANOVA, resampled)"] == "changed"
+    assert table.loc["the hyperparameter ranked first most often (fANOVA, resampled)", "MNIST"] == (
+        "learning rate (92% of the resamples)")
     assert verdict["doubled-conv LeNet minus LeNet"] == text.NA and table.loc["doubled-conv LeNet minus LeNet",
                                                                                "Fashion-MNIST"] == text.NA
     assert table.loc["the best CNN minus SIFT-BoVW-SVM", "Fashion-MNIST"] == "+5.00 points [+3.00, +7.00] (ahead)"

@@ -276,7 +276,7 @@ class Q6Result:
         return say("q6", "analysis", comparisons=_comparisons(self), seeds=self.seeds, decider=self.decider,
                    best=best, chosen=_chosen(self), small=small, large=large, small_acc=self.acc(best, "vit", small),
                    large_acc=self.acc(best, "vit", large), reported=sorted(self.reported.items(), reverse=True),
-                   trend=_trend(self), credits=_credits(self), setup=self.setup)
+                   trend=_trend(self), credits=_credits(self), setup=self.setup, shrinks=self.lead_shrinks)
 
     def headlines(self) -> list[tuple]:
         rows = []

@@ -43,9 +43,12 @@ def conclusions(summary: dict) -> list[Conclusion]:
                                 pct(q["test_acc_mean"]), None))
     if "q2" in summary:
         q = summary["q2"]
-        leaders = [PARAMETER_NAMES.get(n, n) for n in q.get("importance_leaders", [])]
-        found.append(Conclusion("leaders", "2", "the hyperparameters that matter most (fANOVA, resampled)",
-                                ", ".join(leaders), ", ".join(leaders)))
+        first = q.get("importance_first_probability", {})
+        top = max(first, key=first.get) if first else None
+        if top is not None:
+            name = PARAMETER_NAMES.get(top, top)
+            found.append(Conclusion("leaders", "2", "the hyperparameter ranked first most often (fANOVA, resampled)",
+                                    f"{name} ({pct(first[top], 0)} of the resamples)", name))
     if "q3" in summary:
         q = summary["q3"]
         found.append(_difference("cnn_minus_bovw", "3", "the best CNN minus SIFT-BoVW-SVM", q["cnn_minus_bovw"],
@@ -59,7 +62,8 @@ def conclusions(summary: dict) -> list[Conclusion]:
         sizes = sorted(means)
         flat = stats.saturates(sizes, [means[s] for s in sizes])
         found.append(Conclusion("sizes", "5", f"LeNet from {sizes[0]:,} to {sizes[-1]:,} images (equal epochs)",
-                                f"{pct(means[sizes[0]])} → {pct(means[sizes[-1]])}",
+                                f"{pct(means[sizes[0]])} → {pct(means[sizes[-1]])}, "
+                                + ("saturating" if flat else "not saturating"),
                                 "saturates" if flat else "does not saturate"))
     if "q6" in summary:
         q = summary["q6"]
@@ -99,7 +103,7 @@ def table(reference: dict, summary: dict, names: tuple[str, str]) -> pd.DataFram
     rows = []
     for c in conclusions(reference):
         other = theirs.get(c.key)
-        rows.append({"question": c.question, "conclusion": c.claim, names[0]: _cell(c), names[1]: _cell(other),
+        rows.append({"question": c.question, "compared": c.claim, names[0]: _cell(c), names[1]: _cell(other),
                      "verdict": change(c.verdict, other.verdict if other else None)})
     return captioned(pd.DataFrame(rows),
                      f"The study's conclusions on {names[0]} beside the same ones on {names[1]}: each difference "
