@@ -235,6 +235,12 @@ def check_subset(name: str, n: int | None, validation: int = 0) -> None:
         f"{f' beside the {validation:,} validation images' if validation else ''}), "
         f"or null for all {TRAIN_SIZE - validation:,} training images"
     )
+    _check_balanced(n, classes, most, allowed)
+
+
+def _check_balanced(n, classes: int, most: int, allowed: str) -> None:
+    """Raise ``ConfigError`` (``allowed`` says what is) unless ``n`` is a multiple of ``classes`` with at
+    least one and at most ``most`` images of each class."""
     if isinstance(n, bool) or not isinstance(n, int) or n < classes or n % classes or n > classes * most:
         raise ConfigError("subset", n, allowed)
 
@@ -250,9 +256,8 @@ def balanced_subset(labels: torch.Tensor, n: int, seed: int) -> torch.Tensor:
     """Indices of exactly ``n // classes`` images of each class, chosen by ``seed``, in shuffled order."""
     labels = labels.cpu()
     classes = int(labels.max()) + 1
-    counts = torch.bincount(labels, minlength=classes)
-    if isinstance(n, bool) or not isinstance(n, int) or n < classes or n % classes or n // classes > counts.min():
-        raise ConfigError("subset", n, f"a multiple of {classes} from {classes} to {classes * int(counts.min())}")
+    most = int(torch.bincount(labels, minlength=classes).min())
+    _check_balanced(n, classes, most, f"a multiple of {classes} from {classes} to {classes * most}")
     g = torch.Generator().manual_seed(seed)
     picks = []
     for c in range(classes):

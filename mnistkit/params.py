@@ -49,19 +49,16 @@ def check_seeds(name: str, value) -> None:
                                        "narrow)")
 
 
-def check_sizes(name: str, value, dataset: str | None = None) -> None:
-    """A non-empty list of subset sizes; with ``dataset``, each one that dataset's balanced sizes allow
-    (``Params`` checks them again once it knows its dataset)."""
+def check_sizes(name: str, value, dataset: str) -> None:
+    """A non-empty list of subset sizes, each one that ``dataset``'s balanced sizes allow (a section's
+    ``check``, which ``Base`` calls once the dataset is known)."""
     from .data import check_subset
 
     if not isinstance(value, list) or not value:
         raise ConfigError(name, value, "must be a non-empty list of subset sizes")
     for i, size in enumerate(value):
         try:
-            if dataset is not None:
-                check_subset(dataset, size)
-            elif size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 10 or size % 10):
-                raise ConfigError("subset", size, "a positive multiple of 10, or null for the whole training set")
+            check_subset(dataset, size)
         except ConfigError as err:
             raise ConfigError(f"{name}[{i}]", size, err.allowed) from None
 

@@ -56,7 +56,6 @@ class Section:
     smallest_seeds: int = param(4, "seeds of the smallest size under equal epochs (its spread is the widest)")
 
     def __post_init__(self):
-        check_sizes("sizes", self.sizes)
         check_number("epochs", self.epochs, 1, integer=True)
         check_number("smallest_seeds", self.smallest_seeds, 1, integer=True)
 

@@ -62,7 +62,6 @@ class Section:
                                                "them, one group at a time (the ViT at the first size)")
 
     def __post_init__(self):
-        check_sizes("sizes", self.sizes)
         check_number("epochs", self.epochs, 1, integer=True)
         check_seeds("seeds", self.seeds)
         check_mapping("recipes", self.recipes)
