@@ -30,10 +30,27 @@ class IpcKernelManager(AsyncKernelManager):
         super().__init__(**kwargs)
 
 
+def title(nb) -> str | None:
+    """The report's title: the first level-1 heading among the executed notebook's Markdown outputs (the
+    report writes it, with its dataset, in its header), or None."""
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            text = output.get("data", {}).get("text/markdown", "")
+            first = text.lstrip().splitlines()[0] if text.strip() else ""
+            if first.startswith("# "):
+                return first[2:].strip()
+    return None
+
+
 class Engine(NBClientEngine):
-    """papermill's nbclient engine, starting its kernel with ``IpcKernelManager``."""
+    """papermill's nbclient engine, starting its kernel with ``IpcKernelManager``; the executed notebook's
+    title (the HTML page's) becomes the report's own, which names its dataset."""
 
     @classmethod
     def execute_managed_notebook(cls, nb_man, kernel_name, **kwargs):
         kwargs.setdefault("kernel_manager_class", IpcKernelManager)
-        return super().execute_managed_notebook(nb_man, kernel_name, **kwargs)
+        out = super().execute_managed_notebook(nb_man, kernel_name, **kwargs)
+        found = title(nb_man.nb)
+        if found:
+            nb_man.nb.metadata["title"] = found
+        return out

@@ -96,6 +96,8 @@ class Base:
     figures_dir: typing.Optional[str] = param(None, "folder for the PNG figures and summary.json; None: none")
     progress: str = param("notebook", "progress bars: notebook, terminal or none")
     tracker: str = param("none", "log every trained run's epochs: none, wandb or tensorboard")
+    margin: typing.Optional[float] = param(None, "equivalence margin in accuracy (0.002: 0.2 points): a difference "
+                                                 "whose 95% interval lies inside it is equivalent; None: the dataset's")
     reference: typing.Optional[str] = param(None, "summary.json of another build whose conclusions this report sets "
                                                   "its own beside (the transfer table); None: none")
 
@@ -125,6 +127,8 @@ class Base:
                     section.check(self)
                 except ConfigError as err:
                     raise ConfigError(f"{name}.{err.name}", err.value, err.allowed) from None
+        if self.margin is not None:
+            check_number("margin", self.margin, 0, 1, low_open=True)
         if self.figures_dir is not None and not (isinstance(self.figures_dir, str) and self.figures_dir.strip()):
             raise ConfigError("figures_dir", self.figures_dir, "must be a folder path or None (null)")
         if self.reference is not None and not (isinstance(self.reference, str) and self.reference.strip()):
@@ -165,6 +169,13 @@ class Base:
     def selected_by(self) -> str:
         """The accuracy that decides every selection: ``val_acc`` or, under the assignment's protocol, ``test_acc``."""
         return "val_acc" if self.protocol == "validation" else "test_acc"
+
+    @property
+    def equivalence(self) -> float:
+        """The margin every verdict uses: ``margin``, else the dataset's (``data.Dataset.margin``)."""
+        from .data import dataset
+
+        return self.margin if self.margin is not None else dataset(self.dataset).margin
 
     def selected(self, question: str) -> bool:
         """Whether the report shows ``question``."""

@@ -26,7 +26,7 @@ from .files import atomic_write_text
 from .params import Base as Params
 from .params import from_notebook
 from .questions import failures, headlines, parameters, plan, registry, transfer
-from .questions.text import MODEL_NAMES, captioned, markdown, say, text_columns, training_set
+from .questions.text import MODEL_NAMES, captioned, margin_words, markdown, say, text_columns, training_set
 from .store import Store
 
 
@@ -118,10 +118,14 @@ class Report:
     # ------------------------------------------------------------ text
 
     def header(self) -> str:
-        """The data and how the study was run, in words, under the title."""
+        """The title, what the report is for, the data and how the study was run and read."""
         p = self.params
+        rule = say("report", "margin_rule", share=None if p.margin is not None else data.MARGIN_SHARE,
+                   dataset=data.dataset(p.dataset).title)
         return say("report", "header", p=p, d=data.dataset(p.dataset), train_size=data.TRAIN_SIZE,
-                   test_size=data.TEST_SIZE, training_set=training_set(p.train_subset))
+                   test_size=data.TEST_SIZE, training_set=training_set(p.train_subset),
+                   margin=margin_words(p.equivalence), margin_rule=rule, reference=self._names()[0] if
+                   p.reference is not None else None)
 
     def answers(self) -> str:
         """The six answers, the report's first section."""
@@ -133,9 +137,8 @@ class Report:
         number = result.title.split(".")[0]
         asked = {str(q.number): q.question for q in registry().values()}
         question = f"*The question.* {asked[number]}\n\n" if number in asked else ""
-        answer = (f"*The answer* is answer {number} at the top." if self.complete and number in asked
-                  else "" if self.complete else f"**{headlines.sentence(result.answer())}**")
-        self.say(f"{'#' * level} {result.title}\n\n{question}{answer}\n\n**Protocol.** {result.protocol()}")
+        answer = "" if self.complete else f"**{headlines.sentence(result.answer())}**\n\n"
+        self.say(f"{'#' * level} {result.title}\n\n{question}{answer}**Protocol.** {result.protocol()}")
 
     @staticmethod
     def architecture(model: str, model_kw: dict | None = None) -> pd.DataFrame:
@@ -190,18 +193,49 @@ class Report:
         """The closing table of headline numbers (every question selected)."""
         return headlines.table(self.results())
 
-    def transfer_intro(self) -> str:
-        """The transfer section's heading and what it shows, where a reference is set."""
-        return "" if self.params.reference is None else say("report", "transfer_intro", reference=self.params.reference)
-
-    def transfer(self) -> pd.DataFrame | None:
-        """This report's conclusions beside those of the ``reference`` build's summary.json (the transfer
-        table), where a reference is set (``plan.check`` has made sure the file is there)."""
+    def _reference(self) -> dict | None:
+        """The ``reference`` build's summary.json, where one is set (``plan.check`` has made sure it is there)."""
         if self.params.reference is None:
             return None
-        theirs = json.loads(Path(self.params.reference).expanduser().read_text())
-        names = (data.dataset(theirs.get("dataset", data.DEFAULT)).title, data.dataset(self.params.dataset).title)
-        return transfer.table(theirs, self.summary(), names)
+        return json.loads(Path(self.params.reference).expanduser().read_text())
+
+    def _names(self) -> tuple[str, str]:
+        """The reference build's dataset and this one's, in words."""
+        theirs = self._reference() or {}
+        return (data.dataset(theirs.get("dataset", data.DEFAULT)).title, data.dataset(self.params.dataset).title)
+
+    def transfer_intro(self) -> str:
+        """The transfer section's heading and what it shows, where a reference is set."""
+        if self.params.reference is None:
+            return ""
+        return say("report", "transfer_intro", names=self._names(), margin=margin_words(self.params.equivalence))
+
+    def transfer(self) -> pd.DataFrame | None:
+        """This report's comparisons beside the ``reference`` build's, each change tested (the transfer table),
+        where a reference is set."""
+        theirs = self._reference()
+        return None if theirs is None else transfer.table(theirs, self.summary(), self._names())
+
+    def transfer_discussion(self) -> str:
+        """What transferred and what did not, from the transfer table's rows."""
+        theirs = self._reference()
+        return "" if theirs is None else transfer.discussion(theirs, self.summary(), self._names())
+
+    def transfer_section(self) -> None:
+        """Show the transfer section, where a reference is set: what it tests, the table, the discussion."""
+        self.say(self.transfer_intro())
+        self.table(self.transfer())
+        self.say(self.transfer_discussion())
+
+    def closing(self) -> str:
+        """The limitations, the conclusion and the references (every question shown)."""
+        p = self.params
+        epochs = [(f"question {q.number}", getattr(p, name).epochs) for name, q in registry().items()
+                  if hasattr(getattr(p, name), "epochs")]
+        limits = say("report", "limitations", p=p, seeds=len(p.seeds), epochs=epochs,
+                     margin=margin_words(p.equivalence))
+        lines = [r.conclusion() for r in self.results() if hasattr(r, "conclusion")]
+        return "\n\n".join([limits, say("report", "conclusion", lines=lines), say("report", "references")])
 
     def finish(self) -> str:
         """Write summary.json and headlines.md (the README's results table) for the whole report,

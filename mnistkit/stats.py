@@ -9,14 +9,19 @@ Two kinds of evidence for a comparison, each from the field's standard test (sci
 - On the test images: McNemar's exact test on two single models' 10,000 predictions (Dietterich,
   1998), which uses only the images on which exactly one of them is right.
 
-``verdict`` turns an interval into the word the report uses: "better", "worse" or "level" (also
-where there is no interval: without a spread there is no claim).
+``verdict`` turns a difference into one of four words (``VERDICTS``): "ahead" or "behind" where the
+95% interval excludes zero (Welch's two-sided t test at 5%); "equivalent" where two one-sided t tests
+(TOST, each at 2.5%) put the difference inside ±margin, which is the same 95% interval lying inside
+±margin; "undecided" otherwise, and always where one seed a side gives no interval. A margin is fixed
+by the study before any test number is read (``params.Base.margin``); without one nothing is
+"equivalent". A difference that is detected and yet smaller than the margin stays "ahead" or
+"behind" (``Difference.negligible`` says so).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -28,15 +33,27 @@ def gains_per_tenfold(sizes, means) -> list[float]:
     return [(means[i + 1] - means[i]) / math.log10(sizes[i + 1] / sizes[i]) for i in range(len(sizes) - 1)]
 
 
-def saturates(sizes, means) -> bool:
-    """Whether a size curve flattens: its last gain per tenfold is below its first."""
+RETURNS = ("saturating", "diminishing", "steady")
+
+
+def returns(sizes, means, last: "Difference") -> str:
+    """How a size curve's returns go: "saturating" where its last step gains nothing detectable (``last``, the
+    largest size minus the one before it, is not ahead); "diminishing" where it still gains but the gain per
+    tenfold more data has shrunk from the first step to the last; else "steady"."""
+    if last.verdict != "ahead":
+        return "saturating"
     gains = gains_per_tenfold(sizes, means)
-    return len(gains) > 1 and gains[-1] < gains[0]
+    return "diminishing" if len(gains) > 1 and gains[-1] < gains[0] else "steady"
+
+
+VERDICTS = ("ahead", "behind", "equivalent", "undecided")  # of ``a - b``: a ahead, b ahead, within ±margin, neither
+ALPHA = 0.05  # the two-sided test's level; each of TOST's one-sided tests runs at half of it
 
 
 @dataclass(frozen=True)
 class Difference:
-    """``a - b`` of two means over seeds, with its 95% interval (NaN where a side has one seed)."""
+    """``a - b`` of two means over seeds, with its 95% interval (NaN where a side has one seed), the
+    standard error and degrees of freedom behind it, and the equivalence margin its verdict uses."""
 
     a_mean: float
     b_mean: float
@@ -45,25 +62,61 @@ class Difference:
     hi: float
     a_n: int
     b_n: int
+    se: float = math.nan
+    dof: float = math.nan
+    margin: float = math.nan  # NaN: no margin, so never "equivalent"
 
     @property
     def ci95(self) -> list:
         return [self.lo, self.hi]
 
     @property
+    def p(self) -> float:
+        """Welch's two-sided p-value for a difference of zero (NaN without an interval)."""
+        if math.isnan(self.se) or self.se == 0:
+            return math.nan if math.isnan(self.lo) else float(self.diff == 0)
+        return float(2 * stats.t.sf(abs(self.diff) / self.se, self.dof))
+
+    @property
+    def tost_p(self) -> float:
+        """The p-value of two one-sided t tests that the difference lies inside ±margin (the larger of the
+        two); NaN without an interval or a margin."""
+        if math.isnan(self.lo) or not self.margin > 0:
+            return math.nan
+        if self.se == 0 or math.isnan(self.se):
+            return 0.0 if abs(self.diff) < self.margin else 1.0
+        above = stats.t.sf((self.diff + self.margin) / self.se, self.dof)  # H0: diff <= -margin
+        below = stats.t.cdf((self.diff - self.margin) / self.se, self.dof)  # H0: diff >= +margin
+        return float(max(above, below))
+
+    @property
     def verdict(self) -> str:
-        return verdict(self.lo, self.hi)
+        return verdict(self)
+
+    @property
+    def negligible(self) -> bool:
+        """A detected difference (ahead or behind) whose whole interval lies inside ±margin: real, and
+        smaller than the study counts as mattering."""
+        return self.verdict in ("ahead", "behind") and self.tost_p < ALPHA / 2
+
+    def with_margin(self, margin: float) -> "Difference":
+        return replace(self, margin=margin)
 
 
-def verdict(lo: float, hi: float) -> str:
-    """'better' if the whole interval lies above 0, 'worse' if below, else 'level' (also for no interval)."""
-    if math.isnan(lo) or math.isnan(hi):
-        return "level"
-    return "better" if lo > 0 else "worse" if hi < 0 else "level"
+def verdict(d: Difference) -> str:
+    """"ahead" where Welch's test finds ``a`` above ``b`` (the 95% interval lies above zero), "behind" where
+    below, "equivalent" where TOST finds the difference inside ±margin (the 95% interval inside it), else
+    "undecided", as also without an interval (one seed a side)."""
+    if math.isnan(d.lo) or math.isnan(d.hi):
+        return "undecided"
+    if d.lo > 0 or d.hi < 0:
+        return "ahead" if d.diff > 0 else "behind"
+    return "equivalent" if d.tost_p < ALPHA / 2 else "undecided"
 
 
-def difference(a, b, confidence: float = 0.95) -> Difference:
-    """Mean of ``a`` minus mean of ``b`` with a Welch t interval (Welch-Satterthwaite degrees of freedom).
+def difference(a, b, confidence: float = 0.95, margin: float = math.nan) -> Difference:
+    """Mean of ``a`` minus mean of ``b`` with a Welch t interval (Welch-Satterthwaite degrees of freedom),
+    judged against the equivalence ``margin``.
 
     A side with a single value has no spread of its own: the other side's variance stands in for
     both when it has at least two values; with one value on each side the interval is NaN.
@@ -72,8 +125,9 @@ def difference(a, b, confidence: float = 0.95) -> Difference:
     diff = float(a.mean() - b.mean())
     va = a.var(ddof=1) if len(a) > 1 else math.nan
     vb = b.var(ddof=1) if len(b) > 1 else math.nan
+    means = (float(a.mean()), float(b.mean()), diff)
     if math.isnan(va) and math.isnan(vb):
-        return Difference(float(a.mean()), float(b.mean()), diff, math.nan, math.nan, len(a), len(b))
+        return Difference(*means, math.nan, math.nan, len(a), len(b), margin=margin)
     if math.isnan(va) or math.isnan(vb):  # one run on one side (a deterministic baseline, say)
         v, n = (vb, len(b)) if math.isnan(va) else (va, len(a))
         se = math.sqrt(v / n + v)
@@ -81,10 +135,25 @@ def difference(a, b, confidence: float = 0.95) -> Difference:
     else:
         se = math.sqrt(va / len(a) + vb / len(b))
         if se == 0:
-            return Difference(float(a.mean()), float(b.mean()), diff, diff, diff, len(a), len(b))
+            return Difference(*means, diff, diff, len(a), len(b), 0.0, math.nan, margin)
         dof = se**4 / ((va / len(a)) ** 2 / (len(a) - 1) + (vb / len(b)) ** 2 / (len(b) - 1))
     half = float(stats.t.ppf(0.5 + confidence / 2, dof) * se)
-    return Difference(float(a.mean()), float(b.mean()), diff, diff - half, diff + half, len(a), len(b))
+    return Difference(*means, diff - half, diff + half, len(a), len(b), se, dof, margin)
+
+
+def change(here: Difference, there: Difference, confidence: float = 0.95) -> Difference:
+    """How a difference changed between two independent studies: ``here.diff - there.diff``, with a Welch
+    interval from both standard errors (Welch-Satterthwaite degrees of freedom over the two), judged against
+    ``here``'s margin. NaN where either side has no interval."""
+    means = (here.diff, there.diff, here.diff - there.diff)
+    if any(math.isnan(x) for x in (here.se, there.se, here.dof, there.dof)):
+        return Difference(*means, math.nan, math.nan, here.a_n, there.a_n, margin=here.margin)
+    se = math.sqrt(here.se**2 + there.se**2)
+    if se == 0:
+        return Difference(*means, means[2], means[2], here.a_n, there.a_n, 0.0, math.nan, here.margin)
+    dof = se**4 / (here.se**4 / here.dof + there.se**4 / there.dof)
+    half = float(stats.t.ppf(0.5 + confidence / 2, dof) * se)
+    return Difference(*means, means[2] - half, means[2] + half, here.a_n, there.a_n, se, dof, here.margin)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ import os
 import random
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -224,19 +225,21 @@ class CudaGraphStep:
                     group["capturable"] = old["capturable"]
 
 
-def train_epoch(model, optimizer, scheduler, images, labels, config, generator) -> dict:
-    """One pass over the training data; returns mean loss and accuracy (one host sync, at the end).
-
-    On CPU, conv weights are made channels-last first; on CUDA with a fused optimizer, the step
-    is replayed as a CUDA graph. Both keep the mathematics of the plain loop.
-    """
-    model.train()
+def make_step(model, optimizer, config, sums, device) -> Callable:
+    """The step ``train_epoch`` calls per batch: ``train_step`` on these arguments, with the engineering that
+    keeps its mathematics. On CPU, conv weights are made channels-last first; on CUDA with a fused optimizer,
+    the step is replayed as a CUDA graph."""
     channels_last(model, optimizer)
+    if device.type == "cuda" and all(g.get("fused") for g in optimizer.param_groups):
+        return CudaGraphStep(model, optimizer, config, sums)
+    return lambda x, y: train_step(model, optimizer, x, y, config, sums)
+
+
+def train_epoch(model, optimizer, scheduler, images, labels, config, generator) -> dict:
+    """One pass over the training data; returns mean loss and accuracy (one host sync, at the end)."""
+    model.train()
     sums = [torch.zeros((), device=images.device), torch.zeros((), device=images.device, dtype=torch.long)]
-    if images.device.type == "cuda" and all(g.get("fused") for g in optimizer.param_groups):
-        step = CudaGraphStep(model, optimizer, config, sums)
-    else:
-        step = lambda x, y: train_step(model, optimizer, x, y, config, sums)  # noqa: E731
+    step = make_step(model, optimizer, config, sums, images.device)
     for x, y in data.batches(images, labels, config.batch_size, generator):
         if config.augment == "shift":
             x = random_shift(x, generator)

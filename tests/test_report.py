@@ -74,10 +74,17 @@ def _notebook():
     return json.loads((ROOT / "report.ipynb").read_text())
 
 
-def test_the_html_title_is_the_reports_title():
-    nb = _notebook()
-    heading = "".join(nb["cells"][0]["source"]).splitlines()[0]
-    assert heading == "# " + nb["metadata"]["title"]
+def test_the_html_title_is_the_title_the_report_writes():
+    import nbformat
+    import papermill.engines  # noqa: F401  (it loads the mnistkit engine, which imports papermill's)
+
+    from mnistkit import kernel
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(outputs=[
+        nbformat.v4.new_output("display_data", {"text/markdown": "Some text"}),
+        nbformat.v4.new_output("display_data", {"text/markdown": "# A study (MNIST)\n\nMore text."})])])
+    assert kernel.title(nb) == "A study (MNIST)"
+    assert kernel.title(nbformat.v4.new_notebook()) is None
 
 
 def test_the_parameters_cell_is_the_schema_and_papermill_documents_every_parameter():

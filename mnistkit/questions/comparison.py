@@ -5,6 +5,7 @@ the verdict, the cost and the table are the same for each."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -14,7 +15,7 @@ from .. import stats
 from ..params import Base as Params
 from ..store import Store
 from .common import curves, read, row, whole
-from .text import MODEL_NAMES, bracketed, captioned, mean_std_column, pct, say
+from .text import MODEL_NAMES, bracketed, captioned, judged, mean_std_column, pct, record, say
 
 
 def runs(params: Params, name: str, models: tuple, epochs: int) -> list:
@@ -28,7 +29,7 @@ def result(cls, params: Params, store: Store, name: str, epochs: int) -> "Compar
     return cls(runs=pd.DataFrame([row(r) for r in fetched]), curves=curves([(r, {"model": r.config.model})
                                                                             for r in fetched]),
                epochs=epochs, seeds=params.seeds, train_subset=params.train_subset,
-               validation=fetched[0].config.validation)
+               validation=fetched[0].config.validation, margin=params.equivalence)
 
 
 @dataclass
@@ -41,6 +42,7 @@ class Comparison:
     seeds: list
     train_subset: int | None = None
     validation: int = 0
+    margin: float = math.nan  # the equivalence margin of the verdict (params.Base.equivalence)
 
     models = ("lenet", "lenet")  # a subclass's two networks: the reference, then the one compared with it
     keys = ("a", "b", "b_minus_a")  # their summary names, then the difference's
@@ -61,7 +63,7 @@ class Comparison:
     def gap(self) -> stats.Difference:
         """The second model minus the first over seeds, with its 95% Welch interval."""
         r, (a, b) = self.runs, self.models
-        return stats.difference(r.loc[r.model == b, "test_acc"], r.loc[r.model == a, "test_acc"])
+        return stats.difference(r.loc[r.model == b, "test_acc"], r.loc[r.model == a, "test_acc"], margin=self.margin)
 
     def epoch_seconds(self, model: str) -> pd.Series:
         """Each run's mean seconds per epoch (its test passes included)."""
@@ -91,6 +93,9 @@ class Comparison:
     def answer(self) -> str:
         return say("comparison", "answer", r=self, a=self._rows()[0], b=self._rows()[1], cost=self.cost())
 
+    def conclusion(self) -> str:
+        return say("comparison", "conclusion", r=self)
+
     def alt(self) -> str:
         ends = [(MODEL_NAMES[name], row["mean"]) for name, row in self.stats.iterrows()]
         return say("comparison", "alt", models=ends)
@@ -105,14 +110,9 @@ class Comparison:
             "seconds per epoch": m.seconds_per_epoch.map("{:.2f}".format),
         }), say("comparison", "caption", r=self))
 
-    def level_reading(self) -> str:
-        """What a "level" interval rules out, and what it cannot."""
-        return say("comparison", "level_reading", r=self)
-
-    def slow_start(self) -> str:
-        """Where the second model learns more slowly at first, that sentence; else nothing."""
-        first, (a, b) = self.first_epoch(), self.models
-        return say("comparison", "slow_start", r=self, a=first[a], b=first[b]) if first[b] < first[a] else ""
+    def reading(self) -> str:
+        """What the interval rules out, and what it cannot, where no side is ahead."""
+        return say("comparison", "reading", r=self)
 
     def measured(self) -> str:
         """The difference, its interval, the parameters and the time it costs, in words."""
@@ -121,14 +121,15 @@ class Comparison:
     def headlines(self) -> list[tuple]:
         number = self.title.split(".")[0]
         return [(f"{number}. {self.names[0]} (mean)", pct(self.stats.loc[self.models[0], "mean"]), ""),
-                (f"{number}. {self.names[1]} minus {self.names[0]}, 95% interval", bracketed(self.gap), "")]
+                (f"{number}. {self.names[1]} minus {self.names[0]}, 95% interval",
+                 f"{bracketed(self.gap)}: {judged(self.gap, *self.names[::-1])}", "")]
 
     def summary(self) -> dict:
         m, (a, b), (ka, kb, diff) = self.stats, self.models, self.keys
         x, y = m.loc[a], m.loc[b]
         return {f"{ka}_test_acc_mean": float(x["mean"]), f"{ka}_test_acc_std": float(x["std"]),
                 f"{kb}_test_acc_mean": float(y["mean"]), f"{kb}_test_acc_std": float(y["std"]),
-                diff: self.gap.diff, f"{diff}_ci95": self.gap.ci95,
+                diff: self.gap.diff, f"{diff}_ci95": self.gap.ci95, f"{diff}_record": record(self.gap, *self.names[::-1]),
                 f"{ka}_parameters": int(x.parameters), f"{kb}_parameters": int(y.parameters),
                 f"{ka}_seconds_per_epoch": float(x.seconds_per_epoch),
                 f"{kb}_seconds_per_epoch": float(y.seconds_per_epoch),

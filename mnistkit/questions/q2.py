@@ -5,6 +5,7 @@ retrained on all the training images in the plan's second stage. The random-sear
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import cached_property
 from itertools import combinations
@@ -18,7 +19,7 @@ from ..params import check_mapping, param
 from ..store import Store
 from . import q2_study
 from .common import Question, Stage, base, read, row, whole
-from .text import (NA, OPTIMIZER_NAMES, PARAMETER_NAMES, SELECTED_BY, captioned, mean_std_column, pct, pm,
+from .text import (NA, OPTIMIZER_NAMES, PARAMETER_NAMES, SELECTED_BY, captioned, judged, mean_std_column, pct, pm,
                    question, reported, reported_setting, say, setting_label, training_set)
 
 HYPERPARAMETERS = ("optimizer", "lr", "batch_size", "momentum", "weight_decay", "schedule")  # what a setting sets
@@ -105,7 +106,7 @@ def result(params: Params, store: Store, needed: dict | None = None) -> "Q2Resul
     q2 = Q2Result(runs=frame(params, store), epochs=params.q2.epochs, seeds=params.seeds,
                   selected_by=params.selected_by, train_size=data.train_images(params.train_subset, params.validation),
                   train_subset=params.train_subset, validation=params.validation,
-                  reported=reported("q2", params.dataset))
+                  reported=reported("q2", params.dataset), margin=params.equivalence)
     if not params.selected("q2"):
         return q2
     q2.study = q2_study.result(params, store)
@@ -146,6 +147,7 @@ class Q2Result:
     retrained: pd.DataFrame | None = None  # the best setting retrained on all the images: seed, test_acc, train_images
     reported: float | None = None  # the assignment's best, where it studied the same dataset
     study: q2_study.StudyResult | None = None  # the random search, where question 2 is shown
+    margin: float = math.nan  # the verdicts' equivalence margin (params.Base.equivalence)
 
     @property
     def theirs(self) -> bool:
@@ -178,12 +180,12 @@ class Q2Result:
 
     @property
     def lowest(self) -> list:
-        """The setting with the lowest mean test accuracy and every setting level with it (its
+        """The setting with the lowest mean test accuracy and every setting not detectably above it (its
         interval over seeds includes zero), lowest first: one row each of ``settings``."""
         table = self.settings.sort_values("mean", kind="stable")
         low = table.iloc[0]
         return [r for _, r in table.iterrows() if r.setting == low.setting or stats.difference(
-            self._accs(r.setting, "test_acc"), self._accs(low.setting, "test_acc")).verdict == "level"]
+            self._accs(r.setting, "test_acc"), self._accs(low.setting, "test_acc")).verdict != "ahead"]
 
     @property
     def scored(self) -> pd.Series:
@@ -196,10 +198,11 @@ class Q2Result:
     def _accs(self, setting, column: str) -> list:
         return list(self.runs.loc[self.runs.setting == setting, column])
 
-    def margin(self, column: str | None = None) -> stats.Difference:
+    def lead(self, column: str | None = None) -> stats.Difference:
         """The best setting minus the second best over seeds, in ``column`` (default: the deciding one)."""
         column = column or self.selected_by
-        return stats.difference(self._accs(self.best.setting, column), self._accs(self.second.setting, column))
+        return stats.difference(self._accs(self.best.setting, column), self._accs(self.second.setting, column),
+                                margin=self.margin)
 
     @property
     def _retrained_images(self) -> int | None:
@@ -216,9 +219,12 @@ class Q2Result:
     def answer(self) -> str:
         """The chosen setting; with its study, what matters most by both experiments first."""
         study = self.study
-        return say("q2", "answer", r=self, margin=self.margin(), mean=self.scored.mean(), std=self.scored.std(),
+        return say("q2", "answer", r=self, gap=self.lead(), mean=self.scored.mean(), std=self.scored.std(),
                    study=None if study is None else study.answer(),
                    grid=None if study is None else self._grid_answer(study))
+
+    def conclusion(self) -> str:
+        return "" if self.study is None else self.study.conclusion()
 
     def _grid_answer(self, study) -> str:
         """What the settings' single changes add to the search's answer, and where the two disagree."""
@@ -241,7 +247,7 @@ class Q2Result:
             if len(differ) != 1:
                 continue
             h = differ[0]
-            d = stats.difference(self._accs(b, self.selected_by), self._accs(a, self.selected_by))
+            d = stats.difference(self._accs(b, self.selected_by), self._accs(a, self.selected_by), margin=self.margin)
             rows.append({"hyperparameter": h, "first": int(a), "second": int(b), "difference": d, "diff": d.diff,
                          "change": f"{_value(h, values.at[a, h])} to {_value(h, values.at[b, h])}, settings {a} "
                                    f"to {b}"})
@@ -277,9 +283,9 @@ class Q2Result:
         second = self.second
         tied = [r for _, r in self.ranked.iloc[1:].iterrows() if r[deciding] == second[deciding]]
         more = (None if self.retrained is None
-                else stats.difference(list(self.scored), self._accs(self.best.setting, "test_acc")))
-        return say("q2", "analysis", r=self, deciding=deciding, tied=tied, margin=self.margin(),
-                   test_margin=self.margin("test_acc"), mean=self.scored.mean(), std=self.scored.std(),
+                else stats.difference(list(self.scored), self._accs(self.best.setting, "test_acc"), margin=self.margin))
+        return say("q2", "analysis", r=self, deciding=deciding, tied=tied, gap=self.lead(),
+                   test_gap=self.lead("test_acc"), mean=self.scored.mean(), std=self.scored.std(),
                    retrained=self._retrained_images, more=more, all_images=data.TRAIN_SIZE, bottom=self._bottom(),
                    theirs=self._theirs(), single_changes=self._single_changes_text()) + "\n\n"  # ends in a blank line
 
@@ -306,7 +312,8 @@ class Q2Result:
                 "best_val_acc_mean": float(best["val_mean"]) if self.decider == "validation" else None,
                 "best_test_acc_mean": float(self.scored.mean()), "best_test_acc_std": float(self.scored.std()),
                 "best_retrained": self.retrained is not None, "seeds": len(self.seeds),
-                "best_minus_second": self.margin().diff, "best_minus_second_ci95": self.margin().ci95,
+                "best_minus_second": self.lead().diff, "best_minus_second_ci95": self.lead().ci95,
+                "best_minus_second_verdict": judged(self.lead(), "the chosen setting", "the second best"),
                 "train_images": (int(self.retrained.train_images.iloc[0]) if self.retrained is not None
                                  else self.train_size)}
 

@@ -9,7 +9,7 @@ from functools import cached_property
 
 import pandas as pd
 
-from .. import study
+from .. import data, study
 from ..errors import check_number
 from ..params import Base as Params
 from ..params import param
@@ -57,7 +57,8 @@ def result(params: Params, store: Store) -> "StudyResult":
     settings, values = study.settings_of(frame), list(frame[params.selected_by])
     return StudyResult(trials=frame, importance=study.frame_importances(frame, params.selected_by),
                        resampled=study.bootstrap(settings, values, q.resamples, q.seed), epochs=q.epochs,
-                       selected_by=params.selected_by, main_share=study.main_effects(settings, values))
+                       selected_by=params.selected_by, main_share=study.main_effects(settings, values),
+                       classes=len(data.dataset(params.dataset).classes))
 
 
 @dataclass
@@ -72,6 +73,7 @@ class StudyResult:
     epochs: int
     selected_by: str = "val_acc"
     main_share: float = math.nan  # the variance share the main effects explain together (study.main_effects)
+    classes: int = 10  # the dataset's classes: chance accuracy is one over this
 
     title = "Which hyperparameters matter most"
 
@@ -136,8 +138,15 @@ class StudyResult:
     def answer(self) -> str:
         """Which hyperparameters matter most in the search, saying only what the resamples support."""
         lead = [PARAMETER_NAMES[n] for n in self.leaders]
+        calm = self.importance_without_failed
+        top = None if calm is None else sorted(study.PARAMETERS, key=lambda k: -calm[k])[:2]
         return say("q2_study", "answer", trials=len(self.trials), lead=lead,
-                   every=len(lead) == len(study.PARAMETERS), firsts=self._firsts())
+                   every=len(lead) == len(study.PARAMETERS), firsts=self._firsts(), share=self._share(self.leaders[0]),
+                   calm=None if top is None else [(PARAMETER_NAMES[n], calm[n]) for n in top])
+
+    def conclusion(self) -> str:
+        lead = [PARAMETER_NAMES[n] for n in self.leaders]
+        return say("q2_study", "conclusion", lead=lead, every=len(lead) == len(study.PARAMETERS))
 
     @property
     def decider(self) -> str:
@@ -187,7 +196,7 @@ class StudyResult:
                    failed=len(self.failed), below=study.FAILED, failures=None if calm is None else self._failures(),
                    calm=None if calm is None else [(PARAMETER_NAMES[n], calm[n]) for n in
                                                    sorted(study.PARAMETERS, key=lambda k: -calm[k])],
-                   optimizers=self.best_lr().to_dict("records"))
+                   optimizers=self.best_lr().to_dict("records"), chance=1 / self.classes)
 
     def summary(self) -> dict:
         calm = self.importance_without_failed

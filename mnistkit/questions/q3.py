@@ -19,7 +19,7 @@ from ..store import Store
 from ..trainer import EVAL_BATCH, predict
 from . import q2
 from .common import Question, Stage, read
-from .text import bracketed, captioned, pct, pm, question, reported, say
+from .text import bracketed, captioned, judged, pct, pm, question, record, reported, say, times
 
 
 @dataclass(frozen=True)
@@ -217,7 +217,7 @@ def result(params: Params, store: Store, q2_result: q2.Q2Result) -> "Q3Result":
                     search_images=s.images, search_seed=s.seed,
                     search_scored_on="validation" if params.validation else "test",
                     class_counts=[int((y == c).sum()) for c in range(10)], validation_images=params.validation,
-                    dataset=params.dataset,
+                    dataset=params.dataset, margin=params.equivalence,
                     reported=reported("q3", params.dataset))
 
 
@@ -259,6 +259,7 @@ class Q3Result:
     validation_images: int = 5_000  # held out of the selection runs' training images: the search's scoring images
     reported: str | None = None  # the assignment's baseline, where it studied the same dataset
     dataset: str = "mnist"  # a name of data.DATASETS: the classes' names and the text's word for them
+    margin: float = float("nan")  # the verdict's equivalence margin (params.Base.equivalence)
 
     title = "3. The best CNN against SIFT bag-of-visual-words + SVM"
 
@@ -292,8 +293,10 @@ class Q3Result:
                                     images=self.search_images, scored_on=scored))
 
     def answer(self) -> str:
-        return say("q3", "answer", r=self, verdict=self.gap.verdict, slower=self.slower,
-                   conditions=self.inference_conditions)
+        return say("q3", "answer", r=self, slower=self.slower, conditions=self.inference_conditions)
+
+    def conclusion(self) -> str:
+        return say("q3", "conclusion", r=self)
 
     @property
     def inference_conditions(self) -> str:
@@ -309,7 +312,7 @@ class Q3Result:
     @property
     def gap(self) -> stats.Difference:
         """CNN minus baseline with a 95% interval over the seeds of both."""
-        return stats.difference(self.cnn_accs, self.bovw_accs)
+        return stats.difference(self.cnn_accs, self.bovw_accs, margin=self.margin)
 
     @property
     def error_ratio(self) -> float:
@@ -366,19 +369,27 @@ class Q3Result:
         return say("q3", "alt", r=self, kind=self.facts.kind, classes=self.facts.classes,
                    bovw_lowest=pc[self.bovw.short].min(), cnn_lowest=pc[self.cnn.short].min())
 
+    def class_gaps(self) -> list[tuple]:
+        """``(class name, CNN minus baseline)`` of every class on the test set (first seed of each, Figure 5),
+        the CNN's largest lead first."""
+        pc = self.per_class
+        gaps = pc[self.cnn.short] - pc[self.bovw.short]
+        return sorted(((self.facts.classes[int(c)], float(g)) for c, g in zip(pc["class"], gaps)),
+                      key=lambda t: -t[1])
+
     def analysis(self) -> str:
         verdict, m = self.gap.verdict, self.mcnemar
         # test errors of the less accurate side per test error of the more accurate one
-        errors = self.error_ratio if verdict == "better" else 1 / self.error_ratio if verdict == "worse" else None
+        errors = self.error_ratio if verdict == "ahead" else 1 / self.error_ratio if verdict == "behind" else None
         paired = {"only_a": _choices([x.only_a for x in m]), "only_b": _choices([x.only_b for x in m]),
                   "p": _choices([f"p {_p(x.p)}" for x in m]), "significant": sum(x.significant for x in m),
                   "pairs": len(m)} if m else None
         return say("q3", "analysis", r=self, verdict=verdict, errors=errors, paired=paired,
                    test_images=data.TEST_SIZE, slower=self.slower, conditions=self.inference_conditions,
-                   keypoints=self.keypoints, theirs=self._theirs())
+                   keypoints=self.keypoints, theirs=self._theirs(), gaps=self.class_gaps())
 
     def _theirs(self) -> str:
-        return say("q3", "theirs", reported=self.reported)
+        return say("q3", "theirs", reported=self.reported, search=self.search)
 
     def headlines(self) -> list[tuple]:
         n = len(self.seeds)
@@ -386,12 +397,18 @@ class Q3Result:
                  pct(self.cnn.test_acc), ""),
                 (f"3. SIFT-BoVW-SVM, {self.bovw.train_images:,} images (mean of {n} seeds)", pct(self.bovw.test_acc),
                  self.reported or ""),
-                ("3. CNN minus BoVW, 95% interval", bracketed(self.gap), "")]
+                ("3. CNN minus BoVW, 95% interval", f"{bracketed(self.gap)}: {self.verdict}", "")]
+
+    @property
+    def verdict(self) -> str:
+        return judged(self.gap, self.cnn.short, self.bovw.short)
 
     def summary(self) -> dict:
         cnn, base, gap, best = self.cnn, self.bovw, self.gap, self.chosen
         return {"cnn_setting": cnn.name, "cnn_test_acc_mean": cnn.test_acc, "cnn_test_acc_std": cnn.test_acc_std,
                 "cnn_minus_bovw": gap.diff, "cnn_minus_bovw_ci95": gap.ci95,
+                "cnn_minus_bovw_record": record(gap, self.cnn.short, self.bovw.short),
+                "cnn_test_accs": [float(a) for a in self.cnn_accs],
                 "mcnemar_p": [m.p for m in self.mcnemar],
                 "cnn_train_seconds": float(cnn.train_seconds),
                 "cnn_inference_ms_per_image": float(cnn.inference_ms_per_image),

@@ -36,8 +36,7 @@ class Q4Result(comparison.Comparison):
                    training_set=training_set(self.train_subset, self.validation))
 
     def analysis(self) -> str:
-        return say("q4", "analysis", r=self, measured=self.measured(), level_reading=self.level_reading(),
-                   slow_start=self.slow_start())
+        return say("q4", "analysis", r=self, measured=self.measured(), reading=self.reading())
 
 
 def runs(params: Params) -> list:

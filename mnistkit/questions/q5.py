@@ -15,7 +15,7 @@ from ..params import Base as Params
 from ..params import check_sizes, param
 from ..store import Store
 from .common import Question, distinct_sizes, full_size, read, row, sized
-from .text import NA, captioned, mean_std_column, pct, pm, question, recipe, reported, say
+from .text import NA, captioned, mean_std_column, pct, pm, question, recipe, record, reported, say
 
 
 def _count(params: Params, size) -> int:
@@ -76,7 +76,8 @@ def result(params: Params, store: Store, needed: dict | None = None) -> "Q5Resul
     full = [r.config for r in fetched if r.config.subset is None]
     counts = data.class_counts(full[0].dataset, full[0].validation) if full else []  # from the labels
     return Q5Result(runs=frame, epochs=params.q5.epochs, seeds=params.seeds,
-                    full_counts=counts, reported=reported("q5", params.dataset) or {}, dataset=params.dataset)
+                    full_counts=counts, reported=reported("q5", params.dataset) or {}, dataset=params.dataset,
+                    margin=params.equivalence)
 
 
 def per_class_counts(size: int, full: bool, counts: list) -> str:
@@ -114,6 +115,7 @@ class Q5Result:
     reported: dict = field(default_factory=dict)  # the assignment's accuracy by training images, on its dataset
     full_counts: list = field(default_factory=list)  # the whole training set's images of each class, from the data
     dataset: str = "mnist"  # a name of data.DATASETS: the classes' names and the text's word for them
+    margin: float = math.nan  # the verdicts' equivalence margin (params.Base.equivalence)
 
     @property
     def epoch_runs(self) -> pd.DataFrame:
@@ -136,9 +138,17 @@ class Q5Result:
         return stats.gains_per_tenfold(list(s["size"]), list(s["mean"]))
 
     @property
-    def saturates(self) -> bool:
+    def last_step(self) -> stats.Difference:
+        """The largest size minus the one before it at equal epochs, over seeds: what the last step still gains."""
+        r, sizes = self.epoch_runs, self.sizes["size"]
+        return stats.difference(r.loc[r["size"] == sizes.iloc[-1], "test_acc"],
+                                r.loc[r["size"] == sizes.iloc[-2], "test_acc"], margin=self.margin)
+
+    @property
+    def returns(self) -> str:
+        """"saturating", "diminishing" or "steady" (``stats.returns``)."""
         s = self.sizes
-        return stats.saturates(list(s["size"]), list(s["mean"]))
+        return stats.returns(list(s["size"]), list(s["mean"]), self.last_step)
 
     def smallest_runs(self) -> pd.Series:
         """Test accuracies of every equal-epoch seed at the smallest size."""
@@ -174,6 +184,10 @@ class Q5Result:
         return say("q5", "answer", r=self, first=s.iloc[0], last=s.iloc[-1],
                    share=None if math.isnan(share) else share, steps_mean=q["mean"].iloc[0])
 
+    def conclusion(self) -> str:
+        share = self.steps_share()
+        return say("q5", "conclusion", r=self, share=None if math.isnan(share) else share)
+
     def alt(self) -> str:
         e, q = self.sizes, self.steps
         return say("q5", "alt", epochs=list(zip(e["size"], e["mean"])), steps=list(zip(q["size"], q["mean"])))
@@ -203,7 +217,8 @@ class Q5Result:
                    fewest=fewest, uncertainty=100 / math.sqrt(2 * (fewest - 1)) if fewest > 1 else None,
                    all_data=uneven and self.runs.loc[self.runs["size"] == last["size"], "full"].all(),
                    share=None if math.isnan(share) else share, steps_mean=q["mean"].iloc[0],
-                   steps_std=q["std"].iloc[0], assignment=assignment_sentence(self))
+                   steps_std=q["std"].iloc[0], assignment=assignment_sentence(self), last_step=self.last_step,
+                   before=int(s["size"].iloc[-2]))
 
     def headlines(self) -> list[tuple]:
         rows = []
@@ -224,7 +239,10 @@ class Q5Result:
                 "equal_steps": {"test_acc_mean": {str(r.size): float(r.mean) for r in q.itertuples()},
                                 "test_acc_std": {str(r.size): float(r.std) for r in q.itertuples()},
                                 "epochs": {str(r.size): int(r.epochs) for r in q.itertuples()}},
-                "train_images": [int(n) for n in e["size"]],
+                "train_images": [int(n) for n in e["size"]], "returns": self.returns,
+                "gain_per_tenfold": [float(g) for g in self.gains],
+                "last_step": {"sizes": [int(n) for n in e["size"].iloc[-2:]],
+                              **record(self.last_step, "the larger set", "the smaller")},
                 "smallest_test_acc_min": float(small.min()), "smallest_test_acc_max": float(small.max())}
 
 

@@ -17,7 +17,7 @@ from ..params import Base as Params
 from ..params import check_mapping, check_seeds, check_sizes, param
 from ..store import Store
 from .common import Question, distinct_sizes, curves, full_size, read, row, sized
-from .text import (MODEL_NAMES, NA, SELECTED_BY, bracketed, captioned, mean_std_column, pm, pct, question,
+from .text import (MODEL_NAMES, NA, SELECTED_BY, bracketed, captioned, judged, mean_std_column, record, pm, pct, question,
                    recipe_words, reported, say, setup)
 
 
@@ -98,7 +98,7 @@ def result(params: Params, store: Store, needed: dict | None = None) -> "Q6Resul
                     curves=curves(labelled), recipes=params.q6.recipes, epochs=params.q6.epochs,
                     seeds=params.q6.seeds, selected_by=params.selected_by,
                     ablation=ablation, ablated=params.q6.ablation, reported=reported("q6", params.dataset) or {},
-                    setup=setup("q6", params.dataset))
+                    setup=setup("q6", params.dataset), margin=params.equivalence)
 
 
 def describe_vit(shape: dict) -> str:
@@ -129,6 +129,7 @@ class Q6Result:
     ablated: dict = field(default_factory=dict)  # group -> the last recipe's settings it puts back
     reported: dict = field(default_factory=dict)  # the assignment's ViT by training images, on its dataset
     setup: dict = field(default_factory=dict)  # how the assignment trained them (text.setup), on its dataset
+    margin: float = math.nan  # the verdicts' equivalence margin (params.Base.equivalence)
 
     @property
     def changed(self) -> str:
@@ -144,7 +145,8 @@ class Q6Result:
         """The last recipe's ViT minus the same with ``group`` put back, in test accuracy over seeds on the
         ablation's training set: above zero where the group's change helps."""
         a = self.ablation[self.ablation.group == group]
-        return stats.difference(self.accs(self.changed, "vit", int(a["size"].iloc[0])), list(a.test_acc))
+        return stats.difference(self.accs(self.changed, "vit", int(a["size"].iloc[0])), list(a.test_acc),
+                                margin=self.margin)
 
     def ablation_table(self) -> pd.DataFrame | None:
         """One row per group: what it puts back, the ViT's test accuracy, and the full recipe minus it."""
@@ -178,7 +180,17 @@ class Q6Result:
     def vit_minus_lenet(self, size: int, recipe: str | None = None) -> stats.Difference:
         """ViT minus LeNet in test accuracy over seeds at ``size`` under ``recipe`` (default: the better one)."""
         recipe = recipe or self.best_recipe
-        return stats.difference(self.accs(recipe, "vit", size), self.accs(recipe, "lenet", size))
+        return stats.difference(self.accs(recipe, "vit", size), self.accs(recipe, "lenet", size), margin=self.margin)
+
+    def gap_change(self, recipe: str | None = None) -> stats.Difference:
+        """How ViT minus LeNet changes from the smallest set to the largest under ``recipe`` (default: the better
+        one), with its interval: above zero where the ViT closes on LeNet (or pulls ahead) with more data."""
+        return stats.change(self.vit_minus_lenet(self.sizes[-1], recipe), self.vit_minus_lenet(self.sizes[0], recipe))
+
+    def gain(self, model: str, recipe: str | None = None) -> float:
+        """What ``model`` gains in mean test accuracy from the smallest set to the largest."""
+        recipe = recipe or self.best_recipe
+        return self.acc(recipe, model, self.sizes[-1]) - self.acc(recipe, model, self.sizes[0])
 
     @cached_property
     def sizes(self) -> list[int]:
@@ -198,17 +210,12 @@ class Q6Result:
         recipe = recipe or self.best_recipe
         return self.acc(recipe, "lenet", size) - self.acc(recipe, "vit", size)
 
-    @property
-    def lead_shrinks(self) -> bool:
-        """Whether LeNet's lead over the ViT (best recipe) is smaller on the largest set than on the smallest."""
-        return self.lenet_lead(self.sizes[-1]) < self.lenet_lead(self.sizes[0])
-
     def protocol(self) -> str:
         shapes = {name: models.vit_shape(recipe.get("vit") or {}) for name, recipe in self.recipes.items()}
         shape = describe_vits(shapes)
         vit = self.table_frame[self.table_frame.model == "vit"]
         return say("q6", "protocol", shape=shape, parameters=list(dict.fromkeys(vit.parameters)), sizes=self.sizes,
-                   epochs=self.epochs, seeds=self.seeds, time_ratios=self.time_ratios(), setup=self.setup,
+                   epochs=self.epochs, seeds=self.seeds, setup=self.setup,
                    recipes=[(name, recipe_words(recipe)) for name, recipe in self.recipes.items()])
 
     @property
@@ -219,24 +226,28 @@ class Q6Result:
     def answer(self) -> str:
         best, small, large = self.best_recipe, self.sizes[0], self.sizes[-1]
         at = [(self.acc(best, "vit", s), s, self.vit_minus_lenet(s)) for s in (small, large)]
-        return say("q6", "answer", best=best, decider=self.decider, small=at[0], large=at[1], seeds=self.seeds,
-                   time_ratios=self.time_ratios())
+        return say("q6", "answer", r=self, best=best, decider=self.decider, small=at[0], large=at[1],
+                   seeds=self.seeds, time_ratios=self.time_ratios(best))
+
+    def conclusion(self) -> str:
+        small, large = self.sizes[0], self.sizes[-1]
+        return say("q6", "conclusion", small=(small, self.vit_minus_lenet(small)),
+                   large=(large, self.vit_minus_lenet(large)))
 
     @property
     def best_vit(self) -> dict:
         """The ViT's own keyword arguments under the better recipe."""
         return self.recipes[self.best_recipe].get("vit") or {}
 
-    def time_ratio(self, size: int | None = None) -> float:
-        """Mean seconds of a ViT run over those of a LeNet run, on ``size`` images (every size for None), over
-        every recipe."""
-        t = self.table_frame if size is None else self.table_frame[self.table_frame["size"] == size]
-        t = t.groupby("model")["seconds"].mean()
+    def time_ratio(self, size: int, recipe: str) -> float:
+        """Mean seconds of a ViT run over those of a LeNet run on ``size`` images under ``recipe``."""
+        t = self.table_frame
+        t = t[(t["size"] == size) & (t.recipe == recipe)].groupby("model")["seconds"].mean()
         return float(t["vit"] / t["lenet"])
 
-    def time_ratios(self) -> str:
-        """The ViT's time over LeNet's at each size, in words (the ratio differs between sizes)."""
-        return say("q6", "time_ratios", ratios=[(s, self.time_ratio(s)) for s in self.sizes])
+    def time_ratios(self, recipe: str) -> str:
+        """The ViT's time over LeNet's at each size under ``recipe``, in words (the ratio differs between sizes)."""
+        return say("q6", "time_ratios", recipe=recipe, ratios=[(s, self.time_ratio(s, recipe)) for s in self.sizes])
 
     def curves_at(self, size: int) -> pd.DataFrame:
         """The per-epoch curves of the runs on ``size`` images, ``run`` naming model and recipe."""
@@ -275,7 +286,8 @@ class Q6Result:
         return say("q6", "analysis", comparisons=_comparisons(self), seeds=self.seeds, decider=self.decider,
                    best=best, chosen=_chosen(self), small=small, large=large, small_acc=self.acc(best, "vit", small),
                    large_acc=self.acc(best, "vit", large), reported=sorted(self.reported.items(), reverse=True),
-                   trend=_trend(self), credits=_credits(self), setup=self.setup, shrinks=self.lead_shrinks)
+                   trend=_trend(self), credits=_credits(self), setup=self.setup,
+                   ratios=[(n, self.time_ratios(n)) for n in self.recipes])
 
     def headlines(self) -> list[tuple]:
         rows = []
@@ -285,7 +297,8 @@ class Q6Result:
                          f"{len(self.seeds)} seeds)", pct(self.acc(self.best_recipe, "vit", s)),
                          "" if reference is None else f"{pct(reference)} ({self.setup['encoder_layers']} layers)"))
         rows += [(f"6. ViT minus LeNet, {s:,} images, 95% interval",
-                  bracketed(self.vit_minus_lenet(s)), "") for s in self.sizes]
+                  f"{bracketed(self.vit_minus_lenet(s))}: {judged(self.vit_minus_lenet(s), 'ViT', 'LeNet')}", "")
+                 for s in self.sizes]
         return rows
 
     def summary(self) -> dict:
@@ -304,12 +317,17 @@ class Q6Result:
         for s in self.sizes:
             d = self.vit_minus_lenet(s)
             out[f"vit_minus_lenet_{str(s)}"], out[f"vit_minus_lenet_{str(s)}_ci95"] = d.diff, d.ci95
+            out[f"vit_minus_lenet_{str(s)}_verdict"] = judged(d, "ViT", "LeNet")
+        out["comparisons"] = {n: {str(s): record(self.vit_minus_lenet(s, n), "ViT", "LeNet") for s in self.sizes}
+                              for n in self.recipes}
+        out["time_ratios"] = {n: {str(s): self.time_ratio(s, n) for s in self.sizes} for n in self.recipes}
         if self.ablated:
             a, effects = self.ablation, {g: self.ablation_effect(g) for g in self.ablated}
             out["ablation"] = {"recipe": self.changed, "images": str(self.ablation_size), "groups": {
                 g: {"put_back": keys, "test_acc_mean": float(a.test_acc[a.group == g].mean()),
                     "full_minus_this": effects[g].diff, "full_minus_this_ci95": effects[g].ci95,
-                    "verdict": effects[g].verdict} for g, keys in self.ablated.items()}}
+                    "verdict": judged(effects[g], f"{self.changed} recipe", "put back")}
+                for g, keys in self.ablated.items()}}
         return out
 
 
@@ -340,23 +358,21 @@ def _credits(r: Q6Result) -> str:
         return say("q6", "one_seed_ablation", changed=r.changed)
     model = [g for g, keys in r.ablated.items() if "vit" in keys]
 
-    def groups(verdict: str, of_model: bool) -> list:
-        """``(group, the settings it puts back, its effect)`` of the groups with ``verdict`` of one kind."""
-        return [(g, r.ablated[g], d) for g, d in effects.items() if d.verdict == verdict and (g in model) == of_model]
+    def groups(verdicts: tuple, of_model: bool) -> list:
+        """``(group, the settings it puts back, its effect)`` of the groups whose verdict is one of ``verdicts``."""
+        return [(g, r.ablated[g], d) for g, d in effects.items() if d.verdict in verdicts and (g in model) == of_model]
 
-    kinds = [(of_model, groups("better", of_model), groups("level", of_model), groups("worse", of_model))
-             for of_model in (False, True)]
+    kinds = [(of_model, groups(("ahead",), of_model), groups(("equivalent",), of_model),
+              groups(("undecided",), of_model), groups(("behind",), of_model)) for of_model in (False, True)]
     return say("q6", "credits", size=r.ablation_size, kinds=[k for k in kinds if any(k[1:])])
 
 
 def _trend(r: Q6Result) -> str:
-    """Whether LeNet's lead over the ViT (better recipe) shrinks from the smallest set to the largest."""
-    best, small, large = r.best_recipe, r.sizes[0], r.sizes[-1]
-    lead = {s: r.lenet_lead(s) for s in (small, large)}
-    verdict = {s: r.vit_minus_lenet(s).verdict for s in (small, large)}
-    stays_ahead = all(v == "worse" for v in verdict.values())
-    return say("q6", "trend", best=best, small=small, large=large, lead=lead, verdict=verdict,
-               stays_ahead=stays_ahead, shrinks=stays_ahead and r.lead_shrinks)
+    """How the ViT's gap to LeNet (better recipe) changes from the smallest set to the largest, with its interval,
+    and the explanation that pattern allows."""
+    return say("q6", "trend", r=r, best=r.best_recipe, small=r.sizes[0], large=r.sizes[-1], change=r.gap_change(),
+               vit_gain=r.gain("vit"), lenet_gain=r.gain("lenet"))
+
 
 
 QUESTION = Question("q6", 6, question("q6"), Section, runs, result,

@@ -96,6 +96,12 @@ def points(x: float, digits: int = 2) -> str:
     return f"{100 * x:+.{digits}f}"
 
 
+def times(ratio: float) -> str:
+    """A time ratio to two significant figures (``210×``, ``1.6×``): timings vary between builds and machines
+    more than a third figure would claim."""
+    return f"{float(f'{ratio:.2g}'):,g}×"
+
+
 def plural(n: int, word: str) -> str:
     """``1 epoch``, ``2 epochs``."""
     return f"{n:,} {word}{'' if n == 1 else 's'}"
@@ -122,6 +128,30 @@ def interval(d: Difference, digits: int = 2) -> str:
     if math.isnan(d.lo):
         return f"{points(d.diff, digits)} points (no interval: one run a side)"
     return f"{points(d.diff, digits)} points (95% interval {points(d.lo, digits)} to {points(d.hi, digits)})"
+
+
+def margin_words(margin: float) -> str:
+    """An equivalence margin in points: ``±0.2 points``."""
+    return f"±{round(100 * margin, 2):g} points"
+
+
+def judged(d: Difference, first: str, second: str) -> str:
+    """The verdict on ``d`` (``first`` minus ``second``) in the report's four words: who is ahead (and
+    whether by less than the margin), equivalent within the margin, or undecided."""
+    v = d.verdict
+    if v in ("ahead", "behind"):
+        who = first if v == "ahead" else second
+        return f"{who} ahead" + (f", by less than the {margin_words(d.margin)} that count" if d.negligible else "")
+    if v == "equivalent":
+        return f"equivalent within {margin_words(d.margin)}"
+    return "undecided (one run a side: no interval)" if math.isnan(d.lo) else "undecided"
+
+
+def record(d: Difference, first: str, second: str) -> dict:
+    """A difference as summary.json holds it: its verdict in words, its margin, and what another build needs to
+    test how it changed (``stats.change``)."""
+    return {"diff": d.diff, "ci95": d.ci95, "se": d.se, "dof": d.dof, "margin": d.margin, "n": [d.a_n, d.b_n],
+            "verdict": judged(d, first, second)}
 
 
 def bracketed(d: Difference) -> str:
@@ -184,7 +214,8 @@ def _templates():
 
     env = Environment(loader=FileSystemLoader(TEMPLATES), undefined=StrictUndefined, trim_blocks=True,
                       lstrip_blocks=True, autoescape=False)
-    env.filters.update(pct=pct, pm=pm, points=points, interval=interval, bracketed=bracketed, plural=plural)
+    env.filters.update(pct=pct, pm=pm, points=points, interval=interval, bracketed=bracketed, plural=plural,
+                       judged=judged, margin_words=margin_words, times=times)
     env.globals.update(MODEL_NAMES=MODEL_NAMES, OPTIMIZER_NAMES=OPTIMIZER_NAMES, NA=NA)
     return env
 

@@ -1,6 +1,7 @@
-"""Whether the study's conclusions transfer: each question's headline conclusion, read from two builds'
-summary.json files (the reference, such as MNIST, and this one, such as Fashion-MNIST), set side by side
-with its number, its interval and whether the verdict held, reversed or became "no detectable difference".
+"""Whether the study's conclusions transfer: each comparison of two builds' summary.json files (the reference,
+such as MNIST, and this one, such as Fashion-MNIST) tested as a change, (B - A here) - (B - A there), with its
+own interval and verdict (``stats.change``); like is compared with like (question 6 per recipe); question 5
+compares what the last tenfold of data still gains, question 2 the ranking with its uncertainty.
 """
 
 from __future__ import annotations
@@ -11,100 +12,125 @@ from dataclasses import dataclass
 import pandas as pd
 
 from .. import stats
-from .text import NA, PARAMETER_NAMES, captioned, pct
+from .text import NA, PARAMETER_NAMES, captioned, margin_words, pct, points, say
 
-CHANGES = {("better", "worse"): "reversed", ("worse", "better"): "reversed"}
-WORDS = {"better": "ahead", "worse": "behind", "level": "level"}  # a difference's verdict, beside its number
+# what a change's verdict says of the difference it tests
+CHANGE_WORDS = {"ahead": "grew", "behind": "shrank", "equivalent": "unchanged", "undecided": "undecided"}
 
 
 @dataclass(frozen=True)
-class Conclusion:
-    """One conclusion of one build: its number in words, and its verdict where it is a comparison."""
+class Row:
+    """One comparison of both builds: each side in words, and the change between them where it is tested."""
 
-    key: str  # the same conclusion of two builds has the same key
     question: str  # "1" ... "6"
-    claim: str  # what is measured, in words
-    value: str  # the number, with its interval where it has one
-    verdict: str | None  # "better", "worse", "level", a name, or None (a level, not a comparison)
+    compared: str  # what is compared, in words
+    reference: str  # the reference build's number, interval and verdict, in words
+    here: str  # this build's
+    change: stats.Difference | None  # here minus reference, with its interval; None: not a difference of two
+    verdict: str  # the change's verdict in words, or how a named answer fared
 
 
-def _difference(key: str, question: str, claim: str, diff: float, ci: list | None, note: str = "") -> Conclusion:
-    lo, hi = (math.nan, math.nan) if ci is None or None in ci else ci
-    value = f"{100 * diff:+.2f} points" + ("" if math.isnan(lo) else f" [{100 * lo:+.2f}, {100 * hi:+.2f}]") + note
-    return Conclusion(key, question, claim, value, stats.verdict(lo, hi))
+def _difference(record: dict | None) -> stats.Difference | None:
+    """A difference as a summary records it (``text.record``); None where the summary has no record."""
+    if not record:
+        return None
+    lo, hi = (math.nan, math.nan) if None in record["ci95"] else record["ci95"]
+    number = (lambda v: math.nan if v is None else float(v))
+    return stats.Difference(math.nan, math.nan, float(record["diff"]), lo, hi, *record["n"], number(record["se"]),
+                            number(record["dof"]), number(record["margin"]))
 
 
-def conclusions(summary: dict) -> list[Conclusion]:
-    """The headline conclusion of each question a build's summary holds (a question not built is left out)."""
+def _side(record: dict | None) -> str:
+    if not record:
+        return NA
+    d = _difference(record)
+    interval = "" if math.isnan(d.lo) else f" [{points(d.lo)}, {points(d.hi)}]"
+    return f"{points(d.diff)}{interval}: {record['verdict']}"
+
+
+def _verdict(change: stats.Difference | None) -> str:
+    if change is None or math.isnan(change.lo):
+        return NA
+    word = CHANGE_WORDS[change.verdict]
+    if change.verdict == "equivalent":
+        word += f" within {margin_words(change.margin)}"
+    elif change.negligible:
+        word += f", by less than {margin_words(change.margin)}"
+    return word
+
+
+def _compare(question: str, compared: str, ours: dict | None, theirs: dict | None) -> Row:
+    here, there = _difference(ours), _difference(theirs)
+    change = stats.change(here, there) if here is not None and there is not None else None
+    return Row(question, compared, _side(theirs), _side(ours), change, _verdict(change))
+
+
+def _leader(summary: dict) -> tuple[str, str] | None:
+    """Question 2's first-ranked hyperparameter and its share of the resamples, in words."""
+    first = summary.get("q2", {}).get("importance_first_probability") or {}
+    if not first:
+        return None
+    top = max(first, key=first.get)
+    return PARAMETER_NAMES.get(top, top), pct(first[top], 0)
+
+
+def rows(reference: dict, summary: dict) -> list[Row]:
+    """Every comparison both summaries hold, in question order."""
     found = []
-    if "q1" in summary:
-        q = summary["q1"]
-        found.append(Conclusion("lenet", "1", f"LeNet's test accuracy after {q['epochs']} epochs",
-                                pct(q["test_acc_mean"]), None))
-    if "q2" in summary:
-        q = summary["q2"]
-        first = q.get("importance_first_probability", {})
-        top = max(first, key=first.get) if first else None
-        if top is not None:
-            name = PARAMETER_NAMES.get(top, top)
-            found.append(Conclusion("leaders", "2", "the hyperparameter ranked first most often (fANOVA, resampled)",
-                                    f"{name} ({pct(first[top], 0)} of the resamples)", name))
-    if "q3" in summary:
-        q = summary["q3"]
-        found.append(_difference("cnn_minus_bovw", "3", "the best CNN minus SIFT-BoVW-SVM", q["cnn_minus_bovw"],
-                                 q["cnn_minus_bovw_ci95"]))
-    if "q4" in summary:
-        q = summary["q4"]
-        found.append(_difference("double_minus_lenet", "4", "doubled-conv LeNet minus LeNet", q["double_minus_lenet"],
-                                 q["double_minus_lenet_ci95"]))
-    if "q5" in summary:
-        means = {int(k): v for k, v in summary["q5"]["equal_epochs"]["test_acc_mean"].items()}
-        sizes = sorted(means)
-        flat = stats.saturates(sizes, [means[s] for s in sizes])
-        found.append(Conclusion("sizes", "5", f"LeNet from {sizes[0]:,} to {sizes[-1]:,} images (equal epochs)",
-                                f"{pct(means[sizes[0]])} → {pct(means[sizes[-1]])}, "
-                                + ("saturating" if flat else "not saturating"),
-                                "saturates" if flat else "does not saturate"))
-    if "q6" in summary:
-        q = summary["q6"]
-        for size in sorted(int(s) for s in q["train_images"]["vit"]):
-            key = f"vit_minus_lenet_{size}"
-            found.append(_difference(key, "6", f"ViT minus LeNet on {size:,} images (the better recipe)", q[key],
-                                     q.get(f"{key}_ci95"), f", {q['recipe']} recipe"))
+    if "q1" in reference and "q1" in summary:
+        found.append(Row("1", f"LeNet's test accuracy after {summary['q1']['epochs']} epochs (a level, not a "
+                              "comparison)", pct(reference["q1"]["test_acc_mean"]), pct(summary["q1"]["test_acc_mean"]),
+                         None, NA))
+    theirs, ours = _leader(reference), _leader(summary)
+    if theirs and ours:
+        same = theirs[0] == ours[0]
+        found.append(Row("2", "the hyperparameter ranked first (fANOVA), and the share of bootstrap resamples "
+                              "that rank it first", f"{theirs[0]} ({theirs[1]})", f"{ours[0]} ({ours[1]})", None,
+                         "the same first" if same else "a different first"))
+    pairs = (("q3", "cnn_minus_bovw_record", "the best CNN minus SIFT-BoVW-SVM"),
+             ("q4", "double_minus_lenet_record", "doubled-conv LeNet minus LeNet"))
+    for q, key, words in pairs:
+        if q in reference and q in summary:
+            found.append(_compare(q[1], words, summary[q].get(key), reference[q].get(key)))
+    if "q5" in reference and "q5" in summary:
+        a, b = reference["q5"].get("last_step"), summary["q5"].get("last_step")
+        if a and b and a["sizes"] == b["sizes"]:
+            row = _compare("5", f"what the last step of data gains, {a['sizes'][0]:,} to {a['sizes'][1]:,} images "
+                                "(equal epochs)", b, a)
+            found.append(Row(row.question, row.compared, f"{row.reference} ({reference['q5']['returns']})",
+                             f"{row.here} ({summary['q5']['returns']})", row.change, row.verdict))
+    if "q6" in reference and "q6" in summary:
+        mine, yours = summary["q6"].get("comparisons") or {}, reference["q6"].get("comparisons") or {}
+        for recipe in [r for r in yours if r in mine]:
+            for size in [s for s in yours[recipe] if s in mine[recipe]]:
+                chosen = [name for name, s in ((reference["q6"]["recipe"], "reference"),
+                                               (summary["q6"]["recipe"], "here")) if name == recipe]
+                label = f"; chosen on validation {'in both' if len(chosen) == 2 else 'in one'}" if chosen else ""
+                found.append(_compare("6", f"ViT minus LeNet on {int(size):,} images, {recipe} recipe{label}",
+                                      mine[recipe][size], yours[recipe][size]))
     return found
 
 
-def change(before: str | None, after: str | None) -> str:
-    """How a verdict fared on the second build: held, reversed, became no detectable difference, became a
-    difference, or (a name, such as the leading hyperparameters) changed."""
-    if before is None or after is None:
-        return NA
-    if before == after:
-        return "held"
-    if after == "level":
-        return "became no detectable difference"
-    if before == "level":
-        return "became a difference"
-    return CHANGES.get((before, after), "changed")
-
-
-def _cell(c: Conclusion | None) -> str:
-    if c is None:
-        return NA
-    return f"{c.value} ({WORDS[c.verdict]})" if c.verdict in WORDS else c.value
-
-
 def table(reference: dict, summary: dict, names: tuple[str, str]) -> pd.DataFrame:
-    """Each conclusion of ``reference`` beside the same one of ``summary``, with how its verdict fared;
+    """Each comparison of ``reference`` beside the same one of ``summary``, with the change and its verdict;
     ``names`` are the two builds' datasets, in words."""
     if names[0] == names[1]:  # two builds of one dataset: the columns still need two names
         names = (f"{names[0]}, reference", f"{names[1]}, this build")
-    theirs = {c.key: c for c in conclusions(summary)}
-    rows = []
-    for c in conclusions(reference):
-        other = theirs.get(c.key)
-        rows.append({"question": c.question, "compared": c.claim, names[0]: _cell(c), names[1]: _cell(other),
-                     "verdict": change(c.verdict, other.verdict if other else None)})
-    return captioned(pd.DataFrame(rows),
-                     f"The study's conclusions on {names[0]} beside the same ones on {names[1]}: each difference "
-                     "with its 95% interval over the seeds, and whether its verdict held.")
+    frame = pd.DataFrame([{"question": r.question, "compared": r.compared, names[0]: r.reference, names[1]: r.here,
+                           "change, 95% interval": NA if r.change is None or math.isnan(r.change.lo)
+                           else f"{points(r.change.diff)} [{points(r.change.lo)}, {points(r.change.hi)}]",
+                           "the change": r.verdict} for r in rows(reference, summary)])
+    return captioned(frame, say("report", "transfer_caption", names=names))
+
+
+def discussion(reference: dict, summary: dict, names: tuple[str, str]) -> str:
+    """What transferred and what did not, from the rows: the changes detected, those within the margin, and
+    those left undecided."""
+    tested = [r for r in rows(reference, summary) if r.change is not None and not math.isnan(r.change.lo)]
+    groups = {v: [r for r in tested if r.change.verdict in keys]
+              for v, keys in (("changed", ("ahead", "behind")), ("held", ("equivalent",)),
+                              ("undecided", ("undecided",)))}
+    named = [r for r in rows(reference, summary) if r.question == "2"]
+    margin = tested[0].change.margin if tested else math.nan
+    return say("report", "transfer_discussion", names=names, groups=groups, named=named,
+               margin=margin_words(margin) if margin == margin else None)
