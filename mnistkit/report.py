@@ -26,7 +26,7 @@ from .files import atomic_write_text
 from .params import Base as Params
 from .params import from_notebook
 from .questions import failures, headlines, parameters, plan, registry, transfer
-from .questions.text import MODEL_NAMES, captioned, margin_words, markdown, say, text_columns, training_set
+from .questions.text import MODEL_NAMES, asked_of, captioned, margin_words, markdown, say, text_columns, training_set
 from .store import Store
 
 
@@ -136,7 +136,9 @@ class Report:
         answer itself where that page is not shown, ``only``); then its protocol."""
         number = result.title.split(".")[0]
         asked = {str(q.number): q.question for q in registry().values()}
-        question = f"*The question.* {asked[number]}\n\n" if number in asked else ""
+        theirs = asked_of()
+        how = "" if theirs == self.params.dataset else f" (the assignment's, asked of {data.dataset(theirs).title})"
+        question = f"*The question{how}.* {asked[number]}\n\n" if number in asked else ""
         answer = "" if self.complete else f"**{headlines.sentence(result.answer())}**\n\n"
         self.say(f"{'#' * level} {result.title}\n\n{question}{answer}**Protocol.** {result.protocol()}")
 

@@ -2,6 +2,7 @@
 and missing files."""
 
 import dataclasses
+import json
 import gzip
 import hashlib
 import shutil
@@ -12,6 +13,7 @@ from torch.utils.data import DataLoader, RandomSampler
 from torchvision.datasets import MNIST, FashionMNIST
 
 from mnistkit import data
+from conftest import ROOT
 from mnistkit.errors import ConfigError, DataError
 
 FASHION = data.DATASETS["fashion_mnist"]
@@ -193,3 +195,11 @@ def test_the_class_counts_a_report_states_come_from_the_labels():
     assert sum(whole) == 60_000 and min(whole) == whole[5] == data.DATASETS["mnist"].rarest and max(whole) == 6_742
     assert sum(outside) == 55_000 and [a - b for a, b in zip(whole, outside)] == [500] * 10
     assert (min(outside), max(outside)) == (4_921, 6_242)
+
+
+@pytest.mark.parametrize("name, summary", [("mnist", "figures/summary.json"), ("fashion_mnist", "figures/fashion/summary.json")])
+def test_each_datasets_margin_is_its_rule_on_validation_numbers(name, summary):
+    """A fifth of the validation error of question 2's chosen setting in the committed full study, rounded to a
+    tenth of a point: the rule the report states, on validation numbers only."""
+    best = json.loads((ROOT / summary).read_text())["q2"]["best_val_acc_mean"]
+    assert data.DATASETS[name].margin == pytest.approx(round(data.MARGIN_SHARE * (1 - best), 3))

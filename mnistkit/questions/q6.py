@@ -284,8 +284,8 @@ class Q6Result:
     def analysis(self) -> str:
         best, small, large = self.best_recipe, self.sizes[0], self.sizes[-1]
         return say("q6", "analysis", comparisons=_comparisons(self), seeds=self.seeds, decider=self.decider,
-                   best=best, chosen=_chosen(self), small=small, large=large, small_acc=self.acc(best, "vit", small),
-                   large_acc=self.acc(best, "vit", large), reported=sorted(self.reported.items(), reverse=True),
+                   best=best, chosen=_chosen(self), small=small, large=large,
+                   reported=sorted(self.reported.items(), reverse=True),
                    trend=_trend(self), credits=_credits(self), setup=self.setup,
                    ratios=[(n, self.time_ratios(n)) for n in self.recipes])
 

@@ -26,6 +26,11 @@ def question(name: str) -> str:
     return _assignment()[name]["question"]
 
 
+def asked_of() -> str:
+    """The dataset the assignment asks its questions of (a name of ``data.DATASETS``)."""
+    return _assignment()["dataset"]
+
+
 def reported(name: str, dataset: str):
     """What the assignment printed for question ``name`` (a figure, or figures by training images), where
     the report studies the assignment's dataset; else None."""
@@ -144,7 +149,7 @@ def judged(d: Difference, first: str, second: str) -> str:
         return f"{who} ahead" + (f", by less than the {margin_words(d.margin)} that count" if d.negligible else "")
     if v == "equivalent":
         return f"equivalent within {margin_words(d.margin)}"
-    return "undecided (one run a side: no interval)" if math.isnan(d.lo) else "undecided"
+    return "undecided"
 
 
 def record(d: Difference, first: str, second: str) -> dict:
@@ -158,7 +163,7 @@ def bracketed(d: Difference) -> str:
     """A difference for the headline table: ``+0.07 points [-0.08, +0.22]``, the bare difference
     where there is no interval."""
     if math.isnan(d.lo):
-        return points(d.diff)
+        return f"{points(d.diff)} points, no interval"
     return f"{points(d.diff)} points [{points(d.lo)}, {points(d.hi)}]"
 
 
