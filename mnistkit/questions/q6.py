@@ -320,7 +320,7 @@ class Q6Result:
             out[f"vit_minus_lenet_{str(s)}_verdict"] = judged(d, "ViT", "LeNet")
         out["comparisons"] = {n: {str(s): record(self.vit_minus_lenet(s, n), "ViT", "LeNet") for s in self.sizes}
                               for n in self.recipes}
-        out["time_ratios"] = {n: {str(s): self.time_ratio(s, n) for s in self.sizes} for n in self.recipes}
+        out["vit_over_lenet_seconds"] = {n: {str(s): self.time_ratio(s, n) for s in self.sizes} for n in self.recipes}
         if self.ablated:
             a, effects = self.ablation, {g: self.ablation_effect(g) for g in self.ablated}
             out["ablation"] = {"recipe": self.changed, "images": str(self.ablation_size), "groups": {
