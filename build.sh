@@ -66,13 +66,30 @@ setup_python() {
 }
 
 setup_kernel() {
-  # The kernel starts with mnistkit's CPU kernel pins in its environment (see mnistkit/numerics.py),
-  # so that they hold even where a notebook loads NumPy or torch before mnistkit.
-  local pins=()
+  # The mnistkit kernel of this checkout, installed into its .venv (--sys-prefix), where only this checkout's
+  # Jupyter and papermill look: another clone has its own, and deleting one breaks nothing in the other.
+  # It starts with mnistkit's CPU kernel pins in its environment (see mnistkit/numerics.py), so that they
+  # hold even where a notebook loads NumPy or torch before mnistkit.
+  local pins=() user
   while read -r name value; do pins+=(--env "$name" "$value"); done < <("$PY" -c \
     'from mnistkit import numerics; [print(k, v) for k, v in numerics.kernel_env().items()]')
-  "$PY" -m ipykernel install --user --name mnistkit --display-name "Python (mnistkit)" \
+  "$PY" -m ipykernel install --sys-prefix --name mnistkit --display-name "Python (mnistkit)" \
     ${pins[@]+"${pins[@]}"} >/dev/null 2>&1
+  # A kernel of the same name in the account's own folder comes first in Jupyter's search: an older
+  # build.sh put one there. It goes where its Python is gone or is this checkout's; else one line says so.
+  user=$("$PY" -c 'from jupyter_core.paths import jupyter_data_dir; print(jupyter_data_dir())')/kernels/mnistkit
+  [ -f "$user/kernel.json" ] || return 0
+  local theirs
+  theirs=$("$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))["argv"][0])' "$user/kernel.json" 2>/dev/null || true)
+  if [ ! -x "$theirs" ] || [ "$theirs" -ef "$PY" ]; then
+    rm -rf "$user"
+  else
+    log "warning: $user (Python $theirs) comes before this checkout's mnistkit kernel; remove it with: jupyter kernelspec remove mnistkit"
+  fi
+}
+
+need() {  # need OPTION VALUE DESCRIPTION: the option's value, or one line saying what it takes
+  if [ -z "${2:-}" ] || [[ "$2" == --* ]]; then log "error: $1 needs $3"; exit 2; fi
 }
 
 chromium_bin() {  # $CHROME, a Chromium or Chrome on PATH, or Chrome/Chromium in macOS's /Applications
@@ -101,13 +118,13 @@ report() {
   local profile=full only="" jobs="" cluster="" tracker="" out=build figures="" pdf=1
   while [ $# -gt 0 ]; do
     case "$1" in
-      --profile) profile=${2:?--profile needs a name}; shift 2 ;;
-      --only) only=${2:?--only needs a question, e.g. q2}; shift 2 ;;
-      --jobs) jobs=${2:?--jobs needs a number}; shift 2 ;;
-      --cluster) cluster=${2:?--cluster needs a scheduler address, e.g. tcp://host:8786}; shift 2 ;;
-      --tracker) tracker=${2:?--tracker needs none, wandb or tensorboard}; shift 2 ;;
-      --out) out=${2:?--out needs a folder}; shift 2 ;;
-      --figures) figures=${2:?--figures needs a folder}; shift 2 ;;
+      --profile) need "$1" "${2:-}" "a name, e.g. smoke"; profile=$2; shift 2 ;;
+      --only) need "$1" "${2:-}" "a question, e.g. q2"; only=$2; shift 2 ;;
+      --jobs) need "$1" "${2:-}" "a number"; jobs=$2; shift 2 ;;
+      --cluster) need "$1" "${2:-}" "a scheduler address, e.g. tcp://host:8786"; cluster=$2; shift 2 ;;
+      --tracker) need "$1" "${2:-}" "none, wandb or tensorboard"; tracker=$2; shift 2 ;;
+      --out) need "$1" "${2:-}" "a folder"; out=$2; shift 2 ;;
+      --figures) need "$1" "${2:-}" "a folder"; figures=$2; shift 2 ;;
       --no-pdf) pdf=0; shift ;;
       -h|--help) sed -n '2,17p' "${BASH_SOURCE[0]}"; exit 0 ;;
       *) log "error: unknown option '$1' (allowed: test, lab, --profile NAME, --only qN, --jobs N, --cluster ADDR, --tracker NAME, --out DIR, --figures DIR, --no-pdf)"; exit 2 ;;
@@ -120,8 +137,11 @@ report() {
   [ -n "$cluster" ] && { sets+=("cluster=$cluster"); pm+=(-p cluster "$cluster"); }
   [ -n "$tracker" ] && { sets+=("tracker=$tracker"); pm+=(-p tracker "$tracker"); }
   [ -n "$figures" ] && { sets+=("figures_dir=$figures"); pm+=(-p figures_dir "$figures"); }
-  # Validate every parameter before any work: a typo stops here, with nothing written.
-  "$PY" -m mnistkit params "$params" --set ${sets[@]+"${sets[@]}"} >/dev/null
+  # Validate every parameter and the run store before any work: a typo stops here, with nothing written.
+  local refused
+  if ! refused=$("$PY" -m mnistkit params "$params" --quiet --set ${sets[@]+"${sets[@]}"} 2>&1 >/dev/null); then
+    log "${refused:-error: parameters refused}"; exit 2
+  fi
   mkdir -p "$out"
   local start=$SECONDS bar=--no-progress-bar
   [ -t 2 ] && bar=--progress-bar  # papermill's cell bar redraws itself: only on a terminal

@@ -48,12 +48,10 @@ def _model_kw(items: list[str], option: str = "--model-kw") -> dict:
 def _store(args) -> Path:
     """The run store this command uses, made and proven writable, or ``ConfigError``; said on stderr."""
     if args.store is not None:
-        name, chosen_by = "--store", "--store"
-    elif os.environ.get("MNISTKIT_STORE"):
-        name, chosen_by = "MNISTKIT_STORE", "$MNISTKIT_STORE"
+        root, chosen_by = paths.check_writable(args.store, "--store"), "--store"
     else:
-        name, chosen_by = "store", "default"
-    root = paths.check_writable(args.store if args.store is not None else paths.store_root(), name)
+        root = paths.check_store()
+        chosen_by = "$MNISTKIT_STORE" if os.environ.get("MNISTKIT_STORE") else "default"
     if not args.quiet:
         print(f"store: {root} ({chosen_by}); data: {paths.data_root()}", file=sys.stderr, flush=True)
     return root
@@ -125,9 +123,11 @@ def cmd_params(args) -> dict:
     from .questions.plan import load_params
 
     params = load_params(args.file, overrides=_model_kw(args.set, "--set"))
+    store = _store(args)  # the store a report with these parameters would write to takes files
     if args.cell:
         print(notebook_cell(parameters()), end="")
-    return {"file": args.file or "none", "profile": params.profile, "only": params.only or "all", "valid": True}
+    return {"file": args.file or "none", "profile": params.profile, "only": params.only or "all", "store": str(store),
+            "valid": True}
 
 
 class Parser(argparse.ArgumentParser):

@@ -4,7 +4,15 @@ import dataclasses
 import math
 
 
-class ConfigError(ValueError):
+class OneLine:
+    """An error a user can fix, shown in a notebook (Jupyter, papermill) as its one line, without the
+    traceback: IPython shows what ``_render_traceback_`` returns in its place."""
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"{type(self).__name__}: {self}"]
+
+
+class ConfigError(OneLine, ValueError):
     """A parameter has a value that is not allowed; raised before any work starts."""
 
     def __init__(self, name: str, value, allowed: str):
@@ -12,7 +20,7 @@ class ConfigError(ValueError):
         super().__init__(f"parameter {name!r} = {value!r}: {allowed}")
 
 
-class DataError(RuntimeError):
+class DataError(OneLine, RuntimeError):
     """An MNIST file is missing or damaged; the message names the file and the fix."""
 
 

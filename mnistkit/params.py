@@ -267,29 +267,38 @@ def notebook_cell(cls, width: int = 100) -> str:
     return "\n".join(lines) + "\n"
 
 
-def injected_names(history: list[str]) -> list[str]:
-    """The names that papermill's injected-parameters cell assigned, if it ran since the parameters
-    cell last did: ``history`` is the kernel's cell inputs, oldest first, without the current one.
+def _assigned(source: str) -> list[str]:
+    """The names a cell's top-level statements assign (``x = ...``, ``x: T = ...``, ``x += ...``)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:  # a cell IPython rewrote (a magic): it assigns no parameter
+        return []
+    targets = [t for node in tree.body if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign))
+               for t in (node.targets if isinstance(node, ast.Assign) else [node.target])]
+    return [n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)]
 
-    Looking back from the newest input, the first cell that is papermill's (first line
-    ``# Parameters``) counts; reaching the parameters cell first (its header line) means the
-    values now in force are that cell's own, all known names.
+
+def assigned_names(history: list[str]) -> list[str]:
+    """The names that the parameters cell and papermill's injected cell after it assigned, as last run:
+    ``history`` is the kernel's cell inputs, oldest first, without the current one.
+
+    Looking back from the newest input, papermill's cell (first line ``# Parameters``) counts where it
+    comes before the parameters cell (its header line) is reached; the parameters cell always counts.
     """
+    found = []
     for source in reversed(history):
         first = source.lstrip().split("\n", 1)[0].strip()
-        if first == INJECTED:
-            tree = ast.parse(source)
-            return [t.id for node in tree.body if isinstance(node, (ast.Assign, ast.AnnAssign))
-                    for t in (node.targets if isinstance(node, ast.Assign) else [node.target])
-                    if isinstance(t, ast.Name)]
-        if first == CELL_HEADER:
-            return []
-    return []
+        if first == INJECTED and not found:
+            found += _assigned(source)
+        elif first == CELL_HEADER:
+            return found + _assigned(source)
+    return found
 
 
 def from_notebook(namespace: dict, cls):
     """The parameters as the notebook holds them now: the known names' values in ``namespace``
-    (the notebook's globals), after refusing any name papermill injected that is not a parameter.
+    (the notebook's globals), after refusing any name that the parameters cell or papermill's injected
+    cell assigns and that is not a parameter (a misspelt one, say).
 
     It reads nothing else from ``namespace``, so it gives the same answer on a second Run All, after
     a parameter was edited and its cell re-run, and after Restart & Run All.
@@ -302,7 +311,7 @@ def from_notebook(namespace: dict, cls):
     except ImportError:
         history = []
     allowed = names(cls)
-    for name in injected_names(history):
+    for name in assigned_names(history):
         if name not in allowed:
             raise ConfigError(name, namespace.get(name), f"is not a parameter; allowed: {allowed}")
     return cls.from_dict({name: namespace[name] for name in allowed if name in namespace})

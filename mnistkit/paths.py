@@ -42,6 +42,13 @@ def store_root() -> Path:
     return _from_env("MNISTKIT_STORE", build_dir() / "runs")
 
 
+def check_store(root: Path | str | None = None) -> Path:
+    """The run store (``root``, else ``store_root()``) made and proven to take files; else ``ConfigError`` naming
+    what chose it: ``MNISTKIT_STORE`` where that variable is set, else ``store``. Returns its absolute path."""
+    name = "MNISTKIT_STORE" if root is None and os.environ.get("MNISTKIT_STORE") else "store"
+    return check_writable(root if root is not None else store_root(), name)
+
+
 def data_root() -> Path:
     """The folder holding ``MNIST/raw``: ``$MNISTKIT_DATA``, else ``<build>/data``."""
     return _from_env("MNISTKIT_DATA", build_dir() / "data").resolve()

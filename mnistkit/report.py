@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 from IPython.display import Image, Markdown, display
 
-from . import architecture, codebase, data, numerics, plots, progress
+from . import architecture, codebase, data, numerics, paths, plots, progress
 from .config import RunConfig, device_name, resolve_device
 from .files import atomic_write_text
 from .params import Base as Params
@@ -82,7 +82,7 @@ class Report:
         started = time.perf_counter()
         params = plan.check(from_notebook(namespace, parameters()))
         progress.set_mode(params.progress)
-        store = store or Store()
+        store = store or Store(paths.check_store())  # before anything is written
         report = cls(params, store, plan.train_missing(params, store))
         report.started = started
         return report

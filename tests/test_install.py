@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -233,3 +234,37 @@ def test_the_mnistkit_engine_runs_the_kernel_over_ipc_without_the_tcp_warning(tm
     # the sockets lived in Jupyter's runtime folder and are gone; none was made in the working folder
     assert ip.startswith(jupyter_runtime_dir()) and not list(Path(jupyter_runtime_dir()).glob(Path(ip).name + "*"))
     assert not list(work.iterdir())
+
+
+def _clone(root: Path) -> Path:
+    """A checkout's stand-in: build.sh and a .venv of its own whose packages are this one's (a .pth file)."""
+    root.mkdir()
+    shutil.copy(ROOT / "build.sh", root / "build.sh")
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root / ".venv")], check=True)
+    site = next((root / ".venv" / "lib").glob("python3*")) / "site-packages"
+    (site / "checkout.pth").write_text("\n".join(p for p in sys.path if p.endswith("site-packages")) + "\n")
+    return root / ".venv" / "bin" / "python"
+
+
+def test_each_checkout_has_its_own_kernel_and_deleting_one_breaks_nothing_in_the_other(tmp_path):
+    """Two checkouts each install the mnistkit kernel into their own .venv (nothing into the account's
+    folder); with one deleted, the other's Jupyter still finds its own kernel and starts it."""
+    env = {**os.environ, "HOME": str(tmp_path / "home"), "JUPYTER_DATA_DIR": str(tmp_path / "home" / "jupyter")}
+    pythons = [_clone(tmp_path / name) for name in ("a", "b")]
+    for python in pythons:
+        subprocess.run(["bash", "-c", f"source build.sh; PY={python}; setup_kernel"], cwd=python.parents[2], env=env,
+                       check=True, capture_output=True, text=True)
+    assert not (tmp_path / "home" / "jupyter" / "kernels").exists()  # nothing for the whole account
+    find = ("import json, sys; from jupyter_client.kernelspec import KernelSpecManager as M; "
+            "s = M().get_kernel_spec('mnistkit'); print(json.dumps([s.resource_dir, s.argv[0]]))")
+    for python in pythons:
+        folder, argv0 = json.loads(subprocess.run([str(python), "-c", find], env=env, check=True,
+                                                  capture_output=True, text=True).stdout)
+        assert Path(folder).is_relative_to(python.parents[1]) and Path(argv0) == python
+    shutil.rmtree(tmp_path / "a")
+    start = ("from jupyter_client.manager import start_new_kernel; km, kc = start_new_kernel(kernel_name='mnistkit'); "
+             "r = kc.execute_interactive('import sys; print(sys.prefix)', timeout=60); km.shutdown_kernel(); "
+             "print('ok' if r['content']['status'] == 'ok' else 'failed')")
+    out = subprocess.run([str(pythons[1]), "-c", start], env=env, capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip().splitlines()[-1] == "ok", out.stderr[-2000:]
+    assert str(pythons[1].parents[1]) in out.stdout  # the kernel runs in the remaining checkout's own .venv

@@ -19,7 +19,7 @@ from mnistkit import codebase
 from mnistkit.questions import plan, q2
 from mnistkit.__main__ import main
 from mnistkit.errors import ConfigError
-from mnistkit.params import injected_names, names, notebook_cell
+from mnistkit.params import assigned_names, names, notebook_cell
 from mnistkit.questions import parameters
 
 sys.path.insert(0, str(ROOT / "tests" / "golden"))
@@ -128,13 +128,19 @@ def test_params_schema_names_unknown_keys_with_their_path_and_keeps_defaults():
     assert parameters().from_dict(parameters()().to_dict()) == parameters()()
 
 
-def test_injected_names_come_from_papermills_cell_since_the_parameters_cell_ran():
+def test_the_names_checked_are_the_parameters_cells_and_papermills_since_it_ran():
+    cell = notebook_cell(parameters())
+    known = names(parameters())
     injected = "# Parameters\nepochz = 3\nonly = 'q1'\n"
-    assert injected_names(["import x", notebook_cell(parameters()), injected]) == ["epochz", "only"]
-    assert injected_names([injected, "x = 1"]) == ["epochz", "only"]
+    assert assigned_names(["import x", cell, injected]) == ["epochz", "only"] + known
+    assert assigned_names([injected, "x = 1"]) == ["epochz", "only"]
     # the parameters cell re-run after it: its values are in force, papermill's are not
-    assert injected_names([injected, notebook_cell(parameters()), "y = 2"]) == []
-    assert injected_names(["a = 1"]) == []
+    assert assigned_names([injected, cell, "y = 2"]) == known
+    assert assigned_names(["a = 1"]) == []
+    # a misspelt name typed into the parameters cell, or an extra line, is seen
+    misspelt = cell.replace("train_subset: Optional[int]", "train_subest: Optional[int]") + "trian_subset = 500\n"
+    assert {"train_subest", "trian_subset"} <= set(assigned_names([misspelt]))
+    assert "train_subset" not in assigned_names([misspelt])
 
 
 BAD_PARAMS = [
@@ -403,6 +409,36 @@ def test_the_notebook_runs_twice_in_one_kernel_and_an_edited_parameter_takes_eff
         assert "after 2 epochs" in text and "## 2. Hyperparameters" not in text and "## Answers" not in text
     assert (trained_first, trained_second, trained_edited) == ("(2, 2)", "(2, 0)", "(2, 2)")
     assert "after 1 epoch (mean" in edited and "after 2 epochs" not in edited
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("edit, store, named", [
+    (lambda cell: cell.replace("train_subset: Optional[int]", "train_subest: Optional[int]"), "runs", "'train_subest'"),
+    (lambda cell: cell + "trian_subset = 500\n", "runs", "'trian_subset'"),
+    (lambda cell: cell, "/proc/mnistkit-store", "'MNISTKIT_STORE'")], ids=["misspelt", "extra line", "store"])
+def test_run_all_stops_at_the_setup_cell_with_one_line_and_nothing_written(tmp_path, monkeypatch, edit, store, named):
+    """As JupyterLab runs the notebook (cell after cell in one kernel, no papermill): a name in the parameters
+    cell that is not a parameter, or a store that cannot take files, stops the setup cell in one line."""
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    store = tmp_path / store if not store.startswith("/") else Path(store)
+    monkeypatch.setenv("MNISTKIT_STORE", str(store))
+    nb = nbformat.read(ROOT / "report.ipynb", as_version=4)
+    at = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
+    nb.cells[at].source = edit(nb.cells[at].source)
+    client = NotebookClient(nb, kernel_name="python3", timeout=600, resources={"metadata": {"path": str(ROOT)}})
+    with pytest.raises(CellExecutionError):
+        client.execute()
+    failed = [c for c in nb.cells if any(o.get("output_type") == "error" for o in c.get("outputs", []))]
+    assert len(failed) == 1 and "Report.start" in failed[0].source
+    error = next(o for o in failed[0].outputs if o.output_type == "error")
+    assert error.ename == "ConfigError" and named in error.evalue
+    assert len(error.traceback) == 1 and error.traceback[0].startswith("ConfigError: parameter " + named)
+    assert not any(c.get("outputs") for c in nb.cells[nb.cells.index(failed[0]) + 1:])
+    if not str(store).startswith("/proc"):
+        assert files_under(store) == []
 
 
 def test_the_layer_table_names_real_modules_and_the_appendix_states_the_cost(tmp_path):
