@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from .data import DEFAULT, TRAIN_SIZE, VALIDATION_SIZE
 from .errors import ConfigError, check_number
 
-PROGRESS = ("notebook", "terminal", "none")
+PROGRESS = ("text", "notebook", "terminal", "none")
 PROTOCOLS = ("validation", "assignment")
 CLUSTER = re.compile(r"^(tcp|tls|inproc|ucx|ws|wss)://\S+$")  # a Dask scheduler's address
 INJECTED = "# Parameters"  # the first line of the cell papermill injects after the parameters cell
@@ -94,7 +94,7 @@ class Base:
     train_subset: typing.Optional[int] = param(
         2000, f"None: all {TRAIN_SIZE:,} training images; else a balanced subset in their place")
     figures_dir: typing.Optional[str] = param(None, "folder for the PNG figures and summary.json; None: none")
-    progress: str = param("notebook", "progress bars: notebook, terminal or none")
+    progress: str = param("text", "progress: text (one bar, redrawn in the cell), notebook (widgets), terminal or none")
     tracker: str = param("none", "log every trained run's epochs: none, wandb or tensorboard")
     margin: typing.Optional[float] = param(None, "equivalence margin in accuracy (0.002: 0.2 points): a difference "
                                                  "whose 95% interval lies inside it is equivalent; None: the dataset's")

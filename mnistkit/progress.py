@@ -1,10 +1,13 @@
 """Progress bars that go where the user looks: the notebook, the terminal, a log, or nowhere.
 
-``$MNISTKIT_PROGRESS`` chooses: ``notebook`` (default: tqdm.auto, widgets in Jupyter),
-``terminal`` (the terminal that started the process, so that a report run by papermill shows its
-progress there and not in the report), or ``none``. Worker processes inherit it. Where the
-output is not a terminal (a pipe, a log file, CI), a bar prints plain lines instead: one per
-update, at most one a second, and a last one when it closes; no carriage returns or cursor moves.
+``$MNISTKIT_PROGRESS`` chooses: ``text`` (the report's default: a text bar in the cell's own output,
+redrawn in place and cleared when it ends; no widget, so JupyterLab shows the kernel busy for as
+long as it trains and the bar stays where the cell is), ``notebook`` (tqdm.auto, widgets in
+Jupyter), ``terminal`` (the terminal that started the process, so that a report run by papermill
+shows its progress there and not in the report), or ``none``. Worker processes inherit it. Where
+the output is neither a terminal nor a notebook (a pipe, a log file, CI), a bar prints plain lines
+instead: one per update, at most one a second, and a last one when it closes; no carriage returns
+or cursor moves.
 """
 
 from __future__ import annotations
@@ -28,6 +31,11 @@ def _terminal():
     return sys.__stderr__ if fd is None else open(os.dup(fd), "w", buffering=1)
 
 
+def _in_kernel(file) -> bool:
+    """Whether ``file`` is a Jupyter kernel's captured stream (its output goes into the notebook)."""
+    return hasattr(file, "_original_stdstream_copy") or type(file).__module__.startswith("ipykernel")
+
+
 def _is_terminal(file) -> bool:
     try:
         return file.isatty()
@@ -37,11 +45,13 @@ def _is_terminal(file) -> bool:
 
 def bar(*args, disable: bool = False, **kw):
     """A tqdm bar (or ``Lines``) for the mode in ``$MNISTKIT_PROGRESS``; takes tqdm's arguments."""
-    mode = os.environ.get("MNISTKIT_PROGRESS", "notebook")
+    mode = os.environ.get("MNISTKIT_PROGRESS", "text")
     if disable or mode == "none":
         return std.tqdm(*args, disable=True, **kw)
     if mode == "notebook" and issubclass(auto.tqdm, notebook.tqdm):
         return auto.tqdm(*args, **kw)
+    if mode == "text" and _in_kernel(sys.stderr):  # Jupyter draws a stream's carriage returns in place
+        return std.tqdm(*args, file=sys.stderr, **{**kw, "leave": False})
     file = _terminal() if mode == "terminal" else sys.stderr
     if not _is_terminal(file):
         return Lines(*args, file=file, **kw)

@@ -170,3 +170,19 @@ def test_cli_train_on_a_cluster_and_a_bad_address(dask_cluster, tmp_path, capsys
     assert "reused=false" in capsys.readouterr().out
     assert main([*args, "--cluster", dask_cluster.address]) == 0
     assert "reused=true" in capsys.readouterr().out
+
+
+def test_in_a_notebook_the_text_bar_redraws_one_line_and_clears_it(monkeypatch):
+    class KernelStream(io.StringIO):  # what ipykernel puts in sys.stderr: it keeps the terminal's descriptor
+        _original_stdstream_copy = 2
+
+    out = KernelStream()
+    monkeypatch.setenv("MNISTKIT_PROGRESS", "text")
+    monkeypatch.setattr("sys.stderr", out)
+    bar = progress.bar(total=3, desc="runs", mininterval=0, leave=True)
+    for _ in range(3):
+        bar.update(1)
+    bar.close()
+    text = out.getvalue()
+    assert "\r" in text and "\n" not in text.rstrip("\n") and "runs: 100%" in text  # one line, drawn in place
+    assert text.endswith("\r")  # cleared when it ends (leave=False): nothing stays above the report
