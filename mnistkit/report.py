@@ -73,7 +73,7 @@ class Report:
         self.started = time.perf_counter()
         self.environment = environment(params)
         self._results: dict = {}
-        self.figures = self.tables = 0  # figures and tables shown so far: the next captions' numbers
+        self.numbers: dict = {}  # ("figure", name) or ("table", caption) -> its number: a cell run again keeps them
 
     @classmethod
     def start(cls, namespace: dict, store: Store | None = None) -> "Report":
@@ -259,10 +259,17 @@ class Report:
         if markdown:
             display(Markdown(markdown))
 
+    def _number(self, kind: str, key: str) -> int:
+        """The number of the figure or table ``key``: the next one of its kind when first shown, the same one when
+        its cell is run again."""
+        if (kind, key) not in self.numbers:
+            self.numbers[(kind, key)] = 1 + sum(k == kind for k, _ in self.numbers)
+        return self.numbers[(kind, key)]
+
     def figure(self, fig, name: str, alt: str, caption: str = "") -> None:
         """Show ``fig`` as a PNG with ``alt`` as its alternative text and a numbered caption under it,
         and save it as ``figures_dir/name.png`` when a figures folder is set."""
-        self.figures += 1
+        number = self._number("figure", name)
         buffer = io.BytesIO()
         fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")
         plt.close(fig)
@@ -273,7 +280,7 @@ class Report:
             (folder / f"{name}.png").write_bytes(png)
         inches = struct.unpack(">I", png[16:20])[0] / DPI  # the PNG's width (its IHDR chunk)
         display(Image(png), metadata={"image/png": {"alt": alt, "print_width": f"{inches * plots.PRINT_SCALE:.2f}in"}})
-        self.say(f"*Figure {self.figures}.* {caption}".rstrip())
+        self.say(f"*Figure {number}.* {caption}".rstrip())
 
     def table(self, frame: pd.DataFrame | None) -> None:
         """Show a result's table under its numbered caption (``frame.attrs["caption"]``, which every table of
@@ -283,8 +290,7 @@ class Report:
             return
         if not frame.attrs.get("caption"):
             raise ValueError(f"a table without a caption: columns {list(frame.columns)}")
-        self.tables += 1
-        self.say(f"*Table {self.tables}.* {frame.attrs['caption']}")
+        self.say(f"*Table {self._number('table', frame.attrs['caption'])}.* {frame.attrs['caption']}")
         text = text_columns(frame)
         display(frame.style.hide(axis="index")
                 .set_properties(subset=text, **{"text-align": "left"})

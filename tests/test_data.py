@@ -89,6 +89,18 @@ def test_a_missing_dataset_is_refused_in_one_line_that_says_how_to_get_it(tmp_pa
     message = str(err.value)
     assert "\n" not in message and "Fashion-MNIST is not on this machine" in message
     assert "apt-get install dataset-fashion-mnist" in message and "internet" in message
+    assert "MNISTKIT_FASHION_MNIST" in message
+    assert not (tmp_path / "FashionMNIST").exists()  # no empty folder left for files that never came
+
+
+def test_fashion_mnist_is_read_from_the_folder_its_variable_names(tmp_path, monkeypatch):
+    if data._fashion_folder() is None:
+        pytest.skip("Fashion-MNIST's files are not on this machine (apt-get install dataset-fashion-mnist)")
+    source = tmp_path / "elsewhere"
+    shutil.copytree(data._fashion_folder(), source)
+    monkeypatch.setenv("MNISTKIT_FASHION_MNIST", str(source))
+    assert data.DATASETS["fashion_mnist"].local() == source
+    data.check_available("fashion_mnist", root=tmp_path / "data")
 
 
 def test_an_unknown_dataset_names_the_parameter_and_the_allowed_ones():

@@ -460,6 +460,24 @@ def test_the_layer_table_names_real_modules_and_the_appendix_states_the_cost(tmp
     assert "kernels" in text and "trained for this build" not in text and "took 61" not in text  # not a re-render's
 
 
+def test_a_section_run_again_keeps_its_figure_and_table_numbers(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    from mnistkit import report as report_module
+    from mnistkit.store import Store
+
+    shown = []
+    monkeypatch.setattr(report_module, "display", lambda *a, **k: shown.append(a[0]))
+    r = report_module.Report(plan.load_params(overrides={"device": "cpu"}), Store(tmp_path))
+    table = report_module.Report.layers()
+    for _ in range(2):  # a section's cell, run twice
+        r.figure(plt.figure(), "one", "alt", "first")
+        r.table(table)
+        r.figure(plt.figure(), "two", "alt", "second")
+    captions = [m.data for m in shown if hasattr(m, "data") and str(m.data).startswith("*")]
+    assert captions == ["*Figure 1.* first", f"*Table 1.* {table.attrs['caption']}", "*Figure 2.* second"] * 2
+
+
 def test_the_registry_is_the_one_list_of_questions():
     """Every question module declares itself once; the parameters, the plan and the notebook follow it."""
     import importlib

@@ -1,5 +1,6 @@
 """Run store: reuse without training, keys, damaged entries, resume after SIGKILL, concurrency."""
 
+import os
 import json
 import signal
 import subprocess
@@ -172,3 +173,14 @@ def test_run_all_shares_training_among_processes_then_runs_self_parallel_entries
     assert results[0].value == 1 and Counting.calls == 1
     assert [r.config.seed for r in results[1:]] == [1, 2] and not any(r.reused for r in results[1:])
     assert all((tmp_path / s.key() / "manifest.json").exists() for s in specs[1:])
+
+
+def test_written_files_follow_the_umask_like_any_other(tmp_path):
+    from mnistkit.files import atomic_write_text
+
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "summary.json", "{}")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "summary.json").stat().st_mode & 0o777 == 0o644
