@@ -103,7 +103,7 @@ def test_evaluate_every_scores_the_last_epoch_and_keeps_the_numbers():
 def test_bad_validation_and_subset_beside_it_name_the_parameter():
     with pytest.raises(ConfigError, match="validation"):
         SMALL.replace(validation=15)
-    with pytest.raises(ConfigError, match="subset.*4921 per class"):
+    with pytest.raises(ConfigError, match="subset.*4,921 per class"):
         SMALL.replace(validation=5000, subset=54_210)
     with pytest.raises(ConfigError, match="evaluate_every"):
         SMALL.replace(evaluate_every=0)
