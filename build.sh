@@ -88,6 +88,21 @@ setup_kernel() {
   fi
 }
 
+interrupted() {  # Ctrl-C while papermill runs (pid $1): stop it, its kernel and its workers, tidy the store, one line
+  trap - INT
+  local kernels kernel tries
+  kernels=$(pgrep -P "$1" 2>/dev/null || true)  # the kernel leads a session of its own, its workers in it
+  for kernel in $kernels; do kill -KILL -- "-$kernel" 2>/dev/null || kill -KILL "$kernel" 2>/dev/null || true; done
+  kill -KILL "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+  for kernel in $kernels; do  # gone before the store is tidied: a dying owner's lock is not yet stale
+    for tries in $(seq 50); do kill -0 -- "-$kernel" 2>/dev/null || break; sleep 0.1; done
+  done
+  "$PY" -m mnistkit tidy --quiet >/dev/null 2>&1 || true  # the killed runs' locks and empty folders
+  log "interrupted: run the same command again to resume; finished runs are kept"
+  exit 130
+}
+
 need() {  # need OPTION VALUE DESCRIPTION: the option's value, or one line saying what it takes
   if [ -z "${2:-}" ] || [[ "$2" == --* ]]; then log "error: $1 needs $3"; exit 2; fi
 }
@@ -146,8 +161,17 @@ report() {
   local start=$SECONDS bar=--no-progress-bar
   [ -t 2 ] && bar=--progress-bar  # papermill's cell bar redraws itself: only on a terminal
   log "running report.ipynb with $params ${sets[*]:-} (store: $("$PY" -c 'from mnistkit import paths; print(paths.store_root())'))"
+  # papermill runs in a process group of its own (set -m), so that Ctrl-C reaches build.sh alone, which stops
+  # the run quietly (interrupted); its kernel and training workers are in the kernel's own group.
+  set -m
   "$PY" -m papermill report.ipynb "$out/report.ipynb" -f "$params" ${pm[@]+"${pm[@]}"} -p progress terminal \
-    -k mnistkit --engine mnistkit --cwd . "$bar"
+    -k mnistkit --engine mnistkit --cwd . "$bar" &
+  local papermill=$! status=0
+  set +m
+  trap 'interrupted $papermill' INT
+  wait "$papermill" || status=$?
+  trap - INT
+  [ "$status" = 0 ] || exit "$status"
   "$PY" -m nbconvert --to html --no-input --log-level=WARN "$out/report.ipynb" --output report \
     --TemplateExporter.extra_template_basedirs=mnistkit/report_template --template offline
   local chrome made="$out/report.ipynb, $out/report.html"

@@ -1,4 +1,4 @@
-"""Command line: ``mnistkit {train,bovw,bench,params}`` (or ``python -m mnistkit ...``).
+"""Command line: ``mnistkit {train,bovw,bench,params,tidy}`` (or ``python -m mnistkit ...``).
 
 Every command ends with one line of ``key=value`` pairs that scripts and tests read.
 Bad input exits with status 2 and one line naming the parameter, before any work starts and
@@ -117,6 +117,13 @@ def cmd_bench(args) -> dict:
     return bench.main(args)  # each side's worker process runs args.threads threads
 
 
+def cmd_tidy(args) -> dict:
+    from .store import Store
+
+    gone = Store(_store(args)).tidy()
+    return {"removed": len(gone)}
+
+
 def cmd_params(args) -> dict:
     from .params import notebook_cell
     from .questions import parameters
@@ -200,7 +207,10 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE")
     v.set_defaults(func=cmd_params)
 
-    for s in (t, b, m, v):
+    y = sub.add_parser("tidy", help="remove what a stopped build left in the run store: dead locks, empty folders")
+    y.set_defaults(func=cmd_tidy)
+
+    for s in (t, b, m, v, y):
         s.add_argument("--store", default=None, help="run store folder (default $MNISTKIT_STORE, else the "
                                                      "checkout's build/runs, else ~/.cache/mnistkit/runs)")
         s.add_argument("--quiet", action="store_true", help="no progress bars or tables")

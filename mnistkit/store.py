@@ -19,7 +19,7 @@ import warnings
 from pathlib import Path
 from typing import Protocol
 
-from filelock import SoftFileLock
+from filelock import SoftFileLock, Timeout
 
 from . import paths
 from .files import atomic_write_bytes, atomic_write_text
@@ -95,6 +95,26 @@ class Store:
         folder = self.folder(item)
         files = read_entry(folder)
         return None if files is None else item.read(folder, files)
+
+    def tidy(self) -> list[str]:
+        """Remove what a stopped build leaves in the store: the lock of an owner that is gone (asked for
+        at once, filelock breaks a stale lock and takes it; a live owner's is left) and the folder of an
+        entry that never wrote a file. Finished entries and checkpoints stay. Returns what went."""
+        gone = []
+        if not self.root.is_dir():
+            return gone
+        for path in sorted(self.root.glob("*.lock")):
+            try:
+                with SoftFileLock(str(path), timeout=0):
+                    pass
+            except Timeout:
+                continue
+            gone.append(path.name)
+        for folder in sorted(p for p in self.root.iterdir() if p.is_dir()):
+            if not any(folder.iterdir()) and not (self.root / f"{folder.name}.lock").exists():
+                folder.rmdir()
+                gone.append(folder.name)
+        return gone
 
     def lock(self, item: Entry) -> SoftFileLock:
         """The lock of ``item``'s entry: whoever holds it is the only one to compute or write it."""

@@ -441,6 +441,43 @@ def test_run_all_stops_at_the_setup_cell_with_one_line_and_nothing_written(tmp_p
         assert files_under(store) == []
 
 
+@pytest.mark.slow
+def test_ctrl_c_during_a_build_prints_one_line_and_leaves_no_lock_or_empty_folder(tmp_path):
+    """A real SIGINT to build.sh's process group, as a terminal's Ctrl-C sends it, once a run is being made."""
+    import signal
+    import time
+
+    store = tmp_path / "runs"
+    log = tmp_path / "stderr.log"
+    with open(log, "w") as err:
+        build = subprocess.Popen(["bash", "build.sh", "--profile", "smoke", "--no-pdf", "--out", str(tmp_path / "out"),
+                                  "--figures", str(tmp_path / "figures")], cwd=ROOT, stdout=subprocess.DEVNULL,
+                                 stderr=err, env={**os.environ, "MNISTKIT_STORE": str(store)}, start_new_session=True)
+        deadline = time.monotonic() + 300
+        while not list(store.glob("*.lock")) and build.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert list(store.glob("*.lock")), "no run started"
+        before = log.read_text()
+        os.killpg(build.pid, signal.SIGINT)
+        assert build.wait(timeout=120) == 130
+    after = log.read_text()[len(before):]
+    lines = [line for line in after.replace("\r", "\n").splitlines() if line.strip()]
+    assert lines[-1] == "[build] interrupted: run the same command again to resume; finished runs are kept"
+    assert "Traceback" not in after and len([line for line in lines if not re.match(r"^\S+:\s+\d+%", line)]) == 1
+    assert not list(store.glob("*.lock"))  # no stale lock
+    assert not [d for d in store.iterdir() if d.is_dir() and not any(d.iterdir())]  # no empty run folder
+    time.sleep(2)
+    mark = f"MNISTKIT_STORE={store}".encode()
+    left = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if mark in (proc / "environ").read_bytes().split(b"\0"):
+                left.append(proc.name)
+        except OSError:
+            continue
+    assert not left, left  # no kernel or worker outlives it (each carries the store in its environment)
+
+
 def test_the_layer_table_names_real_modules_and_the_appendix_states_the_cost(tmp_path):
     from mnistkit import report as report_module
     from mnistkit.store import Store

@@ -184,3 +184,27 @@ def test_written_files_follow_the_umask_like_any_other(tmp_path):
     finally:
         os.umask(old)
     assert (tmp_path / "summary.json").stat().st_mode & 0o777 == 0o644
+
+
+def test_tidy_removes_a_dead_owners_lock_and_empty_folders_and_keeps_the_rest(tmp_path):
+    import subprocess
+    import sys
+
+    from filelock import SoftFileLock
+
+    from mnistkit.store import Store
+
+    store = Store(tmp_path)
+    (tmp_path / "aaaa").mkdir()  # an entry that never wrote a file
+    (tmp_path / "bbbb").mkdir()
+    (tmp_path / "bbbb" / "checkpoint.pt").write_bytes(b"x")  # an interrupted run's checkpoint: kept to resume
+    dead = subprocess.run([sys.executable, "-c", "import os, sys; from filelock import SoftFileLock; "
+                           f"held = SoftFileLock({str(tmp_path / 'cccc.lock')!r}); held.acquire(); os._exit(0)"],
+                          check=True)
+    assert dead.returncode == 0 and (tmp_path / "cccc.lock").exists()  # left by a process that died holding it
+    (tmp_path / "dddd").mkdir()
+    live = SoftFileLock(str(tmp_path / "dddd.lock"))
+    with live:  # an entry being made now: its lock and folder stay
+        gone = store.tidy()
+    assert sorted(gone) == ["aaaa", "cccc.lock"]
+    assert (tmp_path / "bbbb" / "checkpoint.pt").exists() and (tmp_path / "dddd").exists()
