@@ -75,26 +75,27 @@ setup_kernel() {
     'from mnistkit import numerics; [print(k, v) for k, v in numerics.kernel_env().items()]')
   "$PY" -m ipykernel install --sys-prefix --name mnistkit --display-name "Python (mnistkit)" \
     ${pins[@]+"${pins[@]}"} >/dev/null 2>&1
-  # A kernel of the same name in the account's own folder comes first in Jupyter's search: an older
-  # build.sh put one there. It goes where its Python is gone or is this checkout's; else one line says so.
+  # An older build.sh installed the kernel for the whole account, where every other Jupyter (JupyterLab
+  # outside this .venv, say) finds it: it goes where its Python is gone or is this checkout's own
+  # (compared as paths, not as the binary a venv's python links to); else one line says so.
   user=$("$PY" -c 'from jupyter_core.paths import jupyter_data_dir; print(jupyter_data_dir())')/kernels/mnistkit
   [ -f "$user/kernel.json" ] || return 0
   local theirs
   theirs=$("$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))["argv"][0])' "$user/kernel.json" 2>/dev/null || true)
-  if [ ! -x "$theirs" ] || [ "$theirs" -ef "$PY" ]; then
+  if [ ! -x "$theirs" ] || [ "$theirs" = "$PWD/$PY" ]; then
     rm -rf "$user"
   else
     log "warning: $user (Python $theirs) comes before this checkout's mnistkit kernel; remove it with: jupyter kernelspec remove mnistkit"
   fi
 }
 
-interrupted() {  # Ctrl-C while papermill runs (pid $1): stop it, its kernel and its workers, tidy the store, one line
-  trap - INT
-  local kernels kernel tries
-  kernels=$(pgrep -P "$1" 2>/dev/null || true)  # the kernel leads a session of its own, its workers in it
+interrupted() {  # Ctrl-C (or TERM, HUP) while papermill runs (pid $1, if started): stop it, its kernel and
+  # its workers, tidy the store, one line
+  trap - INT TERM HUP
+  local kernels="" kernel tries
+  [ -n "$1" ] && kernels=$(pgrep -P "$1" 2>/dev/null || true)  # the kernel leads a session of its own, its workers in it
   for kernel in $kernels; do kill -KILL -- "-$kernel" 2>/dev/null || kill -KILL "$kernel" 2>/dev/null || true; done
-  kill -KILL "$1" 2>/dev/null || true
-  wait "$1" 2>/dev/null || true
+  if [ -n "$1" ]; then kill -KILL "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; fi
   for kernel in $kernels; do  # gone before the store is tidied: a dying owner's lock is not yet stale
     for tries in $(seq 50); do kill -0 -- "-$kernel" 2>/dev/null || break; sleep 0.1; done
   done
@@ -163,14 +164,15 @@ report() {
   log "running report.ipynb with $params ${sets[*]:-} (store: $("$PY" -c 'from mnistkit import paths; print(paths.store_root())'))"
   # papermill runs in a process group of its own (set -m), so that Ctrl-C reaches build.sh alone, which stops
   # the run quietly (interrupted); its kernel and training workers are in the kernel's own group.
+  local papermill="" status=0
+  trap 'interrupted "$papermill"' INT TERM HUP
   set -m
   "$PY" -m papermill report.ipynb "$out/report.ipynb" -f "$params" ${pm[@]+"${pm[@]}"} -p progress terminal \
     -k mnistkit --engine mnistkit --cwd . "$bar" &
-  local papermill=$! status=0
+  papermill=$!
   set +m
-  trap 'interrupted $papermill' INT
   wait "$papermill" || status=$?
-  trap - INT
+  trap - INT TERM HUP
   [ "$status" = 0 ] || exit "$status"
   "$PY" -m nbconvert --to html --no-input --log-level=WARN "$out/report.ipynb" --output report \
     --TemplateExporter.extra_template_basedirs=mnistkit/report_template --template offline

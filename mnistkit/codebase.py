@@ -33,7 +33,7 @@ LAYERS = (  # bottom up: (name, modules, what they hold)
 )
 
 EXCERPTS = (  # what question 1 names: (title, the functions and classes shown)
-    ("Data: the training set and the batch iterator (`mnistkit/data.py`)", (data.train_split, data.batches)),
+    ("Data: the batch iterator over the images held as one tensor (`mnistkit/data.py`)", (data.batches,)),
     ("Model: LeNet as an `nn.Module` (`mnistkit/models.py`)", (models.LeNet,)),
     ("Trainer: the train and test epoch loops (`mnistkit/trainer.py`)",
      (trainer.train_step, trainer.train_epoch, trainer.evaluate)),

@@ -275,7 +275,15 @@ def _assigned(source: str) -> list[str]:
         return []
     targets = [t for node in tree.body if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign))
                for t in (node.targets if isinstance(node, ast.Assign) else [node.target])]
-    return [n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)]
+
+    def names(t) -> list[str]:  # ``a``, ``a, b``, ``*a``: not the names inside ``d[key]`` or ``x.y``
+        if isinstance(t, ast.Name):
+            return [t.id]
+        if isinstance(t, (ast.Tuple, ast.List)):
+            return [n for e in t.elts for n in names(e)]
+        return names(t.value) if isinstance(t, ast.Starred) else []
+
+    return [n for t in targets for n in names(t)]
 
 
 def assigned_names(history: list[str]) -> list[str]:

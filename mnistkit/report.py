@@ -151,15 +151,8 @@ class Report:
     @staticmethod
     def codebase() -> str:
         """Question 1's codebase: where it lives, how it is layered, and the code of the parts the question names."""
-        return say("report", "codebase", address=codebase.address(), parts=codebase.excerpts())
-
-    @staticmethod
-    def layers() -> pd.DataFrame:
-        """The package's layers, from the data up to this report."""
-        frame = pd.DataFrame([{"layer": name, "modules": ", ".join(modules), "what they hold": what}
-                              for name, modules, what in codebase.LAYERS])
-        return captioned(frame, "The package's layers, from the data up to this report: a module imports only from "
-                                "its own layer and those listed before it.")
+        return say("report", "codebase", address=codebase.address(), parts=codebase.excerpts(),
+                   layers=len(codebase.LAYERS))
 
     def seeding(self) -> str:
         """What is seeded, then two trainings of one configuration from scratch, compared bit for bit."""
@@ -210,7 +203,8 @@ class Report:
         """The transfer section's heading and what it shows, where a reference is set."""
         if self.params.reference is None:
             return ""
-        return say("report", "transfer_intro", names=self._names(), margin=margin_words(self.params.equivalence))
+        m = transfer.margin(self._reference(), self.summary())
+        return say("report", "transfer_intro", names=self._names(), margin=margin_words(m))
 
     def transfer(self) -> pd.DataFrame | None:
         """This report's comparisons beside the ``reference`` build's, each change tested (the transfer table),

@@ -33,20 +33,19 @@ def gains_per_tenfold(sizes, means) -> list[float]:
     return [(means[i + 1] - means[i]) / math.log10(sizes[i + 1] / sizes[i]) for i in range(len(sizes) - 1)]
 
 
-RETURNS = ("saturating", "diminishing", "steady")
-
-
 def returns(sizes, means, last: "Difference") -> str:
-    """How a size curve's returns go: "saturating" where its last step gains nothing detectable (``last``, the
-    largest size minus the one before it, is not ahead); "diminishing" where it still gains but the gain per
-    tenfold more data has shrunk from the first step to the last; else "steady"."""
-    if last.verdict != "ahead":
+    """How a size curve's returns go, from ``last`` (the largest size minus the one before it): "saturating"
+    where the last step gains nothing that matters (equivalent within the margin, or a loss); "undecided"
+    where it may gain or not; "diminishing" where it gains but the gain per tenfold more data has shrunk
+    from the first step to the last; else "steady"."""
+    if last.verdict in ("equivalent", "behind"):
         return "saturating"
+    if last.verdict == "undecided":
+        return "undecided"
     gains = gains_per_tenfold(sizes, means)
     return "diminishing" if len(gains) > 1 and gains[-1] < gains[0] else "steady"
 
 
-VERDICTS = ("ahead", "behind", "equivalent", "undecided")  # of ``a - b``: a ahead, b ahead, within ±margin, neither
 ALPHA = 0.05  # the two-sided test's level; each of TOST's one-sided tests runs at half of it
 
 
@@ -69,13 +68,6 @@ class Difference:
     @property
     def ci95(self) -> list:
         return [self.lo, self.hi]
-
-    @property
-    def p(self) -> float:
-        """Welch's two-sided p-value for a difference of zero (NaN without an interval)."""
-        if math.isnan(self.se) or self.se == 0:
-            return math.nan if math.isnan(self.lo) else float(self.diff == 0)
-        return float(2 * stats.t.sf(abs(self.diff) / self.se, self.dof))
 
     @property
     def tost_p(self) -> float:
@@ -146,12 +138,12 @@ def change(here: Difference, there: Difference, confidence: float = 0.95) -> Dif
     interval from both standard errors (Welch-Satterthwaite degrees of freedom over the two), judged against
     ``here``'s margin. NaN where either side has no interval."""
     means = (here.diff, there.diff, here.diff - there.diff)
-    if any(math.isnan(x) for x in (here.se, there.se, here.dof, there.dof)):
+    if math.isnan(here.se) or math.isnan(there.se):
         return Difference(*means, math.nan, math.nan, here.a_n, there.a_n, margin=here.margin)
     se = math.sqrt(here.se**2 + there.se**2)
     if se == 0:
         return Difference(*means, means[2], means[2], here.a_n, there.a_n, 0.0, math.nan, here.margin)
-    dof = se**4 / (here.se**4 / here.dof + there.se**4 / there.dof)
+    dof = se**4 / sum(d.se**4 / d.dof for d in (here, there) if d.se > 0)  # a side without spread adds none
     half = float(stats.t.ppf(0.5 + confidence / 2, dof) * se)
     return Difference(*means, means[2] - half, means[2] + half, here.a_n, there.a_n, se, dof, here.margin)
 

@@ -178,12 +178,12 @@ def test_run_all_shares_training_among_processes_then_runs_self_parallel_entries
 def test_written_files_follow_the_umask_like_any_other(tmp_path):
     from mnistkit.files import atomic_write_text
 
-    old = os.umask(0o022)
-    try:
-        atomic_write_text(tmp_path / "summary.json", "{}")
-    finally:
-        os.umask(old)
-    assert (tmp_path / "summary.json").stat().st_mode & 0o777 == 0o644
+    from mnistkit import files
+
+    atomic_write_text(tmp_path / "summary.json", "{}")
+    (tmp_path / "plain.png").write_bytes(b"x")  # as any other file of this process is made
+    assert (tmp_path / "summary.json").stat().st_mode & 0o777 == (tmp_path / "plain.png").stat().st_mode & 0o777
+    assert (tmp_path / "summary.json").stat().st_mode & 0o777 == 0o666 & ~files.UMASK
 
 
 def test_tidy_removes_a_dead_owners_lock_and_empty_folders_and_keeps_the_rest(tmp_path):

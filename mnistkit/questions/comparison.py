@@ -77,11 +77,6 @@ class Comparison:
         a, b = (self.epoch_seconds(m) for m in self.models)
         return float(b.mean() / a.mean()) if b.min() > a.max() else None
 
-    def first_epoch(self) -> pd.Series:
-        """Each model's mean test accuracy after its first epoch."""
-        c = self.curves
-        return c[c.epoch == c.epoch.min()].groupby("model").test_acc.mean()
-
     def _rows(self) -> tuple:
         return self.stats.loc[self.models[0]], self.stats.loc[self.models[1]]
 

@@ -100,9 +100,6 @@ class Q1Result:
     def answer(self) -> str:
         return say("q1", "answer", r=self)
 
-    def conclusion(self) -> str:
-        return say("q1", "conclusion", r=self)
-
     def alt(self) -> str:
         h = self.history
         return say("q1", "alt", r=self, first=h.iloc[0], epochs=len(h))

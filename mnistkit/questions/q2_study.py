@@ -142,7 +142,8 @@ class StudyResult:
         top = None if calm is None else sorted(study.PARAMETERS, key=lambda k: -calm[k])[:2]
         return say("q2_study", "answer", trials=len(self.trials), lead=lead,
                    every=len(lead) == len(study.PARAMETERS), firsts=self._firsts(), share=self._share(self.leaders[0]),
-                   calm=None if top is None else [(PARAMETER_NAMES[n], calm[n]) for n in top])
+                   calm=None if top is None else [(PARAMETER_NAMES[n], calm[n]) for n in top],
+                   first=self.first[self.leaders[0]])
 
     def conclusion(self) -> str:
         lead = [PARAMETER_NAMES[n] for n in self.leaders]

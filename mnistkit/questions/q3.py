@@ -278,7 +278,7 @@ class Q3Result:
         """The searched values of ``trial``, each as drawn (a row of mixed types would turn them into floats)."""
         return {k: self.search[k][self.search.trial == trial].item() for k in self.space}
 
-    def search_table(self, top: int = 10) -> pd.DataFrame:
+    def search_table(self, top: int = 6) -> pd.DataFrame:
         """The ``top`` trials by accuracy (the cheaper first among equals), one column per searched setting."""
         ranked = self.search.sort_values(["accuracy", "cost", "trial"], ascending=[False, True, True], kind="stable")
         shown = ranked.head(top)

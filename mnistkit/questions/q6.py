@@ -206,16 +206,12 @@ class Q6Result:
         (the first of equals); the runs on the whole set choose nothing."""
         return max(self.recipes, key=lambda n: sum(self.accs(n, "vit", self.sizes[0], self.selected_by)))
 
-    def lenet_lead(self, size: int, recipe: str | None = None) -> float:
-        recipe = recipe or self.best_recipe
-        return self.acc(recipe, "lenet", size) - self.acc(recipe, "vit", size)
-
     def protocol(self) -> str:
         shapes = {name: models.vit_shape(recipe.get("vit") or {}) for name, recipe in self.recipes.items()}
         shape = describe_vits(shapes)
         vit = self.table_frame[self.table_frame.model == "vit"]
         return say("q6", "protocol", shape=shape, parameters=list(dict.fromkeys(vit.parameters)), sizes=self.sizes,
-                   epochs=self.epochs, seeds=self.seeds, setup=self.setup,
+                   epochs=self.epochs, seeds=self.seeds, setup=self.setup, fewer=self.sizes[-1] / self.sizes[0],
                    recipes=[(name, recipe_words(recipe)) for name, recipe in self.recipes.items()])
 
     @property
@@ -232,7 +228,7 @@ class Q6Result:
     def conclusion(self) -> str:
         small, large = self.sizes[0], self.sizes[-1]
         return say("q6", "conclusion", small=(small, self.vit_minus_lenet(small)),
-                   large=(large, self.vit_minus_lenet(large)))
+                   large=(large, self.vit_minus_lenet(large)), ratio=self.time_ratio(large, self.best_recipe))
 
     @property
     def best_vit(self) -> dict:
@@ -326,7 +322,7 @@ class Q6Result:
             out["ablation"] = {"recipe": self.changed, "images": str(self.ablation_size), "groups": {
                 g: {"put_back": keys, "test_acc_mean": float(a.test_acc[a.group == g].mean()),
                     "full_minus_this": effects[g].diff, "full_minus_this_ci95": effects[g].ci95,
-                    "verdict": judged(effects[g], f"{self.changed} recipe", "put back")}
+                    "verdict": judged(effects[g], f"{self.changed} recipe", f"{list(self.recipes)[0]} setting")}
                 for g, keys in self.ablated.items()}}
         return out
 
@@ -371,7 +367,7 @@ def _trend(r: Q6Result) -> str:
     """How the ViT's gap to LeNet (better recipe) changes from the smallest set to the largest, with its interval,
     and the explanation that pattern allows."""
     return say("q6", "trend", r=r, best=r.best_recipe, small=r.sizes[0], large=r.sizes[-1], change=r.gap_change(),
-               vit_gain=r.gain("vit"), lenet_gain=r.gain("lenet"))
+               vit_gain=r.gain("vit"), lenet_gain=r.gain("lenet"), behind=r.vit_minus_lenet(r.sizes[0]).verdict == "behind")
 
 
 

@@ -135,9 +135,18 @@ def interval(d: Difference, digits: int = 2) -> str:
     return f"{points(d.diff, digits)} points (95% interval {points(d.lo, digits)} to {points(d.hi, digits)})"
 
 
+RELATION = {"ahead": "ahead of", "behind": "behind", "equivalent": "equivalent to", "undecided": "undecided against"}
+
+
+def relation(d: Difference) -> str:
+    """How the first side of ``d`` stands to the second, for "A is ... B": "ahead of", "behind", "equivalent
+    to" (within the margin) or "undecided against"."""
+    return RELATION[d.verdict]
+
+
 def margin_words(margin: float) -> str:
-    """An equivalence margin in points: ``±0.2 points``."""
-    return f"±{round(100 * margin, 2):g} points"
+    """An equivalence margin in points: ``±0.2 points``; "no margin" where none is set."""
+    return "no margin" if math.isnan(margin) else f"±{round(100 * margin, 2):g} points"
 
 
 def judged(d: Difference, first: str, second: str) -> str:
@@ -220,7 +229,8 @@ def _templates():
     env = Environment(loader=FileSystemLoader(TEMPLATES), undefined=StrictUndefined, trim_blocks=True,
                       lstrip_blocks=True, autoescape=False)
     env.filters.update(pct=pct, pm=pm, points=points, interval=interval, bracketed=bracketed, plural=plural,
-                       judged=judged, margin_words=margin_words, times=times)
+                       judged=judged, margin_words=margin_words, times=times,
+                       relation=relation)
     env.globals.update(MODEL_NAMES=MODEL_NAMES, OPTIMIZER_NAMES=OPTIMIZER_NAMES, NA=NA)
     return env
 

@@ -15,7 +15,7 @@ from .. import stats
 from .text import NA, PARAMETER_NAMES, captioned, margin_words, pct, points, say
 
 # what a change's verdict says of the difference it tests
-CHANGE_WORDS = {"ahead": "grew", "behind": "shrank", "equivalent": "unchanged", "undecided": "undecided"}
+CHANGE_WORDS = {"ahead": "rose", "behind": "fell", "equivalent": "unchanged", "undecided": "undecided"}
 
 
 @dataclass(frozen=True)
@@ -59,9 +59,23 @@ def _verdict(change: stats.Difference | None) -> str:
     return word
 
 
-def _compare(question: str, compared: str, ours: dict | None, theirs: dict | None) -> Row:
+def margin(reference: dict, summary: dict) -> float:
+    """The margin a change is judged by: the larger of the two studies' (the change is no more precise than
+    the coarser study), from their records; NaN where neither has one."""
+    found = [r["margin"] for s in (reference, summary) for r in _records(s) if r.get("margin") is not None]
+    return max(found) if found else math.nan
+
+
+def _records(summary: dict) -> list[dict]:
+    q = summary
+    found = [q.get("q3", {}).get("cnn_minus_bovw_record"), q.get("q4", {}).get("double_minus_lenet_record"),
+             q.get("q5", {}).get("last_step")]
+    return [r for r in found if r]
+
+
+def _compare(question: str, compared: str, ours: dict | None, theirs: dict | None, m: float) -> Row:
     here, there = _difference(ours), _difference(theirs)
-    change = stats.change(here, there) if here is not None and there is not None else None
+    change = stats.change(here, there).with_margin(m) if here is not None and there is not None else None
     return Row(question, compared, _side(theirs), _side(ours), change, _verdict(change))
 
 
@@ -76,7 +90,7 @@ def _leader(summary: dict) -> tuple[str, str] | None:
 
 def rows(reference: dict, summary: dict) -> list[Row]:
     """Every comparison both summaries hold, in question order."""
-    found = []
+    found, m = [], margin(reference, summary)
     if "q1" in reference and "q1" in summary:
         found.append(Row("1", f"LeNet's test accuracy after {summary['q1']['epochs']} epochs (a level, not a "
                               "comparison)", pct(reference["q1"]["test_acc_mean"]), pct(summary["q1"]["test_acc_mean"]),
@@ -91,23 +105,23 @@ def rows(reference: dict, summary: dict) -> list[Row]:
              ("q4", "double_minus_lenet_record", "doubled-conv LeNet minus LeNet"))
     for q, key, words in pairs:
         if q in reference and q in summary:
-            found.append(_compare(q[1], words, summary[q].get(key), reference[q].get(key)))
+            found.append(_compare(q[1], words, summary[q].get(key), reference[q].get(key), m))
     if "q5" in reference and "q5" in summary:
         a, b = reference["q5"].get("last_step"), summary["q5"].get("last_step")
         if a and b and a["sizes"] == b["sizes"]:
             row = _compare("5", f"what the last step of data gains, {a['sizes'][0]:,} to {a['sizes'][1]:,} images "
-                                "(equal epochs)", b, a)
+                                "(equal epochs)", b, a, m)
             found.append(Row(row.question, row.compared, f"{row.reference} ({reference['q5']['returns']})",
                              f"{row.here} ({summary['q5']['returns']})", row.change, row.verdict))
     if "q6" in reference and "q6" in summary:
         mine, yours = summary["q6"].get("comparisons") or {}, reference["q6"].get("comparisons") or {}
         for recipe in [r for r in yours if r in mine]:
             for size in [s for s in yours[recipe] if s in mine[recipe]]:
-                chosen = [name for name, s in ((reference["q6"]["recipe"], "reference"),
-                                               (summary["q6"]["recipe"], "here")) if name == recipe]
-                label = f"; chosen on validation {'in both' if len(chosen) == 2 else 'in one'}" if chosen else ""
+                chosen = [s for s in (reference["q6"], summary["q6"]) if s["recipe"] == recipe]
+                by = summary["q6"].get("selected_by", "validation")
+                label = f"; chosen on {by} {'in both' if len(chosen) == 2 else 'in one'}" if chosen else ""
                 found.append(_compare("6", f"ViT minus LeNet on {int(size):,} images, {recipe} recipe{label}",
-                                      mine[recipe][size], yours[recipe][size]))
+                                      mine[recipe][size], yours[recipe][size], m))
     return found
 
 
@@ -131,6 +145,6 @@ def discussion(reference: dict, summary: dict, names: tuple[str, str]) -> str:
               for v, keys in (("changed", ("ahead", "behind")), ("held", ("equivalent",)),
                               ("undecided", ("undecided",)))}
     named = [r for r in rows(reference, summary) if r.question == "2"]
-    margin = tested[0].change.margin if tested else math.nan
+    m = margin(reference, summary)
     return say("report", "transfer_discussion", names=names, groups=groups, named=named,
-               margin=margin_words(margin) if margin == margin else None)
+               margin=margin_words(m) if m == m else None)
