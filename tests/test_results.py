@@ -116,7 +116,7 @@ def test_settings_level_at_the_bottom_are_not_ranked():
     runs.loc[runs.setting == 1, "test_acc"] = [0.951, 0.955, 0.953]  # level with setting 2's 0.950-0.954
     level = Q2Result(runs=runs, epochs=5, seeds=[0, 1, 2], validation=5_000)
     assert [s.setting for s in level.lowest] == [2, 1]
-    assert "At the bottom, 2 settings are not detectably above the lowest" in level.analysis()
+    assert "At the bottom, the lowest and 1 setting not detectably above it" in level.analysis()
     assert "The lowest is" not in level.analysis() and "level" not in level.analysis()
 
 
@@ -146,7 +146,8 @@ def test_q2_importance_finds_the_one_parameter_that_matters():
     assert set(importance) == {"lr", "batch_size", "optimizer", "weight_decay"}
     assert sum(importance.values()) == pytest.approx(1.0, abs=1e-6)
     assert r.ranked_parameters[0] == "lr" and importance["lr"] > 0.8
-    assert r.leaders == ["lr"] and r.answer().startswith("Within the ranges searched, the learning rate matters most")
+    assert r.leaders == ["lr"] and r.answer().startswith("Within the ranges searched, the learning rate ranks first")
+    assert "which separate it from every other" in r.answer()
     assert "explains 95% [" in r.answer() and r.conclusion().endswith("learning rate matters most among LeNet's "
                                                                        "hyperparameters.")
     assert r.summary()["importance_ci95"]["lr"] == study.interval(r.resampled, "lr")
@@ -159,9 +160,11 @@ def test_q2_importances_that_the_resamples_do_not_separate_are_named_together():
     close = {"lr": 0.39, "optimizer": 0.36, "batch_size": 0.15, "weight_decay": 0.10}
     tied = dataclasses.replace(r, importance=close, resampled=resampled(close, spread=0.1))
     assert tied.leaders == ["lr", "optimizer"]
-    assert tied.answer().startswith("Within the ranges searched, the learning rate and the optimizer matter most in a "
-                                    "random search of 24 trials: the learning rate explains 39% [")
-    assert tied.answer().endswith("of bootstrap resamples, which do not separate the optimizer from it.")
+    assert tied.answer().startswith("Within the ranges searched, the learning rate ranks first in a random search of 24 "
+                                    "trials: it explains 39% [")
+    assert tied.answer().endswith("yet the resamples do not separate it from the optimizer, so whether it matters more "
+                                  "is undecided.")
+    assert "matters most" not in tied.conclusion() and "not separated from the optimizer" in tied.conclusion()
     first = tied.first
     assert sum(first.values()) == pytest.approx(1) and first["lr"] > first["optimizer"] > 0
     assert tied.summary()["importance_first_probability"] == first
@@ -537,7 +540,7 @@ def test_the_answers_open_the_report_one_per_question_from_the_results():
     assert lines[0] == "## Answers" and [line[:3] for line in lines[2:]] == ["1. ", "2. ", "3. ", "4. ", "5. ", "6. "]
     assert ("Of 3 settings, validation accuracy chooses adam lr=0.001 bs=64 (against the second best on validation: "
             "this setting ahead)") in lines[3]
-    assert "learning rate matters most" in lines[3]  # the study's answer, as a sentence
+    assert "learning rate ranks first" in lines[3]  # the study's answer, as a sentence
     assert lines[2].startswith("1. The code is a package") and "seeded" in lines[2] and "logs" in lines[2]
     assert lines[4].startswith("3. Undecided: LeNet reaches 99.10% and SIFT-BoVW-SVM 99.12%")
     assert lines[5].startswith("4. Undecided: the doubled-conv LeNet reaches 98.80% against LeNet's 98.80%")
