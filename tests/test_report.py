@@ -308,7 +308,9 @@ def test_smoke_report_builds_with_every_section_and_gives_the_golden_numbers_loc
     store = tmp_path / "runs"
     out, figures, log = _build_smoke(tmp_path / "first", store, "--jobs", "1")
     html = (out / "report.html").read_text()
-    assert f"<title>{_notebook()['metadata']['title']}</title>" in html  # not the file's name
+    title = re.search(r"<title>(.*?)</title>", html).group(1)  # the report's own title, not the file's name
+    assert title == "CNNs, a Transformer and a classical baseline on handwritten digits (MNIST)"
+    assert re.search(r"<h1[^>]*>" + re.escape(title), html)
     for heading in ("1. LeNet, logged at every epoch", "2. Hyperparameters", "3. The best CNN against SIFT",
                     "4. Doubling the convolutional layers", "5. Training-set size", "6. A 2-layer Transformer",
                     "Where the models fail", "Answers", "How this report was computed", "Figure 11."):
@@ -414,7 +416,7 @@ def test_the_notebook_runs_twice_in_one_kernel_and_an_edited_parameter_takes_eff
 @pytest.mark.slow
 @pytest.mark.parametrize("edit, store, named", [
     (lambda cell: cell.replace("train_subset: Optional[int]", "train_subest: Optional[int]"), "runs", "'train_subest'"),
-    (lambda cell: cell + "trian_subset = 500\n", "runs", "'trian_subset'"),
+    (lambda cell: cell + "\ntrian_subset = 500\n", "runs", "'trian_subset'"),
     (lambda cell: cell, "/proc/mnistkit-store", "'MNISTKIT_STORE'")], ids=["misspelt", "extra line", "store"])
 def test_run_all_stops_at_the_setup_cell_with_one_line_and_nothing_written(tmp_path, monkeypatch, edit, store, named):
     """As JupyterLab runs the notebook (cell after cell in one kernel, no papermill): a name in the parameters
