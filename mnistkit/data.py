@@ -100,8 +100,8 @@ DATASETS = {d.name: d for d in (
              "t10k-labels-idx1-ubyte.gz": "15d484375f8d13e6eb1aabb0c3f46965"},
             ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
              "Ankle boot"), 6_000, "class", _fashion_folder,
-            "apt-get install dataset-fashion-mnist (Debian, Ubuntu), set MNISTKIT_FASHION_MNIST to a folder of its four "
-            ".gz files, or run once with internet", 0.02),
+            "apt-get install dataset-fashion-mnist (Debian, Ubuntu), set MNISTKIT_FASHION_MNIST to a folder of "
+            "its four .gz files, or run once with internet", 0.02),
 )}
 DEFAULT = "mnist"  # the dataset of every run made before datasets were a value: its keys leave the name out
 

@@ -13,6 +13,7 @@ import json
 import struct
 import math
 import time
+from functools import cached_property
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -175,7 +176,7 @@ class Report:
     def summary(self) -> dict:
         """summary.json's content: where it ran, each question's headline numbers, runs and time."""
         out = {**self.environment, "dataset": self.params.dataset, "protocol": self.params.protocol,
-               "validation": self.params.validation}
+               "validation": self.params.validation, "margin": self.params.equivalence}
         for name in registry():
             if self.selected(name):
                 out[name] = self.result(name).summary()
@@ -188,6 +189,7 @@ class Report:
         """The closing table of headline numbers (every question selected)."""
         return headlines.table(self.results())
 
+    @cached_property
     def _reference(self) -> dict | None:
         """The ``reference`` build's summary.json, where one is set (``plan.check`` has made sure it is there)."""
         if self.params.reference is None:
@@ -196,32 +198,24 @@ class Report:
 
     def _names(self) -> tuple[str, str]:
         """The reference build's dataset and this one's, in words."""
-        theirs = self._reference() or {}
+        theirs = self._reference or {}
         return (data.dataset(theirs.get("dataset", data.DEFAULT)).title, data.dataset(self.params.dataset).title)
 
-    def transfer_intro(self) -> str:
-        """The transfer section's heading and what it shows, where a reference is set."""
-        if self.params.reference is None:
-            return ""
-        m = transfer.margin(self._reference(), self.summary())
-        return say("report", "transfer_intro", names=self._names(), margin=margin_words(m))
-
-    def transfer(self) -> pd.DataFrame | None:
+    def transfer(self, summary: dict | None = None) -> pd.DataFrame | None:
         """This report's comparisons beside the ``reference`` build's, each change tested (the transfer table),
         where a reference is set."""
-        theirs = self._reference()
-        return None if theirs is None else transfer.table(theirs, self.summary(), self._names())
-
-    def transfer_discussion(self) -> str:
-        """What transferred and what did not, from the transfer table's rows."""
-        theirs = self._reference()
-        return "" if theirs is None else transfer.discussion(theirs, self.summary(), self._names())
+        theirs = self._reference
+        return None if theirs is None else transfer.table(theirs, summary or self.summary(), self._names())
 
     def transfer_section(self) -> None:
         """Show the transfer section, where a reference is set: what it tests, the table, the discussion."""
-        self.say(self.transfer_intro())
-        self.table(self.transfer())
-        self.say(self.transfer_discussion())
+        theirs = self._reference
+        if theirs is None:
+            return
+        ours, names = self.summary(), self._names()
+        self.say(say("report", "transfer_intro", names=names, margin=margin_words(transfer.margin(theirs, ours))))
+        self.table(self.transfer(ours))
+        self.say(transfer.discussion(theirs, ours, names))
 
     def closing(self) -> str:
         """The limitations, the conclusion and the references (every question shown)."""
@@ -230,7 +224,7 @@ class Report:
                   if hasattr(getattr(p, name), "epochs")]
         limits = say("report", "limitations", p=p, seeds=len(p.seeds), epochs=epochs,
                      margin=margin_words(p.equivalence))
-        lines = [r.conclusion() for r in self.results() if hasattr(r, "conclusion")]
+        lines = [line for r in self.results() if hasattr(r, "conclusion") and (line := r.conclusion())]
         return "\n\n".join([limits, say("report", "conclusion", lines=lines), say("report", "references")])
 
     def finish(self) -> str:
@@ -242,7 +236,7 @@ class Report:
             atomic_write_text(folder / "summary.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
             atomic_write_text(folder / "headlines.md", markdown(self.headlines()) + "\n")
             if self.params.reference is not None:
-                atomic_write_text(folder / "transfer.md", markdown(self.transfer()) + "\n")
+                atomic_write_text(folder / "transfer.md", markdown(self.transfer(summary)) + "\n")
         return self.appendix()
 
     # ------------------------------------------------------------ display

@@ -9,13 +9,13 @@ Two kinds of evidence for a comparison, each from the field's standard test (sci
 - On the test images: McNemar's exact test on two single models' 10,000 predictions (Dietterich,
   1998), which uses only the images on which exactly one of them is right.
 
-``verdict`` turns a difference into one of four words (``VERDICTS``): "ahead" or "behind" where the
-95% interval excludes zero (Welch's two-sided t test at 5%); "equivalent" where two one-sided t tests
-(TOST, each at 2.5%) put the difference inside ±margin, which is the same 95% interval lying inside
-±margin; "undecided" otherwise, and always where one seed a side gives no interval. A margin is fixed
-by the study before any test number is read (``params.Base.margin``); without one nothing is
-"equivalent". A difference that is detected and yet smaller than the margin stays "ahead" or
-"behind" (``Difference.negligible`` says so).
+``verdict`` turns a difference into one of four words: "ahead" or "behind" where the 95% interval
+excludes zero (Welch's two-sided t test at 5%); "equivalent" where two one-sided t tests (TOST, each
+at 2.5%) put the difference inside ±margin, which is the same 95% interval lying inside ±margin;
+"undecided" otherwise, and always where one seed a side gives no interval. The margin is the study's
+(``params.Base.equivalence``, a rule on validation numbers); without one nothing is "equivalent". A
+difference that is detected and yet smaller than the margin stays "ahead" or "behind"
+(``Difference.negligible`` says so).
 """
 
 from __future__ import annotations

@@ -97,3 +97,13 @@ def test_the_guard_sees_a_load_by_attribute_or_by_name():
     assert loads("from .. import data\nx, y = data.load('mnist', False)\n") == ["2 data.load"]
     assert loads("from ..data import train_split, batches\n") == ["1 train_split"]
     assert loads("x = run.test_set()\n") == []
+
+
+def test_no_line_of_the_package_is_over_120_characters():
+    from pathlib import Path
+
+    import mnistkit
+
+    long = [f"{path.name}:{n}" for path in Path(mnistkit.__file__).parent.rglob("*.py")
+            for n, line in enumerate(path.read_text().splitlines(), 1) if len(line) > 120]
+    assert not long, long

@@ -654,7 +654,7 @@ def test_the_transfer_table_tests_each_change_with_its_own_interval():
         r5 = dataclasses.replace(q5_result([0.80, 0.95, 0.99], spreads=(0.02, 0.001, 0.001)), margin=margin)
         study = study_result()
         return {"q1": q1_result().summary(), "q2": study.summary(), "q3": r3.summary(), "q4": r4.summary(),
-                "q5": r5.summary(), "q6": r6.summary()}
+                "q5": r5.summary(), "q6": r6.summary(), "margin": margin}
 
     mnist = summary([0.9905, 0.9915, 0.9910], [0.9875, 0.9885, 0.9880], 0.942, 0.002)
     clothes = summary([0.9405, 0.9415, 0.9410], [0.9875, 0.9885, 0.9880], 0.932, 0.02)

@@ -124,7 +124,8 @@ class Comparison:
         x, y = m.loc[a], m.loc[b]
         return {f"{ka}_test_acc_mean": float(x["mean"]), f"{ka}_test_acc_std": float(x["std"]),
                 f"{kb}_test_acc_mean": float(y["mean"]), f"{kb}_test_acc_std": float(y["std"]),
-                diff: self.gap.diff, f"{diff}_ci95": self.gap.ci95, f"{diff}_record": record(self.gap, *self.names[::-1]),
+                diff: self.gap.diff, f"{diff}_ci95": self.gap.ci95,
+                f"{diff}_record": record(self.gap, *self.names[::-1]),
                 f"{ka}_parameters": int(x.parameters), f"{kb}_parameters": int(y.parameters),
                 f"{ka}_seconds_per_epoch": float(x.seconds_per_epoch),
                 f"{kb}_seconds_per_epoch": float(y.seconds_per_epoch),

@@ -19,8 +19,8 @@ from ..params import check_mapping, param
 from ..store import Store
 from . import q2_study
 from .common import Question, Stage, base, read, row, whole
-from .text import (NA, OPTIMIZER_NAMES, PARAMETER_NAMES, SELECTED_BY, captioned, judged, mean_std_column, pct, pm,
-                   question, reported, reported_setting, say, setting_label, training_set)
+from .text import (NA, OPTIMIZER_NAMES, PARAMETER_NAMES, SELECTED_BY, captioned, mean_std_column, pct, pm,
+                   question, record, reported, reported_setting, say, setting_label, training_set)
 
 HYPERPARAMETERS = ("optimizer", "lr", "batch_size", "momentum", "weight_decay", "schedule")  # what a setting sets
 
@@ -313,7 +313,7 @@ class Q2Result:
                 "best_test_acc_mean": float(self.scored.mean()), "best_test_acc_std": float(self.scored.std()),
                 "best_retrained": self.retrained is not None, "seeds": len(self.seeds),
                 "best_minus_second": self.lead().diff, "best_minus_second_ci95": self.lead().ci95,
-                "best_minus_second_verdict": judged(self.lead(), "the chosen setting", "the second best"),
+                "best_minus_second_record": record(self.lead(), "the chosen setting", "the second best"),
                 "train_images": (int(self.retrained.train_images.iloc[0]) if self.retrained is not None
                                  else self.train_size)}
 

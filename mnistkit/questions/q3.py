@@ -370,8 +370,8 @@ class Q3Result:
                    bovw_lowest=pc[self.bovw.short].min(), cnn_lowest=pc[self.cnn.short].min())
 
     def class_gaps(self) -> list[tuple]:
-        """``(class name, CNN minus baseline)`` of every class on the test set (first seed of each, Figure 5),
-        the CNN's largest lead first."""
+        """``(class name, CNN minus baseline)`` of every class on the test set (first seed of each, as the
+        per-class figure shows), the CNN's largest lead first."""
         pc = self.per_class
         gaps = pc[self.cnn.short] - pc[self.bovw.short]
         return sorted(((self.facts.classes[int(c)], float(g)) for c, g in zip(pc["class"], gaps)),

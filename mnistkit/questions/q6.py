@@ -17,8 +17,8 @@ from ..params import Base as Params
 from ..params import check_mapping, check_seeds, check_sizes, param
 from ..store import Store
 from .common import Question, distinct_sizes, curves, full_size, read, row, sized
-from .text import (MODEL_NAMES, NA, SELECTED_BY, bracketed, captioned, judged, mean_std_column, record, pm, pct, question,
-                   recipe_words, reported, say, setup)
+from .text import (MODEL_NAMES, NA, SELECTED_BY, bracketed, captioned, judged, mean_std_column, pct, pm, question,
+                   recipe_words, record, reported, say, setup)
 
 
 def _run_values(recipe: dict, epochs: int) -> dict:
@@ -313,7 +313,6 @@ class Q6Result:
         for s in self.sizes:
             d = self.vit_minus_lenet(s)
             out[f"vit_minus_lenet_{str(s)}"], out[f"vit_minus_lenet_{str(s)}_ci95"] = d.diff, d.ci95
-            out[f"vit_minus_lenet_{str(s)}_verdict"] = judged(d, "ViT", "LeNet")
         out["comparisons"] = {n: {str(s): record(self.vit_minus_lenet(s, n), "ViT", "LeNet") for s in self.sizes}
                               for n in self.recipes}
         out["vit_over_lenet_seconds"] = {n: {str(s): self.time_ratio(s, n) for s in self.sizes} for n in self.recipes}
@@ -354,12 +353,12 @@ def _credits(r: Q6Result) -> str:
         return say("q6", "one_seed_ablation", changed=r.changed)
     model = [g for g, keys in r.ablated.items() if "vit" in keys]
 
-    def groups(verdicts: tuple, of_model: bool) -> list:
-        """``(group, the settings it puts back, its effect)`` of the groups whose verdict is one of ``verdicts``."""
-        return [(g, r.ablated[g], d) for g, d in effects.items() if d.verdict in verdicts and (g in model) == of_model]
+    def groups(verdict: str, of_model: bool) -> list:
+        """``(group, the settings it puts back, its effect)`` of the groups with ``verdict``."""
+        return [(g, r.ablated[g], d) for g, d in effects.items() if d.verdict == verdict and (g in model) == of_model]
 
-    kinds = [(of_model, groups(("ahead",), of_model), groups(("equivalent",), of_model),
-              groups(("undecided",), of_model), groups(("behind",), of_model)) for of_model in (False, True)]
+    kinds = [(of_model, *(groups(v, of_model) for v in ("ahead", "equivalent", "undecided", "behind")))
+             for of_model in (False, True)]
     return say("q6", "credits", size=r.ablation_size, kinds=[k for k in kinds if any(k[1:])])
 
 
@@ -367,7 +366,8 @@ def _trend(r: Q6Result) -> str:
     """How the ViT's gap to LeNet (better recipe) changes from the smallest set to the largest, with its interval,
     and the explanation that pattern allows."""
     return say("q6", "trend", r=r, best=r.best_recipe, small=r.sizes[0], large=r.sizes[-1], change=r.gap_change(),
-               vit_gain=r.gain("vit"), lenet_gain=r.gain("lenet"), behind=r.vit_minus_lenet(r.sizes[0]).verdict == "behind")
+               vit_gain=r.gain("vit"), lenet_gain=r.gain("lenet"),
+               behind=r.vit_minus_lenet(r.sizes[0]).verdict == "behind")
 
 
 

@@ -61,16 +61,9 @@ def _verdict(change: stats.Difference | None) -> str:
 
 def margin(reference: dict, summary: dict) -> float:
     """The margin a change is judged by: the larger of the two studies' (the change is no more precise than
-    the coarser study), from their records; NaN where neither has one."""
-    found = [r["margin"] for s in (reference, summary) for r in _records(s) if r.get("margin") is not None]
+    the coarser study); NaN where neither summary states one."""
+    found = [s["margin"] for s in (reference, summary) if s.get("margin") is not None]
     return max(found) if found else math.nan
-
-
-def _records(summary: dict) -> list[dict]:
-    q = summary
-    found = [q.get("q3", {}).get("cnn_minus_bovw_record"), q.get("q4", {}).get("double_minus_lenet_record"),
-             q.get("q5", {}).get("last_step")]
-    return [r for r in found if r]
 
 
 def _compare(question: str, compared: str, ours: dict | None, theirs: dict | None, m: float) -> Row:
