@@ -252,14 +252,16 @@ def literal(value, indent: int = 0, width: int = 100) -> str:
     return ends[0] + (",\n" + " " * (indent + 1)).join(parts) + ends[1]
 
 
-def notebook_cell(cls, width: int = 100) -> str:
-    """The source of report.ipynb's cell tagged ``parameters``: one typed assignment per parameter,
-    ending with its help as a comment (papermill's ``--help-notebook`` reads the comment on a
-    value's last line)."""
+def notebook_cell(cls, width: int = 100, only: list | None = None) -> str:
+    """The source of report.ipynb's cell tagged ``parameters``: one typed assignment per parameter (or
+    per name in ``only``), ending with its help as a comment (papermill's ``--help-notebook`` reads the
+    comment on a value's last line)."""
     defaults = cls()
     hints = typing.get_type_hints(cls)
     lines = [CELL_HEADER, "from typing import Optional", ""]
     for f in dataclasses.fields(cls):
+        if only is not None and f.name not in only:
+            continue
         head = f"{f.name}: {annotation(hints[f.name])} = "
         comment = f"  # {f.metadata['help']}"
         value = literal(getattr(defaults, f.name), len(head), width)

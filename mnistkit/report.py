@@ -135,11 +135,10 @@ class Report:
     def open(self, result, level: int = 2) -> None:
         """A section's opening: its title and question; a pointer to its answer on the answers page (the
         answer itself where that page is not shown, ``only``); then its protocol."""
-        number = result.title.split(".")[0]
-        asked = {str(q.number): q.question for q in registry().values()}
+        name = next((n for n, r in self._results.items() if r is result and n in registry()), None)
         theirs = asked_of()
         how = "" if theirs == self.params.dataset else f" (the assignment's, asked of {data.dataset(theirs).title})"
-        question = f"*The question{how}.* {asked[number]}\n\n" if number in asked else ""
+        question = f"*The question{how}.* {registry()[name].question}\n\n" if name else ""
         answer = "" if self.complete else f"**{headlines.sentence(result.answer())}**\n\n"
         self.say(f"{'#' * level} {result.title}\n\n{question}{answer}**Protocol.** {result.protocol()}")
 

@@ -19,8 +19,8 @@ from mnistkit import codebase
 from mnistkit.questions import plan, q2
 from mnistkit.__main__ import main
 from mnistkit.errors import ConfigError
-from mnistkit.params import assigned_names, names, notebook_cell
-from mnistkit.questions import parameters
+from mnistkit.params import _assigned, assigned_names, names, notebook_cell
+from mnistkit.questions import parameters, registry
 
 sys.path.insert(0, str(ROOT / "tests" / "golden"))
 import cases  # noqa: E402
@@ -91,9 +91,13 @@ def test_the_parameters_cell_is_the_schema_and_papermill_documents_every_paramet
     import papermill
 
     cell = next(c for c in _notebook()["cells"] if "parameters" in c["metadata"].get("tags", []))
-    assert "".join(cell["source"]) + "\n" == notebook_cell(parameters()), "regenerate it: python -m mnistkit params --cell"
+    held = _assigned("".join(cell["source"]))  # each parameter it shows
+    report_wide = [n for n in names(parameters()) if n not in registry()]
+    assert set(report_wide) <= set(held) <= set(names(parameters())), held  # a question added later may be left out
+    assert "".join(cell["source"]) + "\n" == notebook_cell(parameters(), only=held), \
+        "regenerate it: python -m mnistkit params --cell"
     inferred = papermill.inspect_notebook(str(ROOT / "report.ipynb"))
-    assert list(inferred) == names(parameters())
+    assert list(inferred) == held
     for name, p in inferred.items():
         assert p["inferred_type_name"] not in ("None", ""), name
         assert p["help"], name
@@ -114,8 +118,10 @@ def test_the_notebook_cells_hold_no_statistics_or_verdicts():
             if isinstance(node, ast.If):
                 assert ast.unparse(node.test) in ("report.complete",) or \
                     ast.unparse(node.test).startswith("report.selected("), ast.unparse(node.test)
-    lines = sum(1 for c in code for line in "".join(c["source"]).splitlines() if line.strip())
-    assert lines <= 80, lines  # NOTES.md says how many and what they do
+            # the words live in the questions' templates: a cell names figures and short plot titles only
+            assert not isinstance(node, ast.JoinedStr), ast.unparse(node)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                assert len(node.value) <= 40, node.value
 
 
 def test_params_schema_names_unknown_keys_with_their_path_and_keeps_defaults():
@@ -145,7 +151,7 @@ def test_the_names_checked_are_the_parameters_cells_and_papermills_since_it_ran(
 
 BAD_PARAMS = [
     ({"lerning_rate": 0.1}, "'lerning_rate'"),
-    ({"only": "q7"}, "'only'"),
+    ({"only": "q99"}, "'only'"),
     ({"jobs": 0}, "'jobs'"),
     ({"device": "tpu"}, "'device'"),
     ({"seeds": [0, -1]}, "'seeds'"),
@@ -529,10 +535,11 @@ def test_the_registry_is_the_one_list_of_questions():
     declared = [m.name for m in pkgutil.iter_modules(questions.__path__)
                 if hasattr(importlib.import_module(f"mnistkit.questions.{m.name}"), "QUESTION")]
     names = list(questions.registry())
-    assert sorted(declared) == sorted(names) and [q.number for q in questions.registry().values()] == [1, 2, 3, 4, 5, 6]
+    numbers = [q.number for q in questions.registry().values()]
+    assert sorted(declared) == sorted(names) and numbers == sorted(set(numbers))
     assert parameters()().questions() == names
     assert set(plan.first_stage(plan.load_params(ROOT / "parameters" / "smoke.yaml"))) == set(names)
-    cells = {c.get("id") for c in _notebook()["cells"]}
-    assert set(names) <= cells
+    shown = {q for c in _notebook()["cells"] for q in re.findall(r'report\.selected\("(\w+)"\)', "".join(c["source"]))}
+    assert set(names) <= shown
     with pytest.raises(ConfigError, match="'only'.*q1.*q6"):
         parameters().from_dict({"only": "q9"})

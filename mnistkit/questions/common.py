@@ -14,6 +14,7 @@ from ..config import RunConfig
 from ..errors import ConfigError
 from ..params import Base as Params
 from ..store import Store
+from .text import say
 
 
 @dataclass(frozen=True)
@@ -32,15 +33,23 @@ class Question:
     (``mnistkit.questions.registry``) gives it its parameter section, its plan entries, its result and
     its place in the answers, the summary and the headlines."""
 
-    name: str  # its parameter section, its notebook cell and its summary key: "q4"
-    number: int  # its place among the answers
-    question: str  # the question, as its section restates it
+    name: str  # its module, its template, its parameter section, its notebook cell and its summary key: "q4"
     section: type  # its parameters: a dataclass of ``params.param`` fields, its docstring's first line their help
     runs: Callable  # params -> the entries known from the parameters alone
     result: Callable  # (params, store, results of ``needs`` by name) -> its result
     needs: tuple = ()  # the questions whose results its own reads
     stages: tuple = ()  # later ``Stage``s: entries known once earlier ones are stored
     check: Callable | None = None  # params -> None, raising ConfigError: what only the whole plan can check
+
+    @property
+    def number(self) -> int:
+        """Its place among the answers: the number in its name."""
+        return int(self.name.lstrip("q"))
+
+    @property
+    def question(self) -> str:
+        """The question, as its section restates it (its template's ``question``)."""
+        return say(self.name, "question")
 
 
 class MissingRun(LookupError):

@@ -84,6 +84,16 @@ class Mistakes:
         apart = "\n" if max(map(len, self.classes)) > 2 else ""  # names on two lines, digits on one
         return [f"{self.classes[t]}{apart}→{self.classes[p]}" for t, p in zip(shown.true, shown.predicted)]
 
+    def figure_name(self) -> str:
+        """Its gallery's file name in the figures folder."""
+        return f"errors_{self.name.lower()}"
+
+    def title_gallery(self) -> str:
+        return say("failures", "title_gallery", m=self)
+
+    def caption_gallery(self) -> str:
+        return say("failures", "caption_gallery", m=self)
+
     def alt_gallery(self) -> str:
         return say("failures", "alt_gallery", m=self, captions=[c.replace("\n", "") for c in self.captions()])
 
@@ -97,6 +107,9 @@ class Failures:
     def matrices(self) -> dict:
         """Each model's confusion matrix, under a title with its error count."""
         return {f"{m.name}: {len(m.errors)} errors in {int(m.matrix.values.sum()):,}": m.named for m in self.models}
+
+    def caption_confusions(self) -> str:
+        return say("failures", "caption_confusions")
 
     def alt_confusions(self) -> str:
         return " ".join(m.alt_confusion() for m in self.models)

@@ -10,7 +10,7 @@ from .. import data
 from ..errors import check_number
 from ..params import param
 from .common import Question, read, whole
-from .text import captioned, pct, plural, pm, question, reported, say, training_set
+from .text import captioned, pct, plural, pm, reported, say, training_set
 
 METRICS = ["train_loss", "train_acc", "test_loss", "test_acc", "seconds"]
 
@@ -100,6 +100,9 @@ class Q1Result:
     def answer(self) -> str:
         return say("q1", "answer", r=self)
 
+    def figure_caption(self) -> str:
+        return say("q1", "figure_caption")
+
     def alt(self) -> str:
         h = self.history
         return say("q1", "alt", r=self, first=h.iloc[0], epochs=len(h))
@@ -130,4 +133,4 @@ class Q1Result:
                 "train_images": data.train_images(self.train_subset, self.validation)}
 
 
-QUESTION = Question("q1", 1, question("q1"), Section, runs, result)
+QUESTION = Question("q1", Section, runs, result)

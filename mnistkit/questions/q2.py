@@ -20,7 +20,7 @@ from ..store import Store
 from . import q2_study
 from .common import Question, Stage, base, read, row, whole
 from .text import (NA, OPTIMIZER_NAMES, PARAMETER_NAMES, SELECTED_BY, captioned, mean_std_column, pct, pm,
-                   question, record, reported, reported_setting, say, setting_label, training_set)
+                   record, reported, reported_setting, say, setting_label, training_set)
 
 HYPERPARAMETERS = ("optimizer", "lr", "batch_size", "momentum", "weight_decay", "schedule")  # what a setting sets
 
@@ -154,8 +154,8 @@ class Q2Result:
         """Whether the assignment printed an accuracy for any of these settings (on this dataset)."""
         return bool(self.runs.reported.notna().any())
 
-    def figure_caption(self) -> str:
-        return say("q2", "figure_caption", r=self)
+    def caption_settings(self) -> str:
+        return say("q2", "caption_settings", r=self)
 
     @property
     def decider(self) -> str:
@@ -318,5 +318,5 @@ class Q2Result:
                                  else self.train_size)}
 
 
-QUESTION = Question("q2", 2, question("q2"), Section, lambda params: runs(params) + q2_study.runs(params), result,
+QUESTION = Question("q2", Section, lambda params: runs(params) + q2_study.runs(params), result,
                     stages=(Stage("q2 retrained", ("q2", "q3"), second_stage),))

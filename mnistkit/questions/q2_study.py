@@ -169,6 +169,12 @@ class StudyResult:
     def _main_words(self) -> str:
         return say("q2_study", "main_words", share=None if math.isnan(self.main_share) else self.main_share)
 
+    def caption_curves(self) -> str:
+        return say("q2_study", "caption_curves")
+
+    def caption_importance(self) -> str:
+        return say("q2_study", "caption_importance")
+
     def alt_curves(self) -> str:
         accuracy = self.trials[self.selected_by]
         return say("q2_study", "alt_curves", r=self, best=self.trials.loc[accuracy.idxmax()], low=accuracy.min(),

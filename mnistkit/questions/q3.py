@@ -19,7 +19,7 @@ from ..store import Store
 from ..trainer import EVAL_BATCH, predict
 from . import q2
 from .common import Question, Stage, read
-from .text import bracketed, captioned, judged, pct, pm, question, record, reported, say, times
+from .text import bracketed, captioned, judged, pct, pm, record, reported, say, times
 
 
 @dataclass(frozen=True)
@@ -364,6 +364,9 @@ class Q3Result:
                               **{m.short: [fmt(m) for fmt in rows.values()] for m in (self.cnn, self.bovw)}})
         return captioned(frame, say("q3", "table_caption"))
 
+    def figure_caption(self) -> str:
+        return say("q3", "figure_caption", kind=self.facts.kind)
+
     def alt(self) -> str:
         pc = self.per_class
         return say("q3", "alt", r=self, kind=self.facts.kind, classes=self.facts.classes,
@@ -442,6 +445,6 @@ def _p(p: float) -> str:
     return "< 0.0001" if p < 1e-4 else f"= {p:.2g}"
 
 
-QUESTION = Question("q3", 3, question("q3"), Section, runs,
+QUESTION = Question("q3", Section, runs,
                     lambda params, store, needed: result(params, store, needed["q2"]), needs=("q2",),
                     stages=(Stage("q3 baseline", ("q3",), second_stage),), check=check)

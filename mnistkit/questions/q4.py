@@ -10,7 +10,7 @@ from ..params import param
 from ..store import Store
 from . import comparison
 from .common import Question
-from .text import question, recipe, say, training_set
+from .text import recipe, say, training_set
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,9 @@ class Q4Result(comparison.Comparison):
         return say("q4", "protocol", r=self, recipe=recipe(self.runs),
                    training_set=training_set(self.train_subset, self.validation))
 
+    def figure_caption(self) -> str:
+        return say("q4", "figure_caption")
+
     def analysis(self) -> str:
         return say("q4", "analysis", r=self, measured=self.measured(), reading=self.reading())
 
@@ -47,4 +50,4 @@ def result(params: Params, store: Store, needed: dict | None = None) -> Q4Result
     return comparison.result(Q4Result, params, store, "q4", params.q4.epochs)
 
 
-QUESTION = Question("q4", 4, question("q4"), Section, runs, result)
+QUESTION = Question("q4", Section, runs, result)

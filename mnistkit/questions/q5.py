@@ -15,7 +15,7 @@ from ..params import Base as Params
 from ..params import check_sizes, param
 from ..store import Store
 from .common import Question, distinct_sizes, full_size, read, row, sized
-from .text import NA, captioned, mean_std_column, pct, pm, question, recipe, record, reported, say
+from .text import NA, captioned, mean_std_column, pct, pm, recipe, record, reported, say
 
 
 def _count(params: Params, size) -> int:
@@ -188,6 +188,9 @@ class Q5Result:
         share = self.steps_share()
         return say("q5", "conclusion", r=self, share=None if math.isnan(share) else share)
 
+    def figure_caption(self) -> str:
+        return say("q5", "figure_caption")
+
     def alt(self) -> str:
         e, q = self.sizes, self.steps
         return say("q5", "alt", epochs=list(zip(e["size"], e["mean"])), steps=list(zip(q["size"], q["mean"])))
@@ -258,5 +261,5 @@ def assignment_sentence(r: Q5Result) -> str:
                      inside=small.min() <= theirs <= small.max())
 
 
-QUESTION = Question("q5", 5, question("q5"), Section, runs, result,
+QUESTION = Question("q5", Section, runs, result,
                     check=lambda params: distinct_sizes(params, "q5"))

@@ -17,7 +17,7 @@ from ..params import Base as Params
 from ..params import check_mapping, check_seeds, check_sizes, param
 from ..store import Store
 from .common import Question, distinct_sizes, curves, full_size, read, row, sized
-from .text import (MODEL_NAMES, NA, SELECTED_BY, bracketed, captioned, judged, mean_std_column, pct, pm, question,
+from .text import (MODEL_NAMES, NA, SELECTED_BY, bracketed, captioned, judged, mean_std_column, pct, pm,
                    recipe_words, record, reported, say, setup)
 
 
@@ -255,6 +255,9 @@ class Q6Result:
         return pd.concat([self.curves_at(s).assign(images=f"{s:,} training images") for s in self.sizes],
                          ignore_index=True)
 
+    def caption_panels(self) -> str:
+        return say("q6", "caption_panels")
+
     def alt_panels(self) -> str:
         return " ".join(self.alt(s) for s in self.sizes)
 
@@ -371,5 +374,5 @@ def _trend(r: Q6Result) -> str:
 
 
 
-QUESTION = Question("q6", 6, question("q6"), Section, runs, result,
+QUESTION = Question("q6", Section, runs, result,
                     check=lambda params: distinct_sizes(params, "q6"))

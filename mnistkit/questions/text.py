@@ -13,17 +13,12 @@ from ..files import read_yaml
 from ..models import MODELS
 from ..stats import Difference
 
-ASSIGNMENT_FILE = Path(__file__).with_name("assignment.yaml")  # its questions and its printed accuracies
+ASSIGNMENT_FILE = Path(__file__).with_name("assignment.yaml")  # its printed accuracies and its set-ups
 
 
 @lru_cache(maxsize=1)
 def _assignment() -> dict:
     return read_yaml(ASSIGNMENT_FILE, "assignment.yaml")
-
-
-def question(name: str) -> str:
-    """The assignment's question ``name`` (q1 ... q6), as its section restates it."""
-    return _assignment()[name]["question"]
 
 
 def asked_of() -> str:
@@ -35,14 +30,14 @@ def reported(name: str, dataset: str):
     """What the assignment printed for question ``name`` (a figure, or figures by training images), where
     the report studies the assignment's dataset; else None."""
     facts = _assignment()
-    return facts[name].get("reported") if dataset == facts["dataset"] else None
+    return facts.get(name, {}).get("reported") if dataset == facts["dataset"] else None
 
 
 def setup(name: str, dataset: str) -> dict:
     """How the assignment ran question ``name`` (its epochs, its encoder's layers), where the report studies
     its dataset; else an empty mapping."""
     facts = _assignment()
-    return facts[name].get("setup", {}) if dataset == facts["dataset"] else {}
+    return facts.get(name, {}).get("setup", {}) if dataset == facts["dataset"] else {}
 
 
 def reported_setting(values: dict, dataset: str) -> float | None:
