@@ -27,6 +27,7 @@ from .config import RunConfig, resolve_device
 from .ensemble import fit_ensemble
 from .errors import ConfigError
 from .files import atomic_write_text
+from .models import MODELS
 from .params import check_cluster
 from .progress import bar as progress_bar
 from .store import Store
@@ -87,8 +88,7 @@ def run_all(store: Store, specs: list, jobs: int = 1, progress: bool = True, clu
 
 def work(config: RunConfig) -> float:
     """A run's work per epoch, in LeNet-image units: what the progress bar's ETA and the order use."""
-    factor = {"lenet": 1, "double_conv_lenet": 2, "vit": 8}.get(config.model, 1)
-    return (config.train_images + data.TEST_SIZE) * factor  # every epoch also evaluates the test images
+    return (config.train_images + data.TEST_SIZE) * MODELS[config.model].work  # each epoch also tests
 
 
 @contextmanager

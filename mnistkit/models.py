@@ -17,7 +17,8 @@ from .errors import ConfigError
 class LeNet(nn.Module):
     """LeNet-5 as in the assignment: two 5x5 convs with max-pooling, then 256 -> 120 -> 84 -> 10."""
 
-    title = "LeNet"  # its name in the report
+    title = "LeNet"  # its name in the report (every model of MODELS states its own)
+    work = 1  # its training and test work per image, in LeNet units: the progress bar's ETA and the run order
 
     def __init__(self):
         super().__init__()
@@ -41,6 +42,7 @@ class DoubleConvLeNet(LeNet):
     """Question 4's LeNet with twice the conv layers: a 5x5 conv (padding 2) after each conv."""
 
     title = "doubled-conv LeNet"
+    work = 2
 
     def __init__(self):
         super().__init__()
@@ -171,6 +173,7 @@ class ViT(nn.Module):
     """
 
     title = "ViT"
+    work = 8
 
     def __init__(self, patch_size=7, dim=128, depth=2, heads=8, mlp_dim=256, dropout=0.1, norm_first=False):
         super().__init__()
@@ -199,7 +202,8 @@ class ViT(nn.Module):
         return self.mlp_head(x[:, 0])
 
 
-MODELS = {"lenet": LeNet, "double_conv_lenet": DoubleConvLeNet, "vit": ViT}
+MODELS = {"lenet": LeNet, "double_conv_lenet": DoubleConvLeNet, "vit": ViT}  # every list of models reads it
+DECLARED = ("title", "work")  # what each model states in its own class, never inherited
 
 
 def check_model(name, kw: dict) -> None:
@@ -223,7 +227,7 @@ def check_model(name, kw: dict) -> None:
 
 
 def build_model(name: str, **kw) -> nn.Module:
-    """Instantiate a model by name ("lenet", "double_conv_lenet", "vit") with its keyword arguments."""
+    """Instantiate a model by its name in ``MODELS`` with its keyword arguments."""
     check_model(name, kw)
     return MODELS[name](**kw)
 

@@ -121,3 +121,14 @@ def test_lenet_pools_before_relu_with_the_textbook_order_s_values_and_gradients(
         grads.append((out.detach(), [p.grad.clone() for p in model.parameters()]))
     assert torch.equal(grads[0][0], grads[1][0])
     assert all(torch.equal(a, b) for a, b in zip(grads[0][1], grads[1][1]))
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_every_model_states_its_name_and_work_in_its_own_class(name):
+    """Whatever lists models (the report's names, the executor's order and ETA, the bench's and the command
+    line's choices, the architecture tables) reads MODELS: a new model states each fact, never inheriting one."""
+    from mnistkit.models import DECLARED
+
+    missing = [fact for fact in DECLARED if fact not in vars(MODELS[name])]
+    assert not missing, f"{MODELS[name].__name__} must state {missing}"
+    assert isinstance(MODELS[name].title, str) and MODELS[name].work > 0

@@ -185,11 +185,11 @@ def setting_label(s: dict) -> str:
 
 def recipe_words(recipe: dict) -> str:
     """A recipe of run parameters in words; a model's own keyword arguments (under 'vit' or 'lenet')
-    after 'the ViT with' or 'LeNet with'."""
+    after 'the ViT with' or 'LeNet with', in the recipe's order."""
     words = [RECIPE_WORDS[k](v) if k in RECIPE_WORDS else f"{k.replace('_', ' ')} {v}"
              for k, v in recipe.items() if k not in MODEL_NAMES]
-    for model in ("vit", "lenet"):
-        for k, v in (recipe.get(model) or {}).items():
+    for model in (k for k in recipe if k in MODEL_NAMES):
+        for k, v in (recipe[model] or {}).items():
             value = {"norm_first": lambda on: "pre-norm encoder layers" if on else "post-norm encoder layers"}.get(k)
             words.append(f"{MODEL_NAMES[model]} with " + (value(v) if value else f"{k.replace('_', ' ')} {v}"))
     return ", ".join(words)
