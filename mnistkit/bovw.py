@@ -8,7 +8,7 @@ and a one-vs-rest ``LinearSVC`` (C=1) classifies them. A ``BovwConfig`` is an en
 store (``store.Entry``): computed once, then read.
 
 The defaults are the result of the report's search (``q3.search`` in ``parameters/full.yaml``:
-24 settings drawn at random, each trained on 10,000 balanced images and scored on the 5,000
+24 settings drawn at random, each trained on 10,000 balanced images and scored on the
 validation images, ``scored_on='validation'``); the best one, trained on the whole training set
 once per seed, is the baseline of question 3. OpenCV's descriptor window is 6 x patch pixels
 wide. k-means runs on one thread: on two, while another process holds a core, OpenMP's busy

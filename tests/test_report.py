@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from conftest import ROOT, files_under
-from mnistkit import codebase
+from mnistkit import codebase, data
 from mnistkit.questions import plan, q2
 from mnistkit.__main__ import main
 from mnistkit.errors import ConfigError
@@ -52,7 +52,7 @@ def test_the_committed_parameter_files_and_the_schema_defaults_are_valid():
     # validation images serve selections only: what chooses nothing trains on all 60,000
     scored = full["q1"] + full["q4"] + [c for c in full["q5"] + full["q6"] if c.subset is None]
     assert {(c.validation, c.train_images) for c in scored} == {(0, 60_000)}
-    assert {c.validation for c in full["q2"]} == {5000} and {c.train_images for c in full["q6"] if c.subset} == {6000}
+    assert {c.validation for c in full["q2"]} == {data.VALIDATION_SIZE} and {c.train_images for c in full["q6"] if c.subset} == {6000}
     assert full["q1"] == [c for c in full["q6"] if c.model == "lenet" and c.subset is None
                           and c.optimizer == "adam"]  # question 1's runs are question 6's assignment LeNets
 
@@ -219,6 +219,18 @@ def test_a_repeated_training_set_is_refused_only_where_its_question_runs():
 def test_a_figures_folder_that_can_be_made_is_accepted_without_making_it(tmp_path):
     params = plan.load_params(ROOT / "parameters" / "smoke.yaml", {"figures_dir": str(tmp_path / "a" / "b")})
     assert params.figures_dir == str(tmp_path / "a" / "b") and list(tmp_path.iterdir()) == []
+
+
+def test_a_dataset_cannot_overwrite_another_datasets_figures(tmp_path):
+    """A figures folder holding another dataset's summary.json is refused before any work, naming both."""
+    summary = tmp_path / "summary.json"
+    summary.write_text(json.dumps({"dataset": "fashion_mnist", "profile": "fashion"}))
+    with pytest.raises(ConfigError, match=r"'figures_dir'.*holds Fashion-MNIST's figures.*MNIST's would overwrite.*"
+                                          r"figures/mnist"):
+        plan.load_params(ROOT / "parameters" / "smoke.yaml", {"figures_dir": str(tmp_path)})
+    assert [p.name for p in tmp_path.iterdir()] == ["summary.json"]
+    summary.write_text(json.dumps({"dataset": "mnist"}))  # its own figures: a rebuild replaces them
+    assert plan.load_params(ROOT / "parameters" / "smoke.yaml", {"figures_dir": str(tmp_path)}).dataset == "mnist"
 
 
 def test_more_jobs_than_cores_train_with_one_process_a_core_and_say_so(tmp_path, capsys, monkeypatch):

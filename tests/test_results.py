@@ -234,7 +234,7 @@ def test_q3_trials_are_drawn_from_the_space_seeded_and_the_baseline_trains_on_al
     assert items == q3.trials(params) and len(items) == params.q3.search.trials  # the same draws every time
     space = params.q3.search.space
     assert all(set(drawn) == set(space) and all(drawn[k] in space[k] for k in space) for drawn, _ in items)
-    assert {(c.scored_on, c.validation, c.subset, c.seed) for _, c in items} == {("validation", 5000, 10_000, 0)}
+    assert {(c.scored_on, c.validation, c.subset, c.seed) for _, c in items} == {("validation", data.VALIDATION_SIZE, 10_000, 0)}
     assert any(drawn["patch"] == 12 for drawn, _ in items)  # settings far from the defaults are tried
     found = q3.baselines(params, items[0][0])
     assert [c.seed for c in found] == params.seeds and {(c.validation, c.subset, c.scored_on) for c in found} == {

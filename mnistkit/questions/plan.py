@@ -10,6 +10,7 @@ once the settings' runs are stored, and the baseline only once its search's tria
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -54,10 +55,24 @@ def check(params: Params) -> Params:
         gemm.check()  # the ViT's products on this CPU are the pinned ones, or nothing is trained
     if params.figures_dir is not None:
         paths.check_creatable(params.figures_dir, "figures_dir")
+        held = figures_dataset(params.figures_dir)
+        if held not in (None, params.dataset):
+            raise ConfigError("figures_dir", params.figures_dir,
+                              f"holds {data.dataset(held).title}'s figures (its summary.json), which "
+                              f"{data.dataset(params.dataset).title}'s would overwrite: choose another folder, "
+                              f"e.g. figures/{params.dataset}")
     data.check_available(params.dataset)  # its files in place and verified, or one line on how to get them
     if params.reference is not None and not Path(params.reference).expanduser().is_file():
         raise ConfigError("reference", params.reference, "must be an existing summary.json: build that report first")
     return params
+
+
+def figures_dataset(folder) -> str | None:
+    """The dataset whose figures ``folder`` holds, by its summary.json; None where it holds none."""
+    try:
+        return json.loads((Path(folder).expanduser() / "summary.json").read_text()).get("dataset")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def load_params(path=None, overrides: dict | None = None) -> Params:

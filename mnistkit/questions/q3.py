@@ -256,7 +256,7 @@ class Q3Result:
     search_seed: int = 0
     search_scored_on: str = "validation"  # or test, under the assignment's protocol
     class_counts: list | None = None  # test images of each class
-    validation_images: int = 5_000  # held out of the selection runs' training images: the search's scoring images
+    validation_images: int = data.VALIDATION_SIZE  # the selection runs hold them out; the search scores on them
     reported: str | None = None  # the assignment's baseline, where it studied the same dataset
     dataset: str = "mnist"  # a name of data.DATASETS: the classes' names and the text's word for them
     margin: float = float("nan")  # the verdict's equivalence margin (params.Base.equivalence)
