@@ -14,7 +14,7 @@ import torch
 from . import data, numerics
 from .data import TRAIN_SIZE, check_subset, check_validation, dataset
 from .errors import ConfigError, check_number, from_mapping
-from .models import check_model
+from .models import check_model, ensemblable
 
 # Bump when a change to the training code changes the numbers: old runs are then not reused.
 CODE_VERSION = 5  # 4: RMSprop's square root and the ViT's linear products portable; 5: its attention products too
@@ -22,6 +22,7 @@ CODE_VERSION = 5  # 4: RMSprop's square root and the ViT's linear products porta
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 SCHEDULES = ("constant", "cosine")
 AUGMENTS = ("none", "shift")
+OPT_IN = ("ensemble", "cuda_graph")  # GPU paths off by default and left out of the key while off
 MAX_EPOCHS = 1000  # the report's longest run has 10; a typo like 100000000000 should not train for ever
 MAX_SEED = 2**32 - 1  # NumPy's seeds end here
 
@@ -89,6 +90,8 @@ class RunConfig:
     deterministic: bool = False
     validation: int = 0  # held-out training images (data.validation_indices) scored every epoch; 0: none
     evaluate_every: int = 1  # epochs between test (and validation) passes; the last epoch always has one
+    ensemble: bool = False  # trained with its configuration's other seeds as one vmapped network (CUDA only)
+    cuda_graph: bool = False  # its training step replayed as a CUDA graph where it runs on CUDA
 
     def __post_init__(self):
         dataset(self.dataset)
@@ -114,7 +117,16 @@ class RunConfig:
         if not isinstance(self.deterministic, bool):
             raise ConfigError("deterministic", self.deterministic, "must be true or false")
         check_number("evaluate_every", self.evaluate_every, 1, integer=True)
-        resolve_device(self.device)
+        device = resolve_device(self.device)
+        for name in ("ensemble", "cuda_graph"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(name, getattr(self, name), "must be true or false")
+        if self.ensemble and not device.startswith("cuda"):
+            raise ConfigError("ensemble", True, f"needs a CUDA device (device is {self.device!r}); on a CPU runs "
+                                                "train one by one")
+        if self.ensemble and not ensemblable(self.model, self.model_kw):
+            raise ConfigError("ensemble", True, f"{self.model} keeps batch statistics, which ensemble members "
+                                                "cannot keep apart: it trains alone")
 
     @classmethod
     def from_dict(cls, values: dict) -> "RunConfig":
@@ -130,8 +142,9 @@ class RunConfig:
     def key(self) -> str:
         """Stable hash of everything that changes the numbers: the values, the device type, the code
         version and, on a CPU, the kernels and thread count (``numerics.fingerprint``). MNIST's name is left
-        out (``data.keyed``): its runs keep the keys they had before the dataset was a value."""
-        values = data.keyed(self.to_dict())
+        out (``data.keyed``): its runs keep the keys they had before the dataset was a value; so are ``ensemble``
+        and ``cuda_graph`` while off, so a member of an ensemble is keyed apart from a single run."""
+        values = {k: v for k, v in data.keyed(self.to_dict()).items() if k not in OPT_IN or v}
         values["device"] = torch.device(resolve_device(self.device)).type
         values["code_version"] = CODE_VERSION
         if values["device"] == "cpu":

@@ -7,9 +7,11 @@ once for all of them. Every member keeps what its own seed gives a single run: i
 (``subset_seed``), its batch order and its shift augmentation (its own generator, drawn in the
 same order as a single run). The loss is the sum of the members' mean losses, so each member's
 gradient is its own; Adam, AdamW, SGD and RMSprop update element by element, so one optimizer
-over the stacked tensors updates each member as its own would. The executor uses it on CUDA
-only (``executor.ensemble_task``, inside the CUDA-graph step); on a CPU runs stay single, and ``tests/test_ensemble.py``
-checks that an ensemble on the CPU matches single runs to float tolerance.
+over the stacked tensors updates each member as its own would. It supplies its step
+(``ensemble_step``) to the trainer's one epoch loop (``trainer.epoch_loop``). The executor uses it for runs
+that ask (``RunConfig.ensemble``, an opt-in on CUDA, keyed apart from single runs); a model that keeps
+batch statistics is never ensembled (``models.ensemblable``). ``tests/test_ensemble.py`` checks that an
+ensemble on the CPU matches single runs to float tolerance.
 
 Not covered: dropout. Under ``vmap`` the CPU ``models.Dropout`` cannot draw its NumPy mask, and
 on CUDA the masks come from the one CUDA generator (``randomness="different"``), seeded by the
@@ -30,9 +32,9 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from . import data
 from .config import RunConfig, resolve_device
-from .models import build_model
-from .trainer import (METRICS, VALIDATION, CudaGraphStep, History, held_out, keep_freed_memory, lr_factor,
-                      make_optimizer, random_shift, scored, seed_everything, set_deterministic)
+from .models import build_model, ensemblable
+from .trainer import (METRICS, VALIDATION, History, augmented, epoch_loop, held_out, keep_freed_memory, lr_factor,
+                      make_optimizer, make_step, scored, seed_everything, set_deterministic)
 
 
 class Ensemble(nn.Module):
@@ -89,6 +91,8 @@ def ensemble_step(model: Ensemble, optimizer, x, y, config: RunConfig, sums) -> 
 def check_group(configs: list[RunConfig]) -> None:
     if len({c.replace(seed=0, subset_seed=0).key() for c in configs}) != 1:
         raise ValueError("an ensemble's runs must differ only in seed and subset_seed")
+    if not ensemblable(configs[0].model, configs[0].model_kw):
+        raise ValueError(f"{configs[0].model} keeps batch statistics, which members cannot keep apart: train it alone")
 
 
 def fit_ensemble(configs: list[RunConfig], on_epoch=None) -> list:
@@ -112,20 +116,15 @@ def fit_ensemble(configs: list[RunConfig], on_epoch=None) -> list:
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(config, math.ceil(n / config.batch_size)))
     test, validation = held_out(config, device)
     histories = [History() for _ in configs]
-    graphed = torch.device(device).type == "cuda" and all(g.get("fused") for g in optimizer.param_groups)
     for epoch in range(config.epochs):
         start = time.perf_counter()
         ensemble.train()
         sums = [torch.zeros(len(configs), device=device), torch.zeros(len(configs), device=device, dtype=torch.long)]
-        if graphed:
-            step = CudaGraphStep(ensemble, optimizer, config, sums, step_fn=ensemble_step)
-        else:
-            step = lambda x, y: ensemble_step(ensemble, optimizer, x, y, config, sums)  # noqa: E731
-        members = [data.batches(x, y, config.batch_size, g) for (x, y), g in zip(splits, generators)]
-        for parts in zip(*members):
-            xs = [random_shift(x, g) if config.augment == "shift" else x for (x, _), g in zip(parts, generators)]
-            step(torch.stack(xs), torch.stack([y for _, y in parts]))
-            scheduler.step()
+        step = make_step(ensemble, optimizer, config, sums, torch.device(device), step_fn=ensemble_step)
+        members = [augmented(data.batches(x, y, config.batch_size, g), config, g)
+                   for (x, y), g in zip(splits, generators)]
+        epoch_loop(step, ((torch.stack([x for x, _ in parts]), torch.stack([y for _, y in parts]))
+                          for parts in zip(*members)), scheduler)
         losses, hits = sums[0].tolist(), sums[1].tolist()
         ensemble.copy_into(models)
         seconds = (time.perf_counter() - start) / len(configs)

@@ -1,16 +1,16 @@
-"""Everything that computes store entries: training runs as Dask tasks, on a LocalCluster started
-for the occasion or on an existing scheduler, and the BoVW baseline in this process.
+"""Everything that computes store entries: training runs as Dask tasks, on a LocalCluster started for the
+occasion or on an existing scheduler, and the BoVW baseline in this process.
 
-``run_all(store, specs)`` is THE place where the report's entries are computed: it submits one
-task per missing run (``train_task``, or ``ensemble_task`` for the seeds of one configuration on
-CUDA) to a Dask client. Without ``cluster``, that client is a ``LocalCluster`` of ``jobs`` worker
-processes with one thread each, closed afterwards; with ``cluster="tcp://host:8786"``, the
-scheduler there. Workers write into the run store themselves: ``root`` must be the same path on
+``run_all(store, specs)`` is THE place where the report's entries are computed: it submits one task per
+missing run (``train_task``, or ``ensemble_task`` for the seeds of one configuration trained as ensemble
+members, an opt-in on CUDA) to a Dask client. Without ``cluster``, that client is a ``LocalCluster`` of
+``jobs`` worker processes with one thread each, closed afterwards; with ``cluster="tcp://host:8786"``,
+the scheduler there. Workers write into the run store themselves: ``root`` must be the same path on
 every machine (a shared filesystem); the store's lock per key keeps two trainings of one key from
-writing one entry (see NOTES.md). A task lost with its worker is run again elsewhere (Dask
-reschedules it; ``retries`` covers errors raised by a task), and resumes from the run's
-checkpoint in the store. Workers report every finished epoch as a Dask event (``TOPIC``); the
-client turns them and finished tasks into one progress bar, weighted by the work of each run.
+writing one entry (see NOTES.md). A task lost with its worker is run again elsewhere (Dask reschedules
+it; ``retries`` covers errors raised by a task), and resumes from the run's checkpoint in the store.
+Workers report every finished epoch as a Dask event (``TOPIC``); the client turns them and finished
+tasks into one progress bar, weighted by the work of each run.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from . import data, runs, tracking
-from .config import RunConfig, resolve_device
+from .config import RunConfig
 from .ensemble import fit_ensemble
 from .errors import ConfigError
 from .files import atomic_write_text
@@ -170,9 +170,7 @@ def ensemble_task(root: str, ident: str, configs: list[RunConfig], keys: list[st
         for c in sorted(configs, key=RunConfig.key):
             locks.enter_context(store.lock(runs.Training(c)))
         todo = [c for c in configs if store.load(runs.Training(c)) is None]
-        if len(todo) == 1:
-            _compute(store, runs.Training(todo[0], on_epoch=reporter(todo[0].key(), todo[0].epochs)), progress=False)
-        elif todo:
+        if todo:  # a lone member too: its key says it trained as one
             reports = [reporter(c.key(), c.epochs) for c in todo]
             for c, (model, history) in zip(todo, fit_ensemble(todo, on_epoch=lambda i, row: reports[i](row))):
                 store.write(runs.Training(c), runs.files(c, model, history))
@@ -196,10 +194,9 @@ def groups(configs: list[RunConfig]) -> list[list[RunConfig]]:
 
 
 def _tasks(configs: list[RunConfig]) -> list[list[RunConfig]]:
-    """The runs grouped into tasks: the seeds of one configuration together on CUDA, else one each."""
-    cuda = [c for c in configs if resolve_device(c.device).startswith("cuda")]
-    single = [[c] for c in configs if not resolve_device(c.device).startswith("cuda")]
-    return groups(cuda) + single
+    """The runs grouped into tasks: the seeds of one configuration together where they are ensemble members
+    (``RunConfig.ensemble``, opt-in, on CUDA), else one each."""
+    return groups([c for c in configs if c.ensemble]) + [[c] for c in configs if not c.ensemble]
 
 
 def train(root, configs: list[RunConfig], jobs: int = 1, cluster: str | None = None, progress: bool = True,
@@ -233,7 +230,7 @@ def train(root, configs: list[RunConfig], jobs: int = 1, cluster: str | None = N
         futures = []
         for i, group in enumerate(tasks):
             priority = len(tasks) - i  # Dask runs higher priorities first
-            if len(group) == 1:
+            if not group[0].ensemble:
                 f = c.submit(train_task, root, ident, group[0], group[0].key(), tracker,
                              key=f"train-{group[0].key()}", retries=retries, priority=priority)
             else:

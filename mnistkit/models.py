@@ -226,6 +226,14 @@ def check_model(name, kw: dict) -> None:
         raise ConfigError("model_kw", kw, f"{name} cannot be built with these arguments ({err})") from err
 
 
+def ensemblable(name: str, kw: dict | None = None) -> bool:
+    """Whether model ``name`` can train as a member of a vmapped ensemble and match its single runs: not where
+    it keeps running statistics (batch norm), which the members would have to update apart."""
+    with torch.device("meta"):
+        model = MODELS[name](**(kw or {}))
+    return not any(isinstance(m, nn.modules.batchnorm._NormBase) and m.track_running_stats for m in model.modules())
+
+
 def build_model(name: str, **kw) -> nn.Module:
     """Instantiate a model by its name in ``MODELS`` with its keyword arguments."""
     check_model(name, kw)

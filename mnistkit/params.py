@@ -90,6 +90,10 @@ class Base:
     cluster: typing.Optional[str] = param(None, "None: a local Dask cluster of jobs processes; or a scheduler, "
                                                 "tcp://host:8786")
     device: str = param("auto", "auto (CUDA when available), cpu, cuda or cuda:N")
+    ensembles: bool = param(False, "on CUDA, train each configuration's seeds as one vmapped network (opt-in: not "
+                                   "yet run on a GPU)")
+    cuda_graphs: bool = param(False, "on CUDA, replay each training step as a CUDA graph (opt-in: not yet run on a "
+                                     "GPU)")
     seeds: list[int] = param([0, 1], "seeds behind every mean and std")
     train_subset: typing.Optional[int] = param(
         2000, f"None: all {TRAIN_SIZE:,} training images; else a balanced subset in their place")
@@ -115,6 +119,9 @@ class Base:
         check_number("jobs", self.jobs, 1, integer=True)
         check_cluster(self.cluster)
         resolve_device(self.device)
+        for name in ("ensembles", "cuda_graphs"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(name, getattr(self, name), "must be true or false")
         check_seeds("seeds", self.seeds)
         try:
             check_subset(self.dataset, self.train_subset, self.validation)

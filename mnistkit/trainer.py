@@ -184,12 +184,17 @@ class CudaGraphStep:
     def __init__(self, model, optimizer, config, sums, step_fn=None):
         self.args = (model, optimizer, config, sums)
         self.step_fn = step_fn or train_step  # or another step of the same signature (an ensemble's)
-        self.graph, self.done, self.side = None, 0, torch.cuda.Stream()
+        self.graph, self.done, self.side, self.failed = None, 0, torch.cuda.Stream(), False
 
     def __call__(self, x, y) -> torch.Tensor:
         model, optimizer, config, sums = self.args
-        if self.graph is None and self.done >= self.WARMUP and y.shape[-1] == config.batch_size:
-            self._capture(x, y)
+        if self.graph is None and not self.failed and self.done >= self.WARMUP and y.shape[-1] == config.batch_size:
+            try:
+                self._capture(x, y)
+            except Exception as err:  # a step that cannot be captured runs eagerly: the same numbers, slower
+                self.graph, self.failed = None, True
+                warnings.warn(f"CUDA graph capture failed ({type(err).__name__}: {err}); training eagerly",
+                              stacklevel=2)
         if self.graph is None or y.shape != self.y.shape:
             main = torch.cuda.current_stream()
             self.side.wait_stream(main)
@@ -225,26 +230,36 @@ class CudaGraphStep:
                     group["capturable"] = old["capturable"]
 
 
-def make_step(model, optimizer, config, sums, device) -> Callable:
-    """The step ``train_epoch`` calls per batch: ``train_step`` on these arguments, with the engineering that
-    keeps its mathematics. On CPU, conv weights are made channels-last first; on CUDA with a fused optimizer,
-    the step is replayed as a CUDA graph."""
+def make_step(model, optimizer, config, sums, device, step_fn=train_step) -> Callable:
+    """The step ``epoch_loop`` calls per batch: ``step_fn`` (``train_step``, or an ensemble's) on these arguments,
+    with the engineering that keeps its mathematics. On CPU, conv weights are made channels-last first; with
+    ``config.cuda_graph`` on CUDA with a fused optimizer, the step is replayed as a CUDA graph."""
     channels_last(model, optimizer)
-    if device.type == "cuda" and all(g.get("fused") for g in optimizer.param_groups):
-        return CudaGraphStep(model, optimizer, config, sums)
-    return lambda x, y: train_step(model, optimizer, x, y, config, sums)
+    if config.cuda_graph and device.type == "cuda" and all(g.get("fused") for g in optimizer.param_groups):
+        return CudaGraphStep(model, optimizer, config, sums, step_fn=step_fn)
+    return lambda x, y: step_fn(model, optimizer, x, y, config, sums)
+
+
+def augmented(batches, config, generator):
+    """``batches`` with the run's augmentation, drawn from ``generator`` after each batch's order."""
+    for x, y in batches:
+        yield (random_shift(x, generator) if config.augment == "shift" else x), y
+
+
+def epoch_loop(step, batches, scheduler) -> None:
+    """The one loop over an epoch's batches, for a single run and an ensemble alike: ``step`` (a single run's
+    or an ensemble's) on each batch, the learning rate's schedule advanced after it."""
+    for x, y in batches:
+        step(x, y)
+        scheduler.step()
 
 
 def train_epoch(model, optimizer, scheduler, images, labels, config, generator) -> dict:
     """One pass over the training data; returns mean loss and accuracy (one host sync, at the end)."""
     model.train()
     sums = [torch.zeros((), device=images.device), torch.zeros((), device=images.device, dtype=torch.long)]
-    step = make_step(model, optimizer, config, sums, images.device)
-    for x, y in data.batches(images, labels, config.batch_size, generator):
-        if config.augment == "shift":
-            x = random_shift(x, generator)
-        step(x, y)
-        scheduler.step()
+    batches = augmented(data.batches(images, labels, config.batch_size, generator), config, generator)
+    epoch_loop(make_step(model, optimizer, config, sums, images.device), batches, scheduler)
     return {"train_loss": sums[0].item() / len(labels), "train_acc": sums[1].item() / len(labels)}
 
 

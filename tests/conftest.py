@@ -23,6 +23,24 @@ def store_root(tmp_path, monkeypatch):
     return root
 
 
+@pytest.fixture
+def bn_lenet(monkeypatch):
+    """A model with batch statistics, registered as "bn_lenet" for the test: one that is never ensembled."""
+    import torch
+
+    from mnistkit import models
+
+    class BatchNormLeNet(models.LeNet):
+        title, work = "batch-norm LeNet", 1
+
+        def __init__(self):
+            super().__init__()
+            self.norm = torch.nn.BatchNorm2d(6)
+
+    monkeypatch.setitem(models.MODELS, "bn_lenet", BatchNormLeNet)
+    return "bn_lenet"
+
+
 def files_under(path: Path) -> list:
     return sorted(p for p in Path(path).rglob("*") if p.is_file()) if Path(path).exists() else []
 

@@ -54,13 +54,19 @@ def test_vit_without_dropout_ensemble_matches_single_runs():
     _assert_matches_single_runs([base.replace(seed=s) for s in (0, 1)])
 
 
+def test_a_model_with_batch_statistics_is_never_ensembled(bn_lenet):
+    a = RunConfig(model=bn_lenet, subset=100, epochs=1, device="cpu")
+    with pytest.raises(ValueError, match="bn_lenet keeps batch statistics"):
+        ensemble.fit_ensemble([a, a.replace(seed=1)])
+
+
 def test_groups_are_the_seeds_of_one_configuration():
     a = RunConfig(subset=100, epochs=1, device="cpu")
     runs = [a.replace(seed=0), a.replace(seed=1, subset_seed=1), a.replace(lr=0.01), a.replace(seed=2)]
     assert [[c.seed for c in g] for g in executor.groups(runs)] == [[0, 1, 2], [42]]
     with pytest.raises(ValueError):
         ensemble.fit_ensemble([a, a.replace(lr=0.01)])
-    # On a CPU the executor keeps every run single.
+    # Runs that do not ask to be ensemble members (every run on a CPU) stay single.
     assert all(len(task) == 1 for task in executor._tasks(runs))
 
 
@@ -92,9 +98,11 @@ def test_ensemble_task_writes_one_entry_per_seed_and_skips_stored_ones(store_roo
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("graph", [False, True], ids=["eager", "graphed"])
 @pytest.mark.parametrize("model_kw", [{}, None], ids=["lenet", "vit-no-dropout"])
-def test_cuda_ensemble_in_the_graphed_step_matches_single_cuda_runs(model_kw):
-    base = RunConfig(subset=1000, epochs=2, device="cuda", batch_size=64) if model_kw == {} else \
-        RunConfig(model="vit", model_kw={"dropout": 0.0}, subset=1000, epochs=2, device="cuda", batch_size=64)
+def test_cuda_ensemble_matches_single_cuda_runs(model_kw, graph):
+    base = RunConfig(subset=1000, epochs=2, device="cuda", batch_size=64, cuda_graph=graph) if model_kw == {} else \
+        RunConfig(model="vit", model_kw={"dropout": 0.0}, subset=1000, epochs=2, device="cuda", batch_size=64,
+                  cuda_graph=graph)
     # One test prediction in 1,000 may flip between the two ways of summing: atol 2e-3.
     _assert_matches_single_runs([base.replace(seed=s) for s in (0, 1, 2)], rtol=1e-3, atol=2e-3)

@@ -14,6 +14,7 @@ from mnistkit import executor
 from mnistkit import runs as runs_module
 from mnistkit.runs import Training
 from mnistkit.config import RunConfig
+from mnistkit.errors import ConfigError
 from mnistkit.store import Store
 from mnistkit.trainer import METRICS, fit
 
@@ -45,6 +46,37 @@ def test_key_changes_exactly_when_the_numbers_can_change(monkeypatch):
     for change in [dict(lr=2e-3), dict(seed=1), dict(epochs=3), dict(subset=2000), dict(subset_seed=1),
                    dict(batch_size=32), dict(model="vit"), dict(weight_decay=1e-4), dict(augment="shift")]:
         assert TINY.replace(**change).key() != TINY.key(), change
+
+
+def test_the_gpu_paths_are_opt_in_and_an_ensemble_member_is_keyed_apart(monkeypatch, bn_lenet):
+    """``ensemble`` and ``cuda_graph`` are off by default and left out of the key while off, so no stored key
+    changed; on, each gives another key. Ensembles need CUDA and a model without batch statistics."""
+    from mnistkit import config as config_module
+    from mnistkit import models
+
+    assert not RunConfig().ensemble and not RunConfig().cuda_graph
+    with pytest.raises(ConfigError, match="'ensemble' = True: needs a CUDA device"):
+        TINY.replace(ensemble=True)
+    with pytest.raises(ConfigError, match="'cuda_graph' = 'yes': must be true or false"):
+        TINY.replace(cuda_graph="yes")
+    monkeypatch.setattr(config_module, "resolve_device", lambda device: "cuda" if device == "cuda" else "cpu")
+    single = TINY.replace(device="cuda")
+    member, graphed = single.replace(ensemble=True), single.replace(cuda_graph=True)
+    assert len({single.key(), member.key(), graphed.key(), member.replace(cuda_graph=True).key()}) == 4
+
+    assert models.ensemblable("lenet") and models.ensemblable("vit") and not models.ensemblable("bn_lenet")
+    with pytest.raises(ConfigError, match="'ensemble' = True: bn_lenet keeps batch statistics"):
+        single.replace(model="bn_lenet", ensemble=True)
+
+    from types import SimpleNamespace
+
+    from mnistkit.questions import common
+
+    monkeypatch.setattr(common, "resolve_device", config_module.resolve_device)
+    asked = SimpleNamespace(device="cuda", ensembles=True, cuda_graphs=False)
+    assert common._opted_in(asked, {"model": "vit"}) == {"ensemble": True, "cuda_graph": False}
+    assert common._opted_in(asked, {"model": "bn_lenet"}) == {"ensemble": False, "cuda_graph": False}  # alone
+    assert common._opted_in(SimpleNamespace(device="cpu", ensembles=True, cuda_graphs=True), {}) == {}
 
 
 @pytest.mark.parametrize("damage", ["truncate history", "edit history", "delete model", "garbage manifest"])

@@ -144,3 +144,59 @@ def test_a_fashion_mnist_run_trains_on_its_own_images_and_is_keyed_apart():
     assert (trainer.predict(model, x) == y).float().mean().item() == pytest.approx(final.test_acc, abs=1e-6)
     mnist_x, mnist_y = data.load("mnist", False)
     assert (trainer.predict(model, mnist_x) == mnist_y).float().mean().item() < final.test_acc - 0.2
+
+
+def _fake_cuda_streams(monkeypatch):
+    """CudaGraphStep's streams on a machine without CUDA: steps outside a graph run as they would there."""
+    import contextlib
+
+    class Stream:
+        def wait_stream(self, other):
+            pass
+
+    monkeypatch.setattr(torch.cuda, "Stream", Stream)
+    monkeypatch.setattr(torch.cuda, "current_stream", Stream)
+    monkeypatch.setattr(torch.cuda, "stream", lambda stream: contextlib.nullcontext())
+
+
+def test_cuda_graphs_are_opt_in(monkeypatch):
+    _fake_cuda_streams(monkeypatch)
+    model = trainer.build_model("lenet")
+    optimizer = trainer.make_optimizer(SMALL, model.parameters(), "cpu")  # fused, as on CUDA
+    sums = [torch.zeros(()), torch.zeros((), dtype=torch.long)]
+    cuda = torch.device("cuda")
+    assert not isinstance(trainer.make_step(model, optimizer, SMALL, sums, cuda), trainer.CudaGraphStep)
+    step = trainer.make_step(model, optimizer, SMALL.replace(cuda_graph=True), sums, cuda)
+    assert isinstance(step, trainer.CudaGraphStep) and step.step_fn is trainer.train_step
+
+
+def test_a_step_that_cannot_be_captured_trains_eagerly_after_one_warning(monkeypatch):
+    """A failed capture leaves the step eager for the rest of the run: the same numbers as eager steps."""
+    import copy
+
+    _fake_cuda_streams(monkeypatch)
+    attempts = []
+
+    def refuse():
+        attempts.append(1)
+        raise RuntimeError("operation not permitted when stream is capturing")
+
+    monkeypatch.setattr(torch.cuda, "CUDAGraph", refuse)
+    config = SMALL.replace(cuda_graph=True)
+    torch.manual_seed(0)
+    graphed = trainer.build_model("lenet")
+    eager = copy.deepcopy(graphed)
+    sides = []
+    for model in (graphed, eager):
+        sides.append((model, trainer.make_optimizer(config, model.parameters(), "cpu"),
+                      [torch.zeros(()), torch.zeros((), dtype=torch.long)]))
+    step = trainer.CudaGraphStep(*sides[0][:2], config, sides[0][2])
+    x, y = data.load("mnist", True)
+    with pytest.warns(UserWarning, match=r"CUDA graph capture failed \(RuntimeError: operation not permitted"
+                                          r".*\); training eagerly") as caught:
+        for xb, yb in data.batches(x[:64 * 8], y[:64 * 8], 64, torch.Generator().manual_seed(0)):
+            step(xb, yb)
+            trainer.train_step(sides[1][0], sides[1][1], xb, yb, config, sides[1][2])
+    assert len(caught) == 1 and len(attempts) == 1 and step.failed and step.graph is None and step.done == 8
+    assert all(torch.equal(p, q) for p, q in zip(graphed.parameters(), eager.parameters()))
+    assert torch.equal(sides[0][2][1], sides[1][2][1])

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 import pandas as pd
 
 from .. import data, runs
-from ..config import RunConfig
+from ..config import RunConfig, resolve_device
 from ..errors import ConfigError
+from ..models import ensemblable
 from ..params import Base as Params
 from ..store import Store
 from .text import say
@@ -72,7 +73,7 @@ def read(store: Store, specs: list, question: str) -> list:
     return found
 
 
-REPORT_WIDE = ("dataset", "device", "validation")  # set by the report for every run, never by a section
+REPORT_WIDE = ("dataset", "device", "validation", "ensemble", "cuda_graph")  # set by the report, never by a section
 
 
 def config(name: str, **values) -> RunConfig:
@@ -92,11 +93,21 @@ def _report_wide(name: str, values: dict) -> dict:
     return values
 
 
+def _opted_in(params: Params, values: dict) -> dict:
+    """The GPU paths the report's parameters ask for, where the run can take them: on CUDA, and ensembles
+    only for a model that keeps no batch statistics."""
+    if not resolve_device(params.device).startswith("cuda"):
+        return {}
+    model = values.get("model", RunConfig.model)
+    return {"ensemble": params.ensembles and ensemblable(model, values.get("model_kw")),
+            "cuda_graph": params.cuda_graphs}
+
+
 def base(params: Params, name: str, **values) -> RunConfig:
     """A run of the report: its device, its validation split and, unless given, its training set."""
     values.setdefault("subset", params.train_subset)
     return config(name, **_report_wide(name, values), dataset=params.dataset, device=params.device,
-                  validation=params.validation)
+                  validation=params.validation, **_opted_in(params, values))
 
 
 def whole(params: Params, name: str, **values) -> RunConfig:
@@ -104,7 +115,8 @@ def whole(params: Params, name: str, **values) -> RunConfig:
     the validation images included (all 60,000, or the stand-in ``train_subset``). Validation images
     serve selections only."""
     values.setdefault("subset", params.train_subset)
-    return config(name, **_report_wide(name, values), dataset=params.dataset, device=params.device, validation=0)
+    return config(name, **_report_wide(name, values), dataset=params.dataset, device=params.device, validation=0,
+                  **_opted_in(params, values))
 
 
 def distinct_sizes(params: Params, name: str) -> None:
