@@ -5,7 +5,7 @@
 #   ./build.sh lab [JUPYTER ARGS]  report.ipynb in JupyterLab, on the mnistkit kernel
 #   ./build.sh --profile smoke     every section in about 2 minutes (parameters/smoke.yaml)
 #   ./build.sh --profile fashion   the full study on Fashion-MNIST: figures/fashion, docs/fashion.html
-#   ./build.sh --only q2           one question (q1 ... q6) of the chosen profile
+#   ./build.sh --only q2           one question (q1, q2, ...) of the chosen profile
 #   ./build.sh --jobs N            training processes on a CPU (default: the profile's)
 #   ./build.sh --cluster ADDR      train on a running Dask scheduler (tcp://host:8786) instead
 #   ./build.sh --tracker NAME      also log every trained run: none (default), wandb or tensorboard

@@ -13,13 +13,14 @@ import torch
 
 from . import data, numerics
 from .data import TRAIN_SIZE, check_subset, check_validation, dataset
-from .errors import ConfigError, check_number, from_mapping
+from .errors import ConfigError, check_flag, check_number, from_mapping
 from .models import check_model, ensemblable
 
 # Bump when a change to the training code changes the numbers: old runs are then not reused.
 CODE_VERSION = 5  # 4: RMSprop's square root and the ViT's linear products portable; 5: its attention products too
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
+FUSED = ("adam", "adamw", "sgd")  # those with a fused kernel (trainer.make_optimizer), which a CUDA graph needs
 SCHEDULES = ("constant", "cosine")
 AUGMENTS = ("none", "shift")
 OPT_IN = ("ensemble", "cuda_graph")  # GPU paths off by default and left out of the key while off
@@ -114,19 +115,19 @@ class RunConfig:
         check_number("warmup_epochs", self.warmup_epochs, 0, self.epochs)
         check_number("label_smoothing", self.label_smoothing, 0, 1)
         _choice("augment", self.augment, AUGMENTS)
-        if not isinstance(self.deterministic, bool):
-            raise ConfigError("deterministic", self.deterministic, "must be true or false")
+        check_flag("deterministic", self.deterministic)
         check_number("evaluate_every", self.evaluate_every, 1, integer=True)
         device = resolve_device(self.device)
-        for name in ("ensemble", "cuda_graph"):
-            if not isinstance(getattr(self, name), bool):
-                raise ConfigError(name, getattr(self, name), "must be true or false")
+        for name in OPT_IN:
+            check_flag(name, getattr(self, name))
         if self.ensemble and not device.startswith("cuda"):
             raise ConfigError("ensemble", True, f"needs a CUDA device (device is {self.device!r}); on a CPU runs "
                                                 "train one by one")
         if self.ensemble and not ensemblable(self.model, self.model_kw):
             raise ConfigError("ensemble", True, f"{self.model} keeps batch statistics, which ensemble members "
                                                 "cannot keep apart: it trains alone")
+        if self.cuda_graph and self.optimizer not in FUSED:
+            raise ConfigError("cuda_graph", True, f"needs a fused optimizer ({', '.join(FUSED)}), not {self.optimizer}")
 
     @classmethod
     def from_dict(cls, values: dict) -> "RunConfig":

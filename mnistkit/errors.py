@@ -25,6 +25,12 @@ class DataError(OneLine, RuntimeError):
 
 
 
+def check_flag(name, value) -> None:
+    """Raise ``ConfigError`` unless ``value`` is true or false."""
+    if not isinstance(value, bool):
+        raise ConfigError(name, value, "must be true or false")
+
+
 def check_number(name, value, low=None, high=None, low_open=False, integer=False) -> None:
     """Raise ``ConfigError`` unless ``value`` is a finite number (an int if ``integer``) in range."""
     kind = int if integer else (int, float)

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 
 from .data import DEFAULT, TRAIN_SIZE, VALIDATION_SIZE
-from .errors import ConfigError, check_number
+from .errors import ConfigError, check_flag, check_number
 
 PROGRESS = ("text", "notebook", "terminal", "none")
 PROTOCOLS = ("validation", "assignment")
@@ -90,10 +90,10 @@ class Base:
     cluster: typing.Optional[str] = param(None, "None: a local Dask cluster of jobs processes; or a scheduler, "
                                                 "tcp://host:8786")
     device: str = param("auto", "auto (CUDA when available), cpu, cuda or cuda:N")
-    ensembles: bool = param(False, "on CUDA, train each configuration's seeds as one vmapped network (opt-in: not "
-                                   "yet run on a GPU)")
-    cuda_graphs: bool = param(False, "on CUDA, replay each training step as a CUDA graph (opt-in: not yet run on a "
-                                     "GPU)")
+    ensemble: bool = param(False, "on CUDA, train each configuration's seeds as one vmapped network (opt-in: not "
+                                  "yet run on a GPU)")
+    cuda_graph: bool = param(False, "on CUDA, replay each training step as a CUDA graph (opt-in: not yet run on a "
+                                    "GPU)")
     seeds: list[int] = param([0, 1], "seeds behind every mean and std")
     train_subset: typing.Optional[int] = param(
         2000, f"None: all {TRAIN_SIZE:,} training images; else a balanced subset in their place")
@@ -106,7 +106,7 @@ class Base:
                                                   "its own beside (the transfer table); None: none")
 
     def __post_init__(self):
-        from .config import resolve_device
+        from .config import OPT_IN, resolve_device
         from .data import check_subset, dataset
 
         if not isinstance(self.profile, str) or not self.profile:
@@ -119,9 +119,8 @@ class Base:
         check_number("jobs", self.jobs, 1, integer=True)
         check_cluster(self.cluster)
         resolve_device(self.device)
-        for name in ("ensembles", "cuda_graphs"):
-            if not isinstance(getattr(self, name), bool):
-                raise ConfigError(name, getattr(self, name), "must be true or false")
+        for name in OPT_IN:
+            check_flag(name, getattr(self, name))
         check_seeds("seeds", self.seeds)
         try:
             check_subset(self.dataset, self.train_subset, self.validation)

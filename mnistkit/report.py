@@ -27,7 +27,8 @@ from .files import atomic_write_text
 from .params import Base as Params
 from .params import from_notebook
 from .questions import failures, headlines, parameters, plan, registry, transfer
-from .questions.text import MODEL_NAMES, asked_of, captioned, margin_words, markdown, say, text_columns, training_set
+from .questions.text import (MODEL_NAMES, asked, asked_of, captioned, margin_words, markdown, say, text_columns,
+                             training_set)
 from .store import Store
 
 
@@ -112,6 +113,10 @@ class Report:
         """Every question's result, in order."""
         return [self.result(name) for name in registry()]
 
+    def numbered(self) -> list:
+        """``(question number, result)`` of every question, in order."""
+        return [(q.number, self.result(name)) for name, q in registry().items()]
+
     def failures(self) -> failures.Failures:
         return self._result("failures", lambda: failures.result(self.params, self.store, self.result("q2"),
                                                                  self.result("q6")))
@@ -129,18 +134,20 @@ class Report:
                    p.reference is not None else None)
 
     def answers(self) -> str:
-        """The six answers, the report's first section."""
-        return headlines.answers(self.results())
+        """The answers, one per question: the report's first section."""
+        return headlines.answers(self.numbered())
 
     def open(self, result, level: int = 2) -> None:
         """A section's opening: its title and question; a pointer to its answer on the answers page (the
         answer itself where that page is not shown, ``only``); then its protocol."""
         name = next((n for n, r in self._results.items() if r is result and n in registry()), None)
         theirs = asked_of()
-        how = "" if theirs == self.params.dataset else f" (the assignment's, asked of {data.dataset(theirs).title})"
+        how = "" if theirs == self.params.dataset or not asked(name) else \
+            f" (the assignment's, asked of {data.dataset(theirs).title})"
         question = f"*The question{how}.* {registry()[name].question}\n\n" if name else ""
         answer = "" if self.complete else f"**{headlines.sentence(result.answer())}**\n\n"
-        self.say(f"{'#' * level} {result.title}\n\n{question}{answer}**Protocol.** {result.protocol()}")
+        title = f"{registry()[name].number}. {result.title}" if name else result.title
+        self.say(f"{'#' * level} {title}\n\n{question}{answer}**Protocol.** {result.protocol()}")
 
     @staticmethod
     def architecture(model: str, model_kw: dict | None = None) -> pd.DataFrame:
@@ -186,7 +193,7 @@ class Report:
 
     def headlines(self) -> pd.DataFrame:
         """The closing table of headline numbers (every question selected)."""
-        return headlines.table(self.results())
+        return headlines.table(self.numbered())
 
     @cached_property
     def _reference(self) -> dict | None:

@@ -15,6 +15,7 @@ import os
 import random
 import time
 import warnings
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -170,8 +171,12 @@ def train_step(model, optimizer, x, y, config, sums) -> torch.Tensor:
     return loss
 
 
+EAGER = weakref.WeakSet()  # optimizers whose step could not be captured: their run trains eagerly from then on
+
+
 class CudaGraphStep:
-    """``train_step`` recorded as a CUDA graph after a few eager steps, then replayed per batch.
+    """``step_fn`` (``train_step``, or an ensemble's) recorded as a CUDA graph after a few eager steps, then
+    replayed per batch.
 
     Exists because a small model on a GPU spends most of a step launching kernels; a replay
     launches the whole step at once, with the same kernels and numbers. The learning rate is read
@@ -193,6 +198,7 @@ class CudaGraphStep:
                 self._capture(x, y)
             except Exception as err:  # a step that cannot be captured runs eagerly: the same numbers, slower
                 self.graph, self.failed = None, True
+                EAGER.add(optimizer)  # for the rest of the run: one warning
                 warnings.warn(f"CUDA graph capture failed ({type(err).__name__}: {err}); training eagerly",
                               stacklevel=2)
         if self.graph is None or y.shape != self.y.shape:
@@ -232,10 +238,13 @@ class CudaGraphStep:
 
 def make_step(model, optimizer, config, sums, device, step_fn=train_step) -> Callable:
     """The step ``epoch_loop`` calls per batch: ``step_fn`` (``train_step``, or an ensemble's) on these arguments,
-    with the engineering that keeps its mathematics. On CPU, conv weights are made channels-last first; with
-    ``config.cuda_graph`` on CUDA with a fused optimizer, the step is replayed as a CUDA graph."""
-    channels_last(model, optimizer)
-    if config.cuda_graph and device.type == "cuda" and all(g.get("fused") for g in optimizer.param_groups):
+    with the engineering that keeps its mathematics. On CPU, a single run's conv weights are made channels-last
+    first; with ``config.cuda_graph`` on CUDA with a fused optimizer, the step is replayed as a CUDA graph, unless
+    a capture of this run's step has failed (``EAGER``)."""
+    if step_fn is train_step:
+        channels_last(model, optimizer)
+    if (config.cuda_graph and device.type == "cuda" and optimizer not in EAGER
+            and all(g.get("fused") for g in optimizer.param_groups)):
         return CudaGraphStep(model, optimizer, config, sums, step_fn=step_fn)
     return lambda x, y: step_fn(model, optimizer, x, y, config, sums)
 

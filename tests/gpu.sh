@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The checks that need CUDA, in one call: the GPU-only tests (CUDA graph steps against eager ones,
 # ensembles against single runs), the benchmark for LeNet and the ViT, and the full profile from an
-# empty store through the Dask executor with both opt-in paths on (ensembles, cuda_graphs; BoVW on
+# empty store through the Dask executor with both opt-in paths on (ensemble, cuda_graph; BoVW on
 # the host's cores), with its wall time and peak memory. Until it has passed, both stay off by default. Run from the
 # repository root on a machine with a GPU and PyTorch; MNIST is read from $MNISTKIT_DATA (default
 # build/data). Results go to $OUT (default build/gpu). FULL=0 skips the full profile.
@@ -25,7 +25,7 @@ if [ "$FULL" = 1 ]; then
   store=$(mktemp -d)
   start=$(date +%s)
   MNISTKIT_STORE=$store "$PY" -m papermill report.ipynb "$OUT/full.ipynb" -f parameters/full.yaml \
-    -p device cuda -p ensembles true -p cuda_graphs true -p jobs "$(nproc)" -p figures_dir "$OUT/figures-full" -p progress none -k python3 --cwd . \
+    -p device cuda -p ensemble True -p cuda_graph True -p jobs "$(nproc)" -p figures_dir "$OUT/figures-full" -p progress none -k python3 --cwd . \
     >"$OUT/full.log" 2>&1 &
   pm=$!
   "$PY" - "$pm" <<'PYEOF'

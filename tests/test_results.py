@@ -490,7 +490,7 @@ def test_q6_picks_the_recipe_by_validation_and_compares_over_seeds():
 def test_words_are_left_aligned_and_numbers_right():
     frame = q5_result([0.80, 0.95, 0.99]).table()
     assert text.text_columns(frame) == ["images per digit"]  # "60 each", "5,421 to 6,742 (unbalanced)"
-    assert text.text_columns(headlines.table([q4_result([0.988, 0.989, 0.987], [0.9875, 0.9885, 0.988])])) == [
+    assert text.text_columns(headlines.table([(4, q4_result([0.988, 0.989, 0.987], [0.9875, 0.9885, 0.988]))])) == [
         "result", "this report"]  # "+0.10 points [...]" holds a word
 
 
@@ -500,7 +500,7 @@ def test_headline_labels_come_from_the_results():
              q5_result([0.73, 0.95, 0.988]),
              q6_result(vit={"assignment": [0.942, 0.980], "improved": [0.96, 0.99]},
                        lenet={"assignment": [0.973, 0.990], "improved": [0.97, 0.991]})]
-    table = headlines.table(parts)
+    table = headlines.table(list(enumerate(parts, start=1)))
     assert list(table.columns) == ["result", "this report", "the assignment"]
     assert table.result.iloc[0] == "1. LeNet, 3 epochs (mean of 2 seeds)" and table["this report"].iloc[0] == "99.00%"
     assert table.result.iloc[1] == "2. best of 3 settings, chosen on validation: adam lr=0.001 bs=64 (mean of 3 seeds)"
@@ -516,7 +516,7 @@ def test_headline_labels_come_from_the_results():
         f"{text.points(gap.diff)} points [{text.points(gap.lo)}, {text.points(gap.hi)}]: undecided")
     retrained = q2_result()
     retrained.retrained = pd.DataFrame({"seed": [0, 1, 2], "test_acc": [0.99] * 3, "train_images": 60_000})
-    assert "(retrained with the validation images, mean of 3 seeds)" in headlines.table([retrained]).result.item()
+    assert "(retrained with the validation images, mean of 3 seeds)" in headlines.table([(2, retrained)]).result.item()
 
 
 def test_summary_keys_name_the_images_trained_on():
@@ -535,7 +535,7 @@ def test_the_answers_open_the_report_one_per_question_from_the_results():
     r6 = q6_result(vit={"assignment": [0.942, 0.980], "improved": [0.962, 0.990]},
                    lenet={"assignment": [0.973, 0.990], "improved": [0.976, 0.992]})
     r2.study = study_result()
-    text = headlines.answers([r1, r2, r3, r4, q5_result([0.80, 0.95, 0.99]), r6])
+    text = headlines.answers(list(enumerate([r1, r2, r3, r4, q5_result([0.80, 0.95, 0.99]), r6], start=1)))
     lines = text.splitlines()
     assert lines[0] == "## Answers" and [line[:3] for line in lines[2:]] == ["1. ", "2. ", "3. ", "4. ", "5. ", "6. "]
     assert ("Of 3 settings, validation accuracy chooses adam lr=0.001 bs=64 (against the second best on validation: "

@@ -73,10 +73,16 @@ def test_the_gpu_paths_are_opt_in_and_an_ensemble_member_is_keyed_apart(monkeypa
     from mnistkit.questions import common
 
     monkeypatch.setattr(common, "resolve_device", config_module.resolve_device)
-    asked = SimpleNamespace(device="cuda", ensembles=True, cuda_graphs=False)
-    assert common._opted_in(asked, {"model": "vit"}) == {"ensemble": True, "cuda_graph": False}
-    assert common._opted_in(asked, {"model": "bn_lenet"}) == {"ensemble": False, "cuda_graph": False}  # alone
-    assert common._opted_in(SimpleNamespace(device="cpu", ensembles=True, cuda_graphs=True), {}) == {}
+    asked = SimpleNamespace(device="cuda", ensemble=True, cuda_graph=True)
+    assert common._opted_in(asked, {"model": "vit"}) == {"ensemble": True, "cuda_graph": True}
+    assert common._opted_in(asked, {"model": "bn_lenet"}) == {"ensemble": False, "cuda_graph": True}  # alone
+    assert common._opted_in(asked, {"optimizer": "rmsprop"}) == {"ensemble": True, "cuda_graph": False}  # not fused
+    assert common._opted_in(SimpleNamespace(device="cpu", ensemble=True, cuda_graph=True), {}) == {}
+    with pytest.raises(ConfigError, match="'cuda_graph' = True: needs a fused optimizer"):
+        single.replace(optimizer="rmsprop", cuda_graph=True)
+    # the key of a CUDA run made before the opt-in fields existed (commit 7a7a878), pinned: a stored run is found
+    assert RunConfig(device="cuda").key() == "8e3301d817ef"
+    assert [len(task) for task in executor._tasks([member, member.replace(seed=1), single])] == [2, 1]
 
 
 @pytest.mark.parametrize("damage", ["truncate history", "edit history", "delete model", "garbage manifest"])

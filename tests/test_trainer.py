@@ -200,3 +200,8 @@ def test_a_step_that_cannot_be_captured_trains_eagerly_after_one_warning(monkeyp
     assert len(caught) == 1 and len(attempts) == 1 and step.failed and step.graph is None and step.done == 8
     assert all(torch.equal(p, q) for p, q in zip(graphed.parameters(), eager.parameters()))
     assert torch.equal(sides[0][2][1], sides[1][2][1])
+    # the next epoch's step of the same run is eager from the start: no second capture, no second warning
+    assert not isinstance(trainer.make_step(*sides[0][:2], config, sides[0][2], torch.device("cuda")),
+                          trainer.CudaGraphStep)
+    other = trainer.make_optimizer(config, eager.parameters(), "cpu")  # another run still tries
+    assert isinstance(trainer.make_step(eager, other, config, sides[1][2], torch.device("cuda")), trainer.CudaGraphStep)

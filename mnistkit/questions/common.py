@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from .. import data, runs
-from ..config import RunConfig, resolve_device
+from ..config import FUSED, OPT_IN, RunConfig, resolve_device
 from ..errors import ConfigError
 from ..models import ensemblable
 from ..params import Base as Params
@@ -73,7 +73,7 @@ def read(store: Store, specs: list, question: str) -> list:
     return found
 
 
-REPORT_WIDE = ("dataset", "device", "validation", "ensemble", "cuda_graph")  # set by the report, never by a section
+REPORT_WIDE = ("dataset", "device", "validation", *OPT_IN)  # set by the report for every run, never by a section
 
 
 def config(name: str, **values) -> RunConfig:
@@ -94,13 +94,13 @@ def _report_wide(name: str, values: dict) -> dict:
 
 
 def _opted_in(params: Params, values: dict) -> dict:
-    """The GPU paths the report's parameters ask for, where the run can take them: on CUDA, and ensembles
-    only for a model that keeps no batch statistics."""
+    """The GPU paths the report's parameters ask for, where the run can take them: on CUDA, ensembles only for
+    a model that keeps no batch statistics, CUDA graphs only for a fused optimizer."""
     if not resolve_device(params.device).startswith("cuda"):
         return {}
     model = values.get("model", RunConfig.model)
-    return {"ensemble": params.ensembles and ensemblable(model, values.get("model_kw")),
-            "cuda_graph": params.cuda_graphs}
+    return {"ensemble": params.ensemble and ensemblable(model, values.get("model_kw")),
+            "cuda_graph": params.cuda_graph and values.get("optimizer", RunConfig.optimizer) in FUSED}
 
 
 def base(params: Params, name: str, **values) -> RunConfig:

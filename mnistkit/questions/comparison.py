@@ -103,7 +103,7 @@ class Comparison:
             "seeds": m["count"].astype(int),
             "parameters": m.parameters.map("{:,}".format),
             "seconds per epoch": m.seconds_per_epoch.map("{:.2f}".format),
-        }), say("comparison", "caption", r=self))
+        }), say("comparison", "table_caption", r=self))
 
     def reading(self) -> str:
         """What the interval rules out, and what it cannot, where no side is ahead."""
@@ -114,9 +114,8 @@ class Comparison:
         return say("comparison", "measured", r=self, a=self._rows()[0], b=self._rows()[1], cost=self.cost())
 
     def headlines(self) -> list[tuple]:
-        number = self.title.split(".")[0]
-        return [(f"{number}. {self.names[0]} (mean)", pct(self.stats.loc[self.models[0], "mean"]), ""),
-                (f"{number}. {self.names[1]} minus {self.names[0]}, 95% interval",
+        return [(f"{self.names[0]} (mean)", pct(self.stats.loc[self.models[0], "mean"]), ""),
+                (f"{self.names[1]} minus {self.names[0]}, 95% interval",
                  f"{bracketed(self.gap)}: {judged(self.gap, *self.names[::-1])}", "")]
 
     def summary(self) -> dict:

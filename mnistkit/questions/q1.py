@@ -88,7 +88,7 @@ class Q1Result:
         """Whether the mean test loss rose after its lowest epoch: the last epochs fit the training set tighter."""
         return bool(self.last.test_loss > self.lowest_test_loss.test_loss)
 
-    title = "1. LeNet, logged at every epoch"
+    title = "LeNet, logged at every epoch"
 
     def _runs(self) -> str:
         return plural(len(self.seeds), "seed")
@@ -100,8 +100,8 @@ class Q1Result:
     def answer(self) -> str:
         return say("q1", "answer", r=self)
 
-    def figure_caption(self) -> str:
-        return say("q1", "figure_caption")
+    def caption(self) -> str:
+        return say("q1", "caption")
 
     def alt(self) -> str:
         h = self.history
@@ -117,13 +117,13 @@ class Q1Result:
             "train accuracy": [pm(m, s) for m, s in zip(h.train_acc, spread.train_acc)],
             "test accuracy": [pm(m, s) for m, s in zip(h.test_acc, spread.test_acc)],
             "seconds per epoch": h.seconds.map("{:,.1f}".format),
-        }), say("q1", "caption", r=self))
+        }), say("q1", "table_caption", r=self))
 
     def analysis(self) -> str:
         return say("q1", "analysis", r=self, first=self.history.iloc[0], best=self.lowest_test_loss)
 
     def headlines(self) -> list[tuple]:
-        return [(f"1. LeNet, {plural(self.epochs, 'epoch')} (mean of {self._runs()})", pct(self.last.test_acc),
+        return [(f"LeNet, {plural(self.epochs, 'epoch')} (mean of {self._runs()})", pct(self.last.test_acc),
                  pct(self.reported, 1) if self.reported else "")]
 
     def summary(self) -> dict:

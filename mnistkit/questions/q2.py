@@ -214,7 +214,7 @@ class Q2Result:
         return say("q2", "protocol", r=self, images=images, retrained=self._retrained_images,
                    all_images=data.TRAIN_SIZE)
 
-    title = "2. Hyperparameters"
+    title = "Hyperparameters"
 
     def answer(self) -> str:
         """The chosen setting; with its study, what matters most by both experiments first."""
@@ -276,7 +276,7 @@ class Q2Result:
         if self.theirs:
             columns["the assignment (1 run)"] = s.reported.map(lambda v: NA if pd.isna(v) else pct(v))
         columns["seconds per run"] = s.seconds.map("{:,.1f}".format)
-        return captioned(pd.DataFrame(columns), say("q2", "caption", r=self))
+        return captioned(pd.DataFrame(columns), say("q2", "table_caption", r=self))
 
     def analysis(self) -> str:
         deciding = "val_mean" if self.decider == "validation" else "mean"
@@ -301,7 +301,7 @@ class Q2Result:
 
     def headlines(self) -> list[tuple]:
         retrained = "retrained with the validation images, " if self.retrained is not None else ""
-        return [(f"2. best of {len(self.settings)} settings, chosen on {self.decider}: {self.best.label} "
+        return [(f"best of {len(self.settings)} settings, chosen on {self.decider}: {self.best.label} "
                  f"({retrained}mean of {len(self.seeds)} seeds)", pct(self.scored.mean()),
                  pct(self.reported) if self.reported else "")]
 

@@ -261,7 +261,7 @@ class Q3Result:
     dataset: str = "mnist"  # a name of data.DATASETS: the classes' names and the text's word for them
     margin: float = float("nan")  # the verdict's equivalence margin (params.Base.equivalence)
 
-    title = "3. The best CNN against SIFT bag-of-visual-words + SVM"
+    title = "The best CNN against SIFT bag-of-visual-words + SVM"
 
     @property
     def chosen(self) -> pd.Series:
@@ -364,8 +364,8 @@ class Q3Result:
                               **{m.short: [fmt(m) for fmt in rows.values()] for m in (self.cnn, self.bovw)}})
         return captioned(frame, say("q3", "table_caption"))
 
-    def figure_caption(self) -> str:
-        return say("q3", "figure_caption", kind=self.facts.kind)
+    def caption(self) -> str:
+        return say("q3", "caption", kind=self.facts.kind)
 
     def alt(self) -> str:
         pc = self.per_class
@@ -396,11 +396,11 @@ class Q3Result:
 
     def headlines(self) -> list[tuple]:
         n = len(self.seeds)
-        return [(f"3. LeNet, best setting of 2, {self.cnn.train_images:,} images (mean of {n} seeds)",
+        return [(f"LeNet, best setting of 2, {self.cnn.train_images:,} images (mean of {n} seeds)",
                  pct(self.cnn.test_acc), ""),
-                (f"3. SIFT-BoVW-SVM, {self.bovw.train_images:,} images (mean of {n} seeds)", pct(self.bovw.test_acc),
+                (f"SIFT-BoVW-SVM, {self.bovw.train_images:,} images (mean of {n} seeds)", pct(self.bovw.test_acc),
                  self.reported or ""),
-                ("3. CNN minus BoVW, 95% interval", f"{bracketed(self.gap)}: {self.verdict}", "")]
+                ("CNN minus BoVW, 95% interval", f"{bracketed(self.gap)}: {self.verdict}", "")]
 
     @property
     def verdict(self) -> str:

@@ -29,14 +29,14 @@ class Q4Result(comparison.Comparison):
 
     models = ("lenet", "double_conv_lenet")
     keys = ("lenet", "double_conv", "double_minus_lenet")
-    title = "4. Doubling the convolutional layers"
+    title = "Doubling the convolutional layers"
 
     def protocol(self) -> str:
         return say("q4", "protocol", r=self, recipe=recipe(self.runs),
                    training_set=training_set(self.train_subset, self.validation))
 
-    def figure_caption(self) -> str:
-        return say("q4", "figure_caption")
+    def caption(self) -> str:
+        return say("q4", "caption")
 
     def analysis(self) -> str:
         return say("q4", "analysis", r=self, measured=self.measured(), reading=self.reading())

@@ -176,7 +176,7 @@ class Q5Result:
                          balanced=min(c) == max(c), fewest_class=facts.classes[c.index(min(c))],
                          most_class=facts.classes[c.index(max(c))])
 
-    title = "5. Training-set size"
+    title = "Training-set size"
 
     def answer(self) -> str:
         s, q = self.sizes, self.steps
@@ -188,8 +188,8 @@ class Q5Result:
         share = self.steps_share()
         return say("q5", "conclusion", r=self, share=None if math.isnan(share) else share)
 
-    def figure_caption(self) -> str:
-        return say("q5", "figure_caption")
+    def caption(self) -> str:
+        return say("q5", "caption")
 
     def alt(self) -> str:
         e, q = self.sizes, self.steps
@@ -206,7 +206,7 @@ class Q5Result:
             "equal steps: test accuracy": [pm(q.loc[n, "mean"], q.loc[n, "std"]) if n in q.index else NA
                                            for n in e["size"]],
         })
-        return captioned(frame, say("q5", "caption"))
+        return captioned(frame, say("q5", "table_caption"))
 
     def analysis(self) -> str:
         s, q = self.sizes, self.steps
@@ -228,7 +228,7 @@ class Q5Result:
         for protocol, table in (("equal epochs", self.sizes), ("equal steps", self.steps)):
             for r in table.itertuples():
                 reference = self.reported.get(r.size) if protocol == "equal epochs" else None
-                rows.append((f"5. {r.size:,} training images, {protocol} (mean)", pct(r.mean),
+                rows.append((f"{r.size:,} training images, {protocol} (mean)", pct(r.mean),
                              "" if reference is None else pct(reference)))
         return rows
 

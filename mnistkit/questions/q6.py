@@ -278,7 +278,7 @@ class Q6Result:
             "parameters": t.parameters.map("{:,}".format),
             "seconds per run": t.seconds.map("{:,.0f}".format),
         })
-        return captioned(frame, say("q6", "caption"))
+        return captioned(frame, say("q6", "table_caption"))
 
     def analysis(self) -> str:
         best, small, large = self.best_recipe, self.sizes[0], self.sizes[-1]
@@ -292,10 +292,10 @@ class Q6Result:
         rows = []
         for s in self.sizes:
             reference = self.reported.get(s)
-            rows.append((f"6. ViT, {s:,} images ({self.best_recipe} recipe, mean of "
+            rows.append((f"ViT, {s:,} images ({self.best_recipe} recipe, mean of "
                          f"{len(self.seeds)} seeds)", pct(self.acc(self.best_recipe, "vit", s)),
                          "" if reference is None else f"{pct(reference)} ({self.setup['encoder_layers']} layers)"))
-        rows += [(f"6. ViT minus LeNet, {s:,} images, 95% interval",
+        rows += [(f"ViT minus LeNet, {s:,} images, 95% interval",
                   f"{bracketed(self.vit_minus_lenet(s))}: {judged(self.vit_minus_lenet(s), 'ViT', 'LeNet')}", "")
                  for s in self.sizes]
         return rows

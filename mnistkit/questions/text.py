@@ -26,6 +26,11 @@ def asked_of() -> str:
     return _assignment()["dataset"]
 
 
+def asked(name: str) -> bool:
+    """Whether question ``name`` is one the assignment asked."""
+    return name in _assignment()["asked"]
+
+
 def reported(name: str, dataset: str):
     """What the assignment printed for question ``name`` (a figure, or figures by training images), where
     the report studies the assignment's dataset; else None."""
