@@ -99,10 +99,10 @@ class Rerun:
             lines += [f"{name} training: test accuracy {t['test_acc']:.2%}, test loss {t['test_loss']!r}",
                       f"  weights' sha256 {t['weights_sha256']}"]
         block = "\n".join(lines)
-        return f"""**Running it again gives the same numbers.** This build trained LeNet twice from scratch, outside
-the run store ({c.epochs} epoch, {c.subset:,} training images, seed {c.seed}), and compared the sha256 of the
-trained weights, all 64 hexadecimal digits, and the test numbers. They are equal, bit for bit; the build
-stops with an error where they are not:
+        return f"""**Running it again gives the same numbers.** LeNet was trained twice from scratch for this check,
+outside the run store ({c.epochs} epoch, {c.subset:,} training images, seed {c.seed}), and the sha256 of the
+trained weights, all 64 hexadecimal digits, and the test numbers were compared. They are equal, bit for bit;
+a difference stops the report with an error:
 
 ```
 {block}

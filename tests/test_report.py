@@ -331,7 +331,7 @@ def test_smoke_report_builds_with_every_section_and_gives_the_golden_numbers_loc
     assert re.search(r"<h1[^>]*>" + re.escape(title), html)
     for heading in ("1. LeNet, logged at every epoch", "2. Hyperparameters", "3. The best CNN against SIFT",
                     "4. Doubling the convolutional layers", "5. Training-set size", "6. A 2-layer Transformer",
-                    "Where the models fail", "Answers", "How this report was computed", "Figure 11."):
+                    "Where the models fail", "Answers", "How the study was computed", "Figure 11."):
         assert heading in html, heading
     assert html.count("data:image/png") >= 11
     assert html.count("<table") >= 7
@@ -510,7 +510,7 @@ def test_the_layer_table_names_real_modules_and_the_appendix_states_the_cost(tmp
     trained = {"runs": 145, "trained": 3, "baselines": 10, "baselines_computed": 1, "seconds": 61.0,
                "runs_seconds": 10_123.4}
     text = report_module.Report(params, Store(tmp_path), trained).appendix()
-    assert text.startswith("## How this report was computed") and "**10,123\nCPU-seconds**" in text
+    assert text.startswith("## How the study was computed") and "**10,123\nCPU-seconds**" in text
     assert "The study is 145 training runs and 10 fits of the baseline." in text
     assert "kernels" in text and "trained for this build" not in text and "took 61" not in text  # not a re-render's
 

@@ -148,7 +148,7 @@ def test_q2_importance_finds_the_one_parameter_that_matters():
     assert r.ranked_parameters[0] == "lr" and importance["lr"] > 0.8
     assert r.leaders == ["lr"] and r.answer().startswith("Within the ranges searched, the learning rate ranks first")
     assert "which separate it from every other" in r.answer()
-    assert "explains 95% [" in r.answer() and r.conclusion().endswith("learning rate matters most among LeNet's "
+    assert "its main effect is 95% [" in r.answer() and r.conclusion().endswith("learning rate matters most among LeNet's "
                                                                        "hyperparameters.")
     assert r.summary()["importance_ci95"]["lr"] == study.interval(r.resampled, "lr")
     assert r.summary()["failed_trials"] == {"diverged": 0, "stalled": 0}
@@ -161,7 +161,7 @@ def test_q2_importances_that_the_resamples_do_not_separate_are_named_together():
     tied = dataclasses.replace(r, importance=close, resampled=resampled(close, spread=0.1))
     assert tied.leaders == ["lr", "optimizer"]
     assert tied.answer().startswith("Within the ranges searched, the learning rate ranks first in a random search of 24 "
-                                    "trials: it explains 39% [")
+                                    "trials: its main effect is 39% [")
     assert tied.answer().endswith("yet the resamples do not separate it from the optimizer, so whether it matters more "
                                   "is undecided.")
     assert "matters most" not in tied.conclusion() and "not separated from the optimizer" in tied.conclusion()
@@ -254,6 +254,14 @@ def test_q3_gap_whose_interval_includes_zero_is_undecided_or_equivalent_by_the_m
     same = dataclasses.replace(r, margin=0.01)
     assert same.gap.verdict == "equivalent" and same.answer().startswith("The two are equivalent within ±1 points")
     assert "not read as a pattern" in same.analysis() and "hypothesis" not in same.analysis()
+
+
+def test_q3_classes_with_the_same_accuracy_on_both_sides_are_ties_however_they_were_summed():
+    r = q3_result([0.9905, 0.9915, 0.9910], 0.9912)
+    r.per_class["LeNet"] = [0.99, 0.99 + 4e-9, 0.99, 0.99, 0.99, 0.99, 0.99, 0.99, 0.99, 0.99]  # float32 vs float64 sums
+    text = " ".join(r.analysis().split())
+    assert "the CNN on 3 of 10 digits, most on 7 (+4.00), 3 (+2.00), 2 (+1.00); the baseline on none; they tie on 0, 1, " \
+           "4, 5, 6, 8, 9 (points of per-digit accuracy)" in text
 
 
 def test_q3_interval_above_zero_names_the_better_method_and_mcnemar_is_reported():
@@ -360,6 +368,15 @@ def test_a_size_curve_saturates_only_where_its_last_step_gains_nothing_that_matt
     assert diminishing.summary()["last_step"]["sizes"] == [6000, 60000]
     assert "2 seeds at\n600 images" in r.protocol()
     assert "it is all the data" in text
+    # equal steps: the last step's gain measured without its extra updates, which bounds what data alone is said to add
+    assert diminishing.last_step_at_equal_steps.verdict == "ahead" and "not shown to come from the data" not in text
+    assert "at equal steps" not in diminishing.conclusion()
+    updates = q5_result([0.80, 0.95, 0.99], spreads=(0.02, 0.001, 0.001), steps=(0.90, 0.989))
+    assert updates.returns == "diminishing" and updates.last_step_at_equal_steps.verdict == "undecided"
+    text = " ".join(updates.analysis().split())
+    assert "At equal steps, where both sets get the same number of updates, the last step gains +0.10 points" in text
+    assert "is not shown to come from the data rather than from the extra updates" in text
+    assert updates.conclusion().endswith("; at equal steps, the last step's gain is undecided.")
     s = r.summary()
     assert s["equal_epochs"]["test_acc_mean"] == {"600": pytest.approx(0.80), "6000": pytest.approx(0.95),
                                                   "60000": pytest.approx(0.99)}

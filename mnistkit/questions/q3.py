@@ -377,7 +377,8 @@ class Q3Result:
         per-class figure shows), the CNN's largest lead first."""
         pc = self.per_class
         gaps = pc[self.cnn.short] - pc[self.bovw.short]
-        return sorted(((self.facts.classes[int(c)], float(g)) for c, g in zip(pc["class"], gaps)),
+        # rounded far below one image in a class, so that the same count of errors is a tie however it was summed
+        return sorted(((self.facts.classes[int(c)], round(float(g), 6)) for c, g in zip(pc["class"], gaps)),
                       key=lambda t: -t[1])
 
     def analysis(self) -> str:

@@ -145,6 +145,16 @@ class Q5Result:
                                 r.loc[r["size"] == sizes.iloc[-2], "test_acc"], margin=self.margin)
 
     @property
+    def last_step_at_equal_steps(self) -> stats.Difference | None:
+        """The same step with both sizes trained for the same number of updates (the largest size's runs are its
+        own reference): what the data adds without the extra updates; None where the step was not run so."""
+        r, sizes = self.runs, self.sizes["size"]
+        larger = r.loc[(r.protocol == "equal_epochs") & (r["size"] == sizes.iloc[-1]) & r.seed.isin(self.seeds),
+                       "test_acc"]
+        smaller = r.loc[(r.protocol == "equal_steps") & (r["size"] == sizes.iloc[-2]), "test_acc"]
+        return stats.difference(larger, smaller, margin=self.margin) if len(larger) and len(smaller) else None
+
+    @property
     def returns(self) -> str:
         """"saturating", "diminishing" or "steady" (``stats.returns``)."""
         s = self.sizes
@@ -186,7 +196,8 @@ class Q5Result:
 
     def conclusion(self) -> str:
         share = self.steps_share()
-        return say("q5", "conclusion", r=self, share=None if math.isnan(share) else share)
+        return say("q5", "conclusion", r=self, share=None if math.isnan(share) else share,
+                   steps_step=self.last_step_at_equal_steps)
 
     def caption(self) -> str:
         return say("q5", "caption")
@@ -221,7 +232,7 @@ class Q5Result:
                    all_data=uneven and self.runs.loc[self.runs["size"] == last["size"], "full"].all(),
                    share=None if math.isnan(share) else share, steps_mean=q["mean"].iloc[0],
                    steps_std=q["std"].iloc[0], assignment=assignment_sentence(self), last_step=self.last_step,
-                   before=int(s["size"].iloc[-2]))
+                   before=int(s["size"].iloc[-2]), steps_step=self.last_step_at_equal_steps)
 
     def headlines(self) -> list[tuple]:
         rows = []
