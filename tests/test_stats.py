@@ -124,3 +124,14 @@ def test_wilson_formula():
     low, high = stats.wilson(np.array([0, 50, 100]), np.array([100, 100, 100]))
     assert low[0] == pytest.approx(0, abs=1e-12) and high[2] == pytest.approx(1)
     assert low[1] == pytest.approx(0.4038, abs=1e-4) and high[1] == pytest.approx(0.5962, abs=1e-4)
+
+
+def test_an_interval_whose_bound_would_print_as_the_margin_gets_one_more_digit():
+    from mnistkit.questions import text
+
+    inside = stats.Difference(0.99, 0.9906, -0.0006, -0.00196, 0.0007, 3, 3, 0.0004, 4.0, margin=0.002)
+    assert inside.verdict == "equivalent"
+    assert text.interval(inside) == "-0.060 points (95% interval -0.196 to +0.070)"
+    assert text.bracketed(inside) == "-0.060 points [-0.196, +0.070]"
+    clear = stats.Difference(0.99, 0.9906, -0.0006, -0.0015, 0.0003, 3, 3, 0.0004, 4.0, margin=0.002)
+    assert text.interval(clear) == "-0.06 points (95% interval -0.15 to +0.03)"

@@ -128,10 +128,17 @@ def recipe(runs: pd.DataFrame) -> str:
     return f"{OPTIMIZER_NAMES[first.optimizer]} lr {first.lr:g}, batch {int(first.batch_size)}"
 
 
+def _precise(d: Difference, digits: int) -> int:
+    """``digits``, or one more where a bound would print as the margin itself: an interval inside ±m must read so."""
+    m = 100 * d.margin
+    return digits + 1 if any(round(abs(100 * b), digits) == round(m, digits) for b in (d.lo, d.hi)) else digits
+
+
 def interval(d: Difference, digits: int = 2) -> str:
     """A difference over seeds in points with its 95% interval: ``+0.21 points (95% interval −0.05 to +0.47)``."""
     if math.isnan(d.lo):
         return f"{points(d.diff, digits)} points (no interval: one run a side)"
+    digits = _precise(d, digits)
     return f"{points(d.diff, digits)} points (95% interval {points(d.lo, digits)} to {points(d.hi, digits)})"
 
 
@@ -173,7 +180,8 @@ def bracketed(d: Difference) -> str:
     where there is no interval."""
     if math.isnan(d.lo):
         return f"{points(d.diff)} points, no interval"
-    return f"{points(d.diff)} points [{points(d.lo)}, {points(d.hi)}]"
+    digits = _precise(d, 2)
+    return f"{points(d.diff, digits)} points [{points(d.lo, digits)}, {points(d.hi, digits)}]"
 
 
 def setting_label(s: dict) -> str:
