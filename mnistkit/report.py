@@ -202,6 +202,11 @@ class Report:
             return None
         return json.loads(Path(self.params.reference).expanduser().read_text())
 
+    def _datasets(self) -> set:
+        """The datasets the report studies or sets its study beside."""
+        theirs = self._reference()
+        return {self.params.dataset} | ({theirs.get("dataset", data.DEFAULT)} if theirs else set())
+
     def _names(self) -> tuple[str, str]:
         """The reference build's dataset and this one's, in words."""
         theirs = self._reference or {}
@@ -231,7 +236,8 @@ class Report:
         limits = say("report", "limitations", p=p, seeds=len(p.seeds), epochs=epochs,
                      margin=margin_words(p.equivalence))
         lines = [line for r in self.results() if hasattr(r, "conclusion") and (line := r.conclusion())]
-        return "\n\n".join([limits, say("report", "conclusion", lines=lines), say("report", "references")])
+        return "\n\n".join([limits, say("report", "conclusion", lines=lines),
+                            say("report", "references", datasets=self._datasets())])
 
     def finish(self) -> str:
         """Write summary.json and headlines.md (the README's results table) for the whole report,

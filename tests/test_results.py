@@ -695,3 +695,9 @@ def test_the_transfer_table_tests_each_change_with_its_own_interval():
                    ("q6", "comparisons")):
         del old[q][key]
     assert (transfer.table(old, clothes, ("MNIST", "Fashion-MNIST"))["change, 95% interval"] == text.NA).all()
+
+
+def test_the_references_cite_a_dataset_only_where_the_report_uses_it():
+    mnist, both = text.say("report", "references", datasets={"mnist"}), text.say("report", "references",
+                                                                                  datasets={"mnist", "fashion_mnist"})
+    assert "Fashion-MNIST" not in mnist and "Fashion-MNIST: H. Xiao" in both and "Optuna" in mnist
