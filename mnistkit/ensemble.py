@@ -33,7 +33,7 @@ from torch.func import functional_call, stack_module_state, vmap
 from . import data
 from .config import RunConfig, resolve_device
 from .models import build_model, ensemblable
-from .trainer import (METRICS, VALIDATION, History, augmented, epoch_loop, held_out, keep_freed_memory, lr_factor,
+from .trainer import (History, augmented, epoch_loop, epoch_row, held_out, keep_freed_memory, lr_factor,
                       make_optimizer, make_step, scored, seed_everything, set_deterministic)
 
 
@@ -129,11 +129,8 @@ def fit_ensemble(configs: list[RunConfig], on_epoch=None) -> list:
         ensemble.copy_into(models)
         seconds = (time.perf_counter() - start) / len(configs)
         for i, (model, history) in enumerate(zip(models, histories)):
-            row = {"epoch": epoch + 1, "train_loss": losses[i] / n, "train_acc": hits[i] / n}
-            scores = scored(model, epoch + 1, config, test, validation)
-            row.update({k: scores[k] for k in METRICS[2:]})
-            row["seconds"] = seconds
-            row.update({k: scores[k] for k in VALIDATION})
+            row = epoch_row(epoch + 1, {"train_loss": losses[i] / n, "train_acc": hits[i] / n},
+                            scored(model, epoch + 1, config, test, validation), seconds)
             history.rows.append(row)
             if on_epoch is not None:
                 on_epoch(i, row)

@@ -301,6 +301,13 @@ def scored(model, epoch: int, config: RunConfig, test, validation) -> dict:
     return {**row, "val_loss": val["test_loss"], "val_acc": val["test_acc"]}
 
 
+def epoch_row(epoch: int, trained: dict, scores: dict, seconds: float) -> dict:
+    """An epoch's row of a ``History`` (a single run's or an ensemble member's): its training loss and accuracy,
+    its test scores, its seconds, then its validation scores."""
+    return {"epoch": epoch, **trained, **{k: scores[k] for k in METRICS[2:]}, "seconds": seconds,
+            **{k: scores[k] for k in VALIDATION}}
+
+
 def held_out(config: RunConfig, device: str):
     """``(test images and labels, validation images and labels or None)`` for ``config``."""
     validation = data.validation_split(config.dataset, config.validation, device) if config.validation else None
@@ -384,12 +391,9 @@ def _fit(config: RunConfig, device: str, checkpoint, progress: bool, tracker, on
                initial=len(history.rows), total=config.epochs, unit="epoch", leave=False)
     for epoch in bar:
         start = time.perf_counter()
-        row = {"epoch": epoch + 1}
-        row.update(train_epoch(model, optimizer, scheduler, train_x, train_y, config, generator))
+        trained = train_epoch(model, optimizer, scheduler, train_x, train_y, config, generator)
         scores = scored(model, epoch + 1, config, test, validation)
-        row.update({k: scores[k] for k in METRICS[2:]})
-        row["seconds"] = time.perf_counter() - start
-        row.update({k: scores[k] for k in VALIDATION})
+        row = epoch_row(epoch + 1, trained, scores, time.perf_counter() - start)  # its test passes timed too
         history.rows.append(row)
         bar.set_postfix(test_acc=f"{row['test_acc']:.4f}")
         tracker.log(row)
