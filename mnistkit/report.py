@@ -204,7 +204,7 @@ class Report:
 
     def _datasets(self) -> set:
         """The datasets the report studies or sets its study beside."""
-        theirs = self._reference()
+        theirs = self._reference
         return {self.params.dataset} | ({theirs.get("dataset", data.DEFAULT)} if theirs else set())
 
     def _names(self) -> tuple[str, str]:
