@@ -36,7 +36,7 @@ EXCERPTS = (  # what question 1 names: (title, the functions and classes shown)
     ("Data: the batch iterator over the images held as one tensor (`mnistkit/data.py`)", (data.batches,)),
     ("Model: LeNet as an `nn.Module` (`mnistkit/models.py`)", (models.LeNet,)),
     ("Trainer: the train and test epoch loops (`mnistkit/trainer.py`)",
-     (trainer.train_step, trainer.augmented, trainer.epoch_loop, trainer.train_epoch, trainer.evaluate)),
+     (trainer.train_step, trainer.epoch_loop, trainer.train_epoch, trainer.evaluate)),
 )
 
 RERUN = dict(model="lenet", epochs=1, subset=2_000)  # the rerun's configuration, but for its seed and device

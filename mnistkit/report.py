@@ -231,8 +231,11 @@ class Report:
     def closing(self) -> str:
         """The limitations, the conclusion and the references (every question shown)."""
         p = self.params
-        epochs = [(f"question {q.number}", getattr(p, name).epochs) for name, q in registry().items()
-                  if hasattr(getattr(p, name), "epochs")]
+        budgets: dict = {}  # epochs -> the questions that train that many
+        for name, q in registry().items():
+            if hasattr(getattr(p, name), "epochs"):
+                budgets.setdefault(getattr(p, name).epochs, []).append(str(q.number))
+        epochs = sorted(budgets.items(), reverse=True)
         limits = say("report", "limitations", p=p, seeds=len(p.seeds), epochs=epochs,
                      margin=margin_words(p.equivalence))
         lines = [line for r in self.results() if hasattr(r, "conclusion") and (line := r.conclusion())]

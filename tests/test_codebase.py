@@ -25,7 +25,7 @@ def test_the_excerpts_cover_data_model_and_trainer_and_the_text_shows_them_as_py
     titles = [title for title, _ in codebase.excerpts()]
     assert [t.split(":")[0] for t in titles] == ["Data", "Model", "Trainer"]
     text = Report.codebase()
-    for name in ("def batches(", "class LeNet(", "def train_step(", "def augmented(", "def epoch_loop(", "def train_epoch(",
+    for name in ("def batches(", "class LeNet(", "def train_step(", "def epoch_loop(", "def train_epoch(",
                  "def evaluate("):
         assert name in text
     assert text.count("```python") == 3 and "the `mnistkit/` folder" in text

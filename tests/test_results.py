@@ -680,7 +680,7 @@ def test_the_transfer_table_tests_each_change_with_its_own_interval():
     assert change["the best CNN minus SIFT-BoVW-SVM"] == "fell"  # about -5 points, beyond the 2-point margin
     assert change["doubled-conv LeNet minus LeNet"] == "unchanged within ±2 points"  # the larger margin of the two
     assert change["ViT minus LeNet on 6,000 images, assignment recipe"] == "fell, by less than ±2 points"
-    assert change["ViT minus LeNet on 6,000 images, improved recipe; chosen on validation in both"].startswith(
+    assert change["ViT minus LeNet on 6,000 images, improved recipe (validation chose it in both)"].startswith(
         "unchanged")  # both recipes are compared, each with itself
     assert table.loc["the best CNN minus SIFT-BoVW-SVM", "change, 95% interval"].startswith("-5.00 [")
     assert table.loc["the best CNN minus SIFT-BoVW-SVM", "Fashion-MNIST"].endswith(": SIFT-BoVW-SVM ahead")
@@ -688,7 +688,7 @@ def test_the_transfer_table_tests_each_change_with_its_own_interval():
     assert change[first] == "the same first" and table.loc[first, "MNIST"] == "learning rate (100%)"
     assert [c for c in table.index if c.startswith("what the last step")]
     discussion = transfer.discussion(mnist, clothes, ("MNIST", "Fashion-MNIST"))
-    assert "**What did not transfer.**" in discussion and "the best CNN minus SIFT-BoVW-SVM (-5.00 points)" in discussion
+    assert "**What did not transfer.**" in discussion and "the best CNN minus SIFT-BoVW-SVM (-5.00)" in discussion
     assert "**What transferred.** The change lies within ±2 points for doubled-conv LeNet minus LeNet" in discussion
     old = json.loads(json.dumps(mnist))  # a summary written before the records: no change is tested
     for q, key in (("q3", "cnn_minus_bovw_record"), ("q4", "double_minus_lenet_record"), ("q5", "last_step"),

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from .. import stats
+from .. import data, stats
 from .text import NA, PARAMETER_NAMES, captioned, margin_words, pct, points, say
 
 # what a change's verdict says of the difference it tests
@@ -110,9 +110,10 @@ def rows(reference: dict, summary: dict) -> list[Row]:
         mine, yours = summary["q6"].get("comparisons") or {}, reference["q6"].get("comparisons") or {}
         for recipe in [r for r in yours if r in mine]:
             for size in [s for s in yours[recipe] if s in mine[recipe]]:
-                chosen = [s for s in (reference["q6"], summary["q6"]) if s["recipe"] == recipe]
+                chosen = [data.dataset(s.get("dataset", data.DEFAULT)).title for s in (reference, summary)
+                          if s["q6"]["recipe"] == recipe]
                 by = summary["q6"].get("selected_by", "validation")
-                label = f"; chosen on {by} {'in both' if len(chosen) == 2 else 'in one'}" if chosen else ""
+                label = f" ({by} chose it {'in both' if len(chosen) == 2 else 'on ' + chosen[0]})" if chosen else ""
                 found.append(_compare("6", f"ViT minus LeNet on {int(size):,} images, {recipe} recipe{label}",
                                       mine[recipe][size], yours[recipe][size], m))
     return found
