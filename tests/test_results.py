@@ -689,6 +689,9 @@ def test_the_transfer_table_tests_each_change_with_its_own_interval():
     assert [c for c in table.index if c.startswith("what the last step")]
     discussion = transfer.discussion(mnist, clothes, ("MNIST", "Fashion-MNIST"))
     assert "**What did not transfer.**" in discussion and "the best CNN minus SIFT-BoVW-SVM (-5.00)" in discussion
+    # the ViT behind LeNet in both, by another size: the conclusion held, its size did not
+    assert ("**The same verdict, another size.** Both studies reach the same verdict, yet the difference's size changed "
+            "beyond its interval, for ViT minus LeNet on 6,000 images, assignment recipe (-1.00).") in discussion
     assert "**What transferred.** The change lies within ±2 points for doubled-conv LeNet minus LeNet" in discussion
     old = json.loads(json.dumps(mnist))  # a summary written before the records: no change is tested
     for q, key in (("q3", "cnn_minus_bovw_record"), ("q4", "double_minus_lenet_record"), ("q5", "last_step"),

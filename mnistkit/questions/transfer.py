@@ -28,6 +28,7 @@ class Row:
     here: str  # this build's
     change: stats.Difference | None  # here minus reference, with its interval; None: not a difference of two
     verdict: str  # the change's verdict in words, or how a named answer fared
+    same: bool = False  # whether both builds reach the same verdict on the comparison itself
 
 
 def _difference(record: dict | None) -> stats.Difference | None:
@@ -69,7 +70,8 @@ def margin(reference: dict, summary: dict) -> float:
 def _compare(question: str, compared: str, ours: dict | None, theirs: dict | None, m: float) -> Row:
     here, there = _difference(ours), _difference(theirs)
     change = stats.change(here, there).with_margin(m) if here is not None and there is not None else None
-    return Row(question, compared, _side(theirs), _side(ours), change, _verdict(change))
+    same = bool(ours and theirs and ours.get("verdict") == theirs.get("verdict"))
+    return Row(question, compared, _side(theirs), _side(ours), change, _verdict(change), same)
 
 
 def _leader(summary: dict) -> tuple[str, str] | None:
@@ -105,7 +107,7 @@ def rows(reference: dict, summary: dict) -> list[Row]:
             row = _compare("5", f"what the last step of data gains, {a['sizes'][0]:,} to {a['sizes'][1]:,} images "
                                 "(equal epochs)", b, a, m)
             found.append(Row(row.question, row.compared, f"{row.reference} ({reference['q5']['returns']})",
-                             f"{row.here} ({summary['q5']['returns']})", row.change, row.verdict))
+                             f"{row.here} ({summary['q5']['returns']})", row.change, row.verdict, row.same))
     if "q6" in reference and "q6" in summary:
         mine, yours = summary["q6"].get("comparisons") or {}, reference["q6"].get("comparisons") or {}
         for recipe in [r for r in yours if r in mine]:
@@ -132,12 +134,13 @@ def table(reference: dict, summary: dict, names: tuple[str, str]) -> pd.DataFram
 
 
 def discussion(reference: dict, summary: dict, names: tuple[str, str]) -> str:
-    """What transferred and what did not, from the rows: the changes detected, those within the margin, and
-    those left undecided."""
+    """What transferred and what did not, from the rows: the changes detected where the verdict changed too,
+    those where only the size changed, those within the margin, and those left undecided."""
     tested = [r for r in rows(reference, summary) if r.change is not None and not math.isnan(r.change.lo)]
-    groups = {v: [r for r in tested if r.change.verdict in keys]
-              for v, keys in (("changed", ("ahead", "behind")), ("held", ("equivalent",)),
-                              ("undecided", ("undecided",)))}
+    detected = [r for r in tested if r.change.verdict in ("ahead", "behind")]
+    groups = {"changed": [r for r in detected if not r.same], "resized": [r for r in detected if r.same],
+              "held": [r for r in tested if r.change.verdict == "equivalent"],
+              "undecided": [r for r in tested if r.change.verdict == "undecided"]}
     named = [r for r in rows(reference, summary) if r.question == "2"]
     m = margin(reference, summary)
     return say("report", "transfer_discussion", names=names, groups=groups, named=named,
