@@ -143,5 +143,7 @@ def discussion(reference: dict, summary: dict, names: tuple[str, str]) -> str:
               "undecided": [r for r in tested if r.change.verdict == "undecided"]}
     named = [r for r in rows(reference, summary) if r.question == "2"]
     m = margin(reference, summary)
+    finer = min([s["margin"] for s in (reference, summary) if s.get("margin") is not None], default=math.nan)
+    loose = [r for r in groups["held"] if r.change.with_margin(finer).verdict != "equivalent"] if finer < m else []
     return say("report", "transfer_discussion", names=names, groups=groups, named=named,
-               margin=margin_words(m) if m == m else None)
+               margin=margin_words(m) if m == m else None, loose=loose, finer=margin_words(finer))
